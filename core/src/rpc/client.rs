@@ -142,9 +142,9 @@ impl RpcClient {
             status: None,
         };
         // From here on the request may reach the peer, so failures are "outcome unknown".
-        let sent = tokio::time::timeout_at(deadline, conn.tx.send(env)).await;
+        let sent = super::timeout_at(deadline, conn.tx.send(env)).await;
         let result = match sent {
-            Ok(Ok(())) => match tokio::time::timeout_at(deadline, done_rx).await {
+            Ok(Ok(())) => match super::timeout_at(deadline, done_rx).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(RpcError::ConnectionLost { addr: addr.clone(), reason: "connection closed".into() }),
                 Err(_) => Err(RpcError::Timeout { addr: addr.clone(), method: M::NAME, after: timeout }),
@@ -172,7 +172,7 @@ impl RpcClient {
     async fn connection(&self, deadline: Instant) -> Result<Arc<Conn>, RpcError> {
         let inner = &self.inner;
         let unavailable = |reason: String| RpcError::Unavailable { addr: inner.addr.clone(), reason };
-        let mut slot = tokio::time::timeout_at(deadline, inner.slot.lock())
+        let mut slot = super::timeout_at(deadline, inner.slot.lock())
             .await
             .map_err(|_| unavailable("deadline passed waiting for the connection".into()))?;
         let mut last_error = String::from("deadline passed before a connect attempt");
@@ -190,7 +190,7 @@ impl RpcClient {
                 tokio::time::sleep_until(at).await;
             }
             let attempt_deadline = deadline.min(Instant::now() + inner.config.connect_timeout);
-            match tokio::time::timeout_at(attempt_deadline, TcpStream::connect(inner.addr.as_str())).await {
+            match super::timeout_at(attempt_deadline, TcpStream::connect(inner.addr.as_str())).await {
                 Ok(Ok(stream)) => {
                     slot.backoff = inner.config.min_backoff;
                     slot.next_attempt = None;

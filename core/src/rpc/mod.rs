@@ -130,3 +130,11 @@ fn encode_envelope(env: &Envelope) -> bytes::Bytes {
     use prost::Message;
     bytes::Bytes::from(env.encode_to_vec())
 }
+
+/// `tokio::time::timeout_at`, which madsim's time module lacks.
+pub(crate) async fn timeout_at<F: std::future::Future>(
+    deadline: tokio::time::Instant,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), fut).await
+}

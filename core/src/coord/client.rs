@@ -1,0 +1,387 @@
+//! The `model` backend's client: a [`Coordinator`] over the framed RPC to our coordination server.
+//!
+//! A session task polls the server. The poll is the heartbeat (the server counts every request as one) and the
+//! channel for watch events (acknowledged by the next poll, so none is lost across a reconnect). The same task
+//! keeps the client's view of the session: Disconnected after 2/5 of the timeout without an answer (it then drops
+//! the connection and reconnects), back to Connected on the next answer, Expired when the server says so or after
+//! 7/5 of the timeout without contact.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::server::{self as srv, op_to_proto};
+use super::{
+    CoordError, Coordinator, CreateMode, Op, OpResult, SessionEvents, SessionState, Stat, Watch, WatchEvent, WatchKind,
+};
+use crate::proto::coord as pb;
+use crate::rpc::{ClientConfig, Method, RpcClient, RpcError};
+
+/// How a client connects.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Requested session timeout (the server may clamp it).
+    pub session_timeout: Duration,
+    /// Deadline of each operation; `None` means the session timeout.
+    pub op_timeout: Option<Duration>,
+}
+
+impl ClientOptions {
+    pub fn new(session_timeout: Duration) -> Self {
+        Self { session_timeout, op_timeout: None }
+    }
+}
+
+/// A session with a `model` coordination server. Clones share the session; dropping the last clone stops
+/// heartbeating without closing (as a crash would: the server expires the session later). Call
+/// [`Coordinator::close`] for a clean goodbye.
+#[derive(Clone)]
+pub struct ModelCoordinator {
+    shared: Arc<Shared>,
+    _task: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Shared {
+    rpc: RpcClient,
+    session_id: i64,
+    timeout: Duration,
+    op_timeout: Duration,
+    state: Mutex<SessionState>,
+    events: broadcast::Sender<SessionState>,
+    watches: Mutex<BTreeMap<u64, oneshot::Sender<WatchEvent>>>,
+    next_watch: AtomicU64,
+    last_answer: Mutex<Instant>,
+}
+
+impl Shared {
+    fn state(&self) -> SessionState {
+        *self.state.lock().expect("state lock")
+    }
+
+    /// Moves to `to` unless the session already ended; announces real changes.
+    fn transition(&self, to: SessionState) {
+        let mut state = self.state.lock().expect("state lock");
+        if *state == to || state.is_terminal() {
+            return;
+        }
+        *state = to;
+        drop(state);
+        tracing::info!(session = self.session_id, state = ?to, "coordination session state");
+        let _ = self.events.send(to);
+        if to.is_terminal() {
+            let watches = std::mem::take(&mut *self.watches.lock().expect("watch lock"));
+            for (_, tx) in watches {
+                let _ = tx.send(WatchEvent { kind: WatchKind::SessionEnded, path: String::new() });
+            }
+        }
+    }
+
+    fn heard(&self) {
+        *self.last_answer.lock().expect("clock lock") = Instant::now();
+        if self.state() == SessionState::Disconnected {
+            self.transition(SessionState::Connected);
+        }
+    }
+
+    fn since_answer(&self) -> Duration {
+        self.last_answer.lock().expect("clock lock").elapsed()
+    }
+
+    fn map_err(&self, e: RpcError) -> CoordError {
+        match e {
+            RpcError::Status(s) => {
+                let e = CoordError::from_wire(s.code, &s.message);
+                if e == CoordError::SessionExpired {
+                    self.transition(SessionState::Expired);
+                }
+                e
+            }
+            other => CoordError::ConnectionLoss(other.to_string()),
+        }
+    }
+
+    /// One request on behalf of the session.
+    async fn request<M: Method>(&self, method: M, req: M::Req) -> Result<M::Resp, CoordError> {
+        match self.state() {
+            SessionState::Expired => return Err(CoordError::SessionExpired),
+            SessionState::Closed => return Err(CoordError::Closed),
+            _ => {}
+        }
+        match self.rpc.call_timeout(method, req, self.op_timeout).await {
+            Ok(resp) => {
+                self.heard();
+                Ok(resp)
+            }
+            Err(e) => {
+                if e.status().is_some() {
+                    self.heard();
+                }
+                Err(self.map_err(e))
+            }
+        }
+    }
+
+    fn new_watch(&self, path: &str) -> (u64, Watch) {
+        let id = self.next_watch.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.watches.lock().expect("watch lock").insert(id, tx);
+        (id, Watch::new(path.to_string(), rx))
+    }
+
+    fn drop_watch(&self, id: u64) {
+        self.watches.lock().expect("watch lock").remove(&id);
+    }
+}
+
+impl ModelCoordinator {
+    /// Opens a session with the server at `addr`, retrying until the session timeout passes.
+    pub async fn connect(addr: &str, options: ClientOptions) -> Result<Self, CoordError> {
+        let rpc = RpcClient::new(
+            addr,
+            ClientConfig { timeout: options.session_timeout, connect_timeout: options.session_timeout / 4, ..Default::default() },
+        );
+        let deadline = Instant::now() + options.session_timeout;
+        let resp = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(CoordError::ConnectionLoss(format!("no coordination server answered at {addr}")));
+            }
+            let req = pb::ConnectRequest { session_id: 0, timeout_ms: millis(options.session_timeout) };
+            match rpc.call_timeout(srv::Connect, req, left).await {
+                Ok(resp) => break resp,
+                Err(RpcError::Status(s)) => return Err(CoordError::from_wire(s.code, &s.message)),
+                Err(e) => {
+                    tracing::debug!(addr, error = %e, "coordination connect attempt failed");
+                    tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+                }
+            }
+        };
+        let timeout = Duration::from_millis(resp.timeout_ms.into());
+        let (events, _) = broadcast::channel(64);
+        let shared = Arc::new(Shared {
+            rpc,
+            session_id: resp.session_id,
+            timeout,
+            op_timeout: options.op_timeout.unwrap_or(timeout),
+            state: Mutex::new(SessionState::Connected),
+            events,
+            watches: Mutex::new(BTreeMap::new()),
+            next_watch: AtomicU64::new(1),
+            last_answer: Mutex::new(Instant::now()),
+        });
+        tracing::info!(session = resp.session_id, timeout_ms = resp.timeout_ms, addr, "coordination session connected");
+        let task = tokio::spawn(session_loop(shared.clone()));
+        Ok(Self { shared, _task: Arc::new(AbortOnDrop(task)) })
+    }
+}
+
+/// Heartbeats, delivers watch events and tracks the session state until it ends.
+async fn session_loop(shared: Arc<Shared>) {
+    let t = shared.timeout;
+    let heartbeat = t / 3;
+    let disconnect_after = t * 2 / 5;
+    let expire_after = t * 7 / 5;
+    let mut ack = 0u64;
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        if shared.state().is_terminal() {
+            return;
+        }
+        let silent = shared.since_answer();
+        if silent >= expire_after {
+            shared.transition(SessionState::Expired);
+            return;
+        }
+        if silent >= disconnect_after && shared.state() == SessionState::Connected {
+            shared.transition(SessionState::Disconnected);
+            // The connection may be half-dead (a partition keeps sockets open); start afresh.
+            shared.rpc.reset().await;
+        }
+        // Never wait past the next state threshold without re-evaluating.
+        let next_threshold = if silent < disconnect_after { disconnect_after } else { expire_after };
+        let budget = (next_threshold - silent).max(Duration::from_millis(1));
+        let req = pb::PollRequest { session_id: shared.session_id, ack_seq: ack, max_wait_ms: millis(heartbeat) };
+        match shared.rpc.call_timeout(srv::Poll, req, (heartbeat + t / 15).min(budget)).await {
+            Ok(resp) => {
+                shared.heard();
+                backoff = Duration::from_millis(10);
+                for ev in resp.events {
+                    ack = ack.max(ev.seq);
+                    let tx = shared.watches.lock().expect("watch lock").remove(&ev.watch_id);
+                    if let Some(tx) = tx {
+                        let _ = tx.send(WatchEvent { kind: watch_kind_from_proto(ev.kind), path: ev.path });
+                    }
+                }
+            }
+            Err(RpcError::Status(s)) => {
+                let e = CoordError::from_wire(s.code, &s.message);
+                if e == CoordError::SessionExpired {
+                    shared.transition(SessionState::Expired);
+                    return;
+                }
+                tracing::warn!(session = shared.session_id, error = %e, "poll refused");
+                tokio::time::sleep(backoff.min(budget)).await;
+                backoff = (backoff * 2).min(heartbeat);
+            }
+            Err(e) => {
+                tracing::debug!(session = shared.session_id, error = %e, "poll failed");
+                tokio::time::sleep(backoff.min(budget)).await;
+                backoff = (backoff * 2).min(heartbeat);
+            }
+        }
+    }
+}
+
+fn watch_kind_from_proto(v: i32) -> WatchKind {
+    match pb::WatchEventKind::try_from(v) {
+        Ok(pb::WatchEventKind::NodeCreated) => WatchKind::NodeCreated,
+        Ok(pb::WatchEventKind::NodeDeleted) => WatchKind::NodeDeleted,
+        Ok(pb::WatchEventKind::NodeDataChanged) => WatchKind::NodeDataChanged,
+        Ok(pb::WatchEventKind::NodeChildrenChanged) | Err(_) => WatchKind::NodeChildrenChanged,
+    }
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn stat(s: Option<Stat>) -> Stat {
+    s.unwrap_or_default()
+}
+
+#[async_trait]
+impl Coordinator for ModelCoordinator {
+    async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<String, CoordError> {
+        let op = pb::CreateOp { path: path.to_string(), data: data.to_vec().into(), mode: mode.to_proto() };
+        let req = pb::CreateRequest { session_id: self.shared.session_id, op: Some(op) };
+        Ok(self.shared.request(srv::Create, req).await?.path)
+    }
+
+    async fn get(&self, path: &str) -> Result<(Vec<u8>, Stat), CoordError> {
+        let req = pb::GetRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: 0 };
+        let r = self.shared.request(srv::Get, req).await?;
+        Ok((r.data.to_vec(), stat(r.stat)))
+    }
+
+    async fn get_watch(&self, path: &str) -> Result<(Vec<u8>, Stat, Watch), CoordError> {
+        let (id, watch) = self.shared.new_watch(path);
+        let req = pb::GetRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
+        match self.shared.request(srv::Get, req).await {
+            Ok(r) => Ok((r.data.to_vec(), stat(r.stat), watch)),
+            Err(e) => {
+                self.shared.drop_watch(id);
+                Err(e)
+            }
+        }
+    }
+
+    async fn exists(&self, path: &str) -> Result<Option<Stat>, CoordError> {
+        let req = pb::ExistsRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: 0 };
+        let r = self.shared.request(srv::Exists, req).await?;
+        Ok(if r.exists { Some(stat(r.stat)) } else { None })
+    }
+
+    async fn exists_watch(&self, path: &str) -> Result<(Option<Stat>, Watch), CoordError> {
+        let (id, watch) = self.shared.new_watch(path);
+        let req = pb::ExistsRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
+        match self.shared.request(srv::Exists, req).await {
+            Ok(r) => Ok((if r.exists { Some(stat(r.stat)) } else { None }, watch)),
+            Err(e) => {
+                self.shared.drop_watch(id);
+                Err(e)
+            }
+        }
+    }
+
+    async fn children(&self, path: &str) -> Result<Vec<String>, CoordError> {
+        let req = pb::ChildrenRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: 0 };
+        Ok(self.shared.request(srv::Children, req).await?.children)
+    }
+
+    async fn children_watch(&self, path: &str) -> Result<(Vec<String>, Watch), CoordError> {
+        let (id, watch) = self.shared.new_watch(path);
+        let req = pb::ChildrenRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
+        match self.shared.request(srv::Children, req).await {
+            Ok(r) => Ok((r.children, watch)),
+            Err(e) => {
+                self.shared.drop_watch(id);
+                Err(e)
+            }
+        }
+    }
+
+    async fn set(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat, CoordError> {
+        let op = pb::SetOp { path: path.to_string(), data: data.to_vec().into(), version: version.unwrap_or(-1) };
+        let req = pb::SetRequest { session_id: self.shared.session_id, op: Some(op) };
+        Ok(stat(self.shared.request(srv::Set, req).await?.stat))
+    }
+
+    async fn delete(&self, path: &str, version: Option<i32>) -> Result<(), CoordError> {
+        let op = pb::DeleteOp { path: path.to_string(), version: version.unwrap_or(-1) };
+        let req = pb::DeleteRequest { session_id: self.shared.session_id, op: Some(op) };
+        self.shared.request(srv::Delete, req).await.map(|_| ())
+    }
+
+    async fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, CoordError> {
+        let kinds: Vec<Op> = ops.clone();
+        let req = pb::MultiRequest { session_id: self.shared.session_id, ops: ops.into_iter().map(op_to_proto).collect() };
+        let r = self.shared.request(srv::Multi, req).await?;
+        if r.failed {
+            let source = CoordError::from_wire(r.error_code, &r.error_message);
+            return Err(CoordError::Multi { index: r.failed_index as usize, source: Box::new(source) });
+        }
+        if r.results.len() != kinds.len() {
+            return Err(CoordError::ConnectionLoss(format!(
+                "multi answered {} results for {} ops",
+                r.results.len(),
+                kinds.len()
+            )));
+        }
+        Ok(kinds
+            .into_iter()
+            .zip(r.results)
+            .map(|(op, res)| match op {
+                Op::Create { .. } => OpResult::Created { path: res.path, stat: stat(res.stat) },
+                Op::Set { .. } => OpResult::Set { stat: stat(res.stat) },
+                Op::Delete { .. } => OpResult::Deleted,
+                Op::Check { .. } => OpResult::Checked,
+            })
+            .collect())
+    }
+
+    async fn close(&self) {
+        if self.shared.state().is_terminal() {
+            return;
+        }
+        let req = pb::CloseRequest { session_id: self.shared.session_id };
+        let _ = self.shared.rpc.call_timeout(srv::Close, req, self.shared.op_timeout).await;
+        self.shared.transition(SessionState::Closed);
+    }
+
+    fn session_id(&self) -> i64 {
+        self.shared.session_id
+    }
+    fn session_timeout(&self) -> Duration {
+        self.shared.timeout
+    }
+    fn state(&self) -> SessionState {
+        self.shared.state()
+    }
+    fn session_events(&self) -> SessionEvents {
+        SessionEvents::new(self.shared.events.subscribe())
+    }
+}

@@ -1,0 +1,727 @@
+//! The coordination server's state machine: the node tree, sessions, one-shot watches and session expiry.
+//!
+//! Sans-IO: time is an explicit argument (a [`Duration`] since the server started), nothing here sleeps or
+//! sends. The async server ([`super::server`]) feeds it requests and clock ticks and delivers what it queues.
+//!
+//! Watch events are queued per session with increasing sequence numbers and stay queued until the client's
+//! next poll acknowledges them, so an event survives a lost response or a reconnect: each watch fires exactly
+//! once.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{CoordError, CreateMode, Op, OpResult, Stat, WatchKind};
+
+/// A session id. Ids are never reused within one server's life.
+pub type SessionId = i64;
+
+/// Limits of the server.
+#[derive(Debug, Clone)]
+pub struct TreeConfig {
+    /// Expiry granularity: a session expires at the first tick boundary at or after its deadline.
+    pub tick: Duration,
+    pub min_session_timeout: Duration,
+    pub max_session_timeout: Duration,
+    /// Undelivered watch events one session may have; beyond it the session is expired (as ZooKeeper closes a
+    /// client whose outbound queue overflows) rather than silently dropping an event.
+    pub max_queued_events: usize,
+    /// Largest node value.
+    pub max_data_len: usize,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_millis(200),
+            min_session_timeout: Duration::from_millis(400),
+            max_session_timeout: Duration::from_secs(60),
+            max_queued_events: 100_000,
+            max_data_len: 1 << 20,
+        }
+    }
+}
+
+/// A watch event queued for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEvent {
+    pub seq: u64,
+    pub watch_id: u64,
+    pub kind: WatchKind,
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    data: Bytes,
+    stat: Stat,
+    children: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+struct Session {
+    timeout: Duration,
+    /// Expiry time, already rounded up to a tick boundary.
+    deadline: Duration,
+    events: VecDeque<QueuedEvent>,
+    next_seq: u64,
+}
+
+/// Which watch list a change triggers.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Data(WatchKind),
+    Child(WatchKind),
+}
+
+/// The whole server state.
+#[derive(Debug)]
+pub struct Tree {
+    config: TreeConfig,
+    nodes: BTreeMap<String, Node>,
+    zxid: i64,
+    sessions: BTreeMap<SessionId, Session>,
+    next_session: SessionId,
+    data_watches: BTreeMap<String, BTreeSet<(SessionId, u64)>>,
+    child_watches: BTreeMap<String, BTreeSet<(SessionId, u64)>>,
+    /// Sessions that got events since the last [`Tree::take_woken`].
+    woken: BTreeSet<SessionId>,
+}
+
+/// The prior state of every node a multi touched, to restore on failure.
+type UndoLog = BTreeMap<String, Option<Node>>;
+
+impl Tree {
+    /// An empty tree holding only `/`. `session_base` seeds session ids so a restarted server never hands out an
+    /// id a client of its previous life still holds.
+    pub fn new(config: TreeConfig, session_base: i64) -> Self {
+        assert!(config.tick > Duration::ZERO, "tick must be positive");
+        let mut nodes = BTreeMap::new();
+        nodes.insert("/".to_string(), Node { data: Bytes::new(), stat: Stat::default(), children: BTreeSet::new() });
+        Self {
+            config,
+            nodes,
+            zxid: 0,
+            sessions: BTreeMap::new(),
+            next_session: session_base.max(1),
+            data_watches: BTreeMap::new(),
+            child_watches: BTreeMap::new(),
+            woken: BTreeSet::new(),
+        }
+    }
+
+    pub fn config(&self) -> &TreeConfig {
+        &self.config
+    }
+
+    // ---- sessions -------------------------------------------------------------------------------------------
+
+    /// Clamps a requested timeout to the server's bounds.
+    pub fn negotiate(&self, requested: Duration) -> Duration {
+        requested.clamp(self.config.min_session_timeout, self.config.max_session_timeout)
+    }
+
+    fn deadline(&self, now: Duration, timeout: Duration) -> Duration {
+        let t = now + timeout;
+        let tick = self.config.tick.as_nanos();
+        let rounded = t.as_nanos().div_ceil(tick) * tick;
+        Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
+    }
+
+    /// Opens a session and returns its id and negotiated timeout.
+    pub fn open_session(&mut self, now: Duration, requested: Duration) -> (SessionId, Duration) {
+        let timeout = self.negotiate(requested);
+        let id = self.next_session;
+        self.next_session += 1;
+        let deadline = self.deadline(now, timeout);
+        self.sessions.insert(id, Session { timeout, deadline, events: VecDeque::new(), next_seq: 1 });
+        (id, timeout)
+    }
+
+    /// Records a sign of life from `id`. Fails if the session is unknown (expired, closed, or never existed).
+    pub fn touch(&mut self, now: Duration, id: SessionId) -> Result<Duration, CoordError> {
+        let timeout = self.sessions.get(&id).ok_or(CoordError::SessionExpired)?.timeout;
+        let deadline = self.deadline(now, timeout);
+        let s = self.sessions.get_mut(&id).expect("session checked above");
+        s.deadline = s.deadline.max(deadline);
+        Ok(timeout)
+    }
+
+    pub fn session_exists(&self, id: SessionId) -> bool {
+        self.sessions.contains_key(&id)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The earliest session deadline, if any session is open.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.sessions.values().map(|s| s.deadline).min()
+    }
+
+    /// Expires every session whose deadline is at or before `now`; returns their ids.
+    pub fn expire(&mut self, now: Duration) -> Vec<SessionId> {
+        let due: Vec<SessionId> = self.sessions.iter().filter(|(_, s)| s.deadline <= now).map(|(id, _)| *id).collect();
+        for id in &due {
+            self.end_session(*id);
+        }
+        due
+    }
+
+    /// Ends a session now (closed by its owner, or expired): deletes its ephemeral nodes, firing watches, and
+    /// forgets its watches and queued events.
+    pub fn end_session(&mut self, id: SessionId) -> bool {
+        if self.sessions.remove(&id).is_none() {
+            return false;
+        }
+        for set in self.data_watches.values_mut().chain(self.child_watches.values_mut()) {
+            set.retain(|(sid, _)| *sid != id);
+        }
+        self.data_watches.retain(|_, s| !s.is_empty());
+        self.child_watches.retain(|_, s| !s.is_empty());
+        // Deepest first is not needed: ephemeral nodes cannot have children.
+        let owned: Vec<String> =
+            self.nodes.iter().filter(|(_, n)| n.stat.ephemeral_owner == id).map(|(p, _)| p.clone()).collect();
+        if !owned.is_empty() {
+            self.zxid += 1;
+            let mut triggers = Vec::new();
+            for path in owned {
+                let mut undo = UndoLog::new();
+                self.delete_node(&path, None, &mut undo, &mut triggers).expect("ephemeral node is a deletable leaf");
+            }
+            self.fire(triggers);
+        }
+        self.woken.remove(&id);
+        true
+    }
+
+    // ---- events ---------------------------------------------------------------------------------------------
+
+    /// Drops the events `id` acknowledged (seq <= `ack`) and returns the rest, oldest first.
+    pub fn pending_events(&mut self, id: SessionId, ack: u64) -> Result<Vec<QueuedEvent>, CoordError> {
+        let s = self.sessions.get_mut(&id).ok_or(CoordError::SessionExpired)?;
+        while s.events.front().is_some_and(|e| e.seq <= ack) {
+            s.events.pop_front();
+        }
+        Ok(s.events.iter().cloned().collect())
+    }
+
+    /// Sessions that have new events since the last call.
+    pub fn take_woken(&mut self) -> BTreeSet<SessionId> {
+        std::mem::take(&mut self.woken)
+    }
+
+    fn fire(&mut self, triggers: Vec<(String, Trigger)>) {
+        let mut overflowed = Vec::new();
+        for (path, trigger) in triggers {
+            let (watches, kind) = match trigger {
+                Trigger::Data(k) => (self.data_watches.remove(&path), k),
+                Trigger::Child(k) => (self.child_watches.remove(&path), k),
+            };
+            for (sid, watch_id) in watches.into_iter().flatten() {
+                let Some(s) = self.sessions.get_mut(&sid) else { continue };
+                let seq = s.next_seq;
+                s.next_seq += 1;
+                s.events.push_back(QueuedEvent { seq, watch_id, kind, path: path.clone() });
+                if s.events.len() > self.config.max_queued_events {
+                    overflowed.push(sid);
+                }
+                self.woken.insert(sid);
+            }
+        }
+        for sid in overflowed {
+            tracing::warn!(session = sid, "watch event queue overflowed; expiring the session");
+            self.end_session(sid);
+        }
+    }
+
+    // ---- reads ----------------------------------------------------------------------------------------------
+
+    fn stat_of(node: &Node) -> Stat {
+        let mut stat = node.stat;
+        stat.num_children = i32::try_from(node.children.len()).unwrap_or(i32::MAX);
+        stat.data_length = i32::try_from(node.data.len()).unwrap_or(i32::MAX);
+        stat
+    }
+
+    fn add_watch(&mut self, children: bool, path: &str, session: SessionId, watch_id: u64) {
+        if watch_id == 0 {
+            return;
+        }
+        let map = if children { &mut self.child_watches } else { &mut self.data_watches };
+        map.entry(path.to_string()).or_default().insert((session, watch_id));
+    }
+
+    /// Reads a node; a non-zero `watch_id` watches its next change (only if it exists).
+    pub fn get(&mut self, session: SessionId, path: &str, watch_id: u64) -> Result<(Bytes, Stat), CoordError> {
+        validate_path(path, false)?;
+        let node = self.nodes.get(path).ok_or_else(|| CoordError::NoNode(path.to_string()))?;
+        let out = (node.data.clone(), Self::stat_of(node));
+        self.add_watch(false, path, session, watch_id);
+        Ok(out)
+    }
+
+    /// Stat of a node if it exists; a non-zero `watch_id` watches it either way.
+    pub fn exists(&mut self, session: SessionId, path: &str, watch_id: u64) -> Result<Option<Stat>, CoordError> {
+        validate_path(path, false)?;
+        let stat = self.nodes.get(path).map(Self::stat_of);
+        self.add_watch(false, path, session, watch_id);
+        Ok(stat)
+    }
+
+    /// Sorted child names; a non-zero `watch_id` watches the set of children (only if the node exists).
+    pub fn children(
+        &mut self,
+        session: SessionId,
+        path: &str,
+        watch_id: u64,
+    ) -> Result<(Vec<String>, Stat), CoordError> {
+        validate_path(path, false)?;
+        let node = self.nodes.get(path).ok_or_else(|| CoordError::NoNode(path.to_string()))?;
+        let out = (node.children.iter().cloned().collect(), Self::stat_of(node));
+        self.add_watch(true, path, session, watch_id);
+        Ok(out)
+    }
+
+    // ---- writes ---------------------------------------------------------------------------------------------
+
+    pub fn create(
+        &mut self,
+        session: SessionId,
+        path: &str,
+        data: Bytes,
+        mode: CreateMode,
+    ) -> Result<(String, Stat), CoordError> {
+        match self.multi(session, vec![Op::Create { path: path.to_string(), data: data.to_vec(), mode }]) {
+            Ok(mut r) => match r.pop() {
+                Some(OpResult::Created { path, stat }) => Ok((path, stat)),
+                other => unreachable!("a create yields a Created result, got {other:?}"),
+            },
+            Err(CoordError::Multi { source, .. }) => Err(*source),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn set(&mut self, session: SessionId, path: &str, data: Bytes, version: Option<i32>) -> Result<Stat, CoordError> {
+        match self.multi(session, vec![Op::Set { path: path.to_string(), data: data.to_vec(), version }]) {
+            Ok(mut r) => match r.pop() {
+                Some(OpResult::Set { stat }) => Ok(stat),
+                other => unreachable!("a set yields a Set result, got {other:?}"),
+            },
+            Err(CoordError::Multi { source, .. }) => Err(*source),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn delete(&mut self, session: SessionId, path: &str, version: Option<i32>) -> Result<(), CoordError> {
+        match self.multi(session, vec![Op::Delete { path: path.to_string(), version }]) {
+            Ok(_) => Ok(()),
+            Err(CoordError::Multi { source, .. }) => Err(*source),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies every op in order, or none: on the first failure every change is undone and no watch fires.
+    pub fn multi(&mut self, session: SessionId, ops: Vec<Op>) -> Result<Vec<OpResult>, CoordError> {
+        if !self.sessions.contains_key(&session) {
+            return Err(CoordError::SessionExpired);
+        }
+        let saved_zxid = self.zxid;
+        self.zxid += 1;
+        let mut undo = UndoLog::new();
+        let mut triggers = Vec::new();
+        let mut results = Vec::with_capacity(ops.len());
+        for (index, op) in ops.into_iter().enumerate() {
+            match self.apply_op(session, op, &mut undo, &mut triggers) {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    for (path, prior) in undo {
+                        match prior {
+                            Some(node) => self.nodes.insert(path, node),
+                            None => self.nodes.remove(&path),
+                        };
+                    }
+                    self.zxid = saved_zxid;
+                    return Err(CoordError::Multi { index, source: Box::new(e) });
+                }
+            }
+        }
+        self.fire(triggers);
+        Ok(results)
+    }
+
+    fn remember(&self, undo: &mut UndoLog, path: &str) {
+        if !undo.contains_key(path) {
+            undo.insert(path.to_string(), self.nodes.get(path).cloned());
+        }
+    }
+
+    fn apply_op(
+        &mut self,
+        session: SessionId,
+        op: Op,
+        undo: &mut UndoLog,
+        triggers: &mut Vec<(String, Trigger)>,
+    ) -> Result<OpResult, CoordError> {
+        match op {
+            Op::Create { path, data, mode } => {
+                let (path, stat) = self.create_node(session, &path, data.into(), mode, undo, triggers)?;
+                Ok(OpResult::Created { path, stat })
+            }
+            Op::Set { path, data, version } => {
+                validate_path(&path, false)?;
+                self.check_len(&data)?;
+                let zxid = self.zxid;
+                let node = self.nodes.get(&path).ok_or_else(|| CoordError::NoNode(path.clone()))?;
+                check_version(&path, version, node.stat.version)?;
+                self.remember(undo, &path);
+                let node = self.nodes.get_mut(&path).expect("checked above");
+                node.data = data.into();
+                node.stat.version += 1;
+                node.stat.mzxid = zxid;
+                let stat = Self::stat_of(node);
+                triggers.push((path, Trigger::Data(WatchKind::NodeDataChanged)));
+                Ok(OpResult::Set { stat })
+            }
+            Op::Delete { path, version } => {
+                self.delete_node(&path, version, undo, triggers)?;
+                Ok(OpResult::Deleted)
+            }
+            Op::Check { path, version } => {
+                validate_path(&path, false)?;
+                let node = self.nodes.get(&path).ok_or_else(|| CoordError::NoNode(path.clone()))?;
+                check_version(&path, Some(version), node.stat.version)?;
+                Ok(OpResult::Checked)
+            }
+        }
+    }
+
+    fn check_len(&self, data: &[u8]) -> Result<(), CoordError> {
+        if data.len() > self.config.max_data_len {
+            return Err(CoordError::BadArguments(format!(
+                "value of {} bytes exceeds the limit of {}",
+                data.len(),
+                self.config.max_data_len
+            )));
+        }
+        Ok(())
+    }
+
+    fn create_node(
+        &mut self,
+        session: SessionId,
+        path: &str,
+        data: Bytes,
+        mode: CreateMode,
+        undo: &mut UndoLog,
+        triggers: &mut Vec<(String, Trigger)>,
+    ) -> Result<(String, Stat), CoordError> {
+        validate_path(path, mode.is_sequential())?;
+        self.check_len(&data)?;
+        let parent_path = parent_of(path).ok_or_else(|| CoordError::NodeExists("/".to_string()))?;
+        let parent = self.nodes.get(parent_path).ok_or_else(|| CoordError::NoNode(parent_path.to_string()))?;
+        if parent.stat.ephemeral_owner != 0 {
+            return Err(CoordError::NoChildrenForEphemerals(parent_path.to_string()));
+        }
+        let path = if mode.is_sequential() {
+            // As ZooKeeper: the suffix is the parent's child version, so it increases with every child change.
+            format!("{path}{:010}", parent.stat.cversion)
+        } else {
+            path.to_string()
+        };
+        if self.nodes.contains_key(&path) {
+            return Err(CoordError::NodeExists(path));
+        }
+        let zxid = self.zxid;
+        self.remember(undo, parent_path);
+        self.remember(undo, &path);
+        let parent = self.nodes.get_mut(parent_path).expect("checked above");
+        parent.stat.cversion += 1;
+        let name = path[parent_path.len()..].trim_start_matches('/').to_string();
+        parent.children.insert(name);
+        let stat = Stat {
+            czxid: zxid,
+            mzxid: zxid,
+            ephemeral_owner: if mode.is_ephemeral() { session } else { 0 },
+            ..Stat::default()
+        };
+        let node = Node { data, stat, children: BTreeSet::new() };
+        let out = Self::stat_of(&node);
+        self.nodes.insert(path.clone(), node);
+        triggers.push((path.clone(), Trigger::Data(WatchKind::NodeCreated)));
+        triggers.push((parent_path.to_string(), Trigger::Child(WatchKind::NodeChildrenChanged)));
+        Ok((path, out))
+    }
+
+    fn delete_node(
+        &mut self,
+        path: &str,
+        version: Option<i32>,
+        undo: &mut UndoLog,
+        triggers: &mut Vec<(String, Trigger)>,
+    ) -> Result<(), CoordError> {
+        validate_path(path, false)?;
+        if path == "/" {
+            return Err(CoordError::BadArguments("the root cannot be deleted".into()));
+        }
+        let node = self.nodes.get(path).ok_or_else(|| CoordError::NoNode(path.to_string()))?;
+        check_version(path, version, node.stat.version)?;
+        if !node.children.is_empty() {
+            return Err(CoordError::NotEmpty(path.to_string()));
+        }
+        let parent_path = parent_of(path).expect("non-root path has a parent");
+        self.remember(undo, path);
+        self.remember(undo, parent_path);
+        self.nodes.remove(path);
+        let parent = self.nodes.get_mut(parent_path).expect("parent of an existing node exists");
+        parent.children.remove(&path[parent_path.len()..].trim_start_matches('/').to_string());
+        parent.stat.cversion += 1;
+        triggers.push((path.to_string(), Trigger::Data(WatchKind::NodeDeleted)));
+        triggers.push((path.to_string(), Trigger::Child(WatchKind::NodeDeleted)));
+        triggers.push((parent_path.to_string(), Trigger::Child(WatchKind::NodeChildrenChanged)));
+        Ok(())
+    }
+}
+
+fn check_version(path: &str, expected: Option<i32>, actual: i32) -> Result<(), CoordError> {
+    match expected {
+        Some(v) if v != actual => Err(CoordError::BadVersion { path: path.to_string(), expected: v, actual }),
+        _ => Ok(()),
+    }
+}
+
+fn parent_of(path: &str) -> Option<&str> {
+    if path == "/" {
+        return None;
+    }
+    let idx = path.rfind('/')?;
+    Some(if idx == 0 { "/" } else { &path[..idx] })
+}
+
+/// ZooKeeper's path rules: absolute, no empty, `.` or `..` components, no trailing slash (except `/`, and a
+/// sequential create's prefix, which may end in `/`).
+pub fn validate_path(path: &str, sequential: bool) -> Result<(), CoordError> {
+    let bad = |why: &str| Err(CoordError::BadArguments(format!("invalid path {path:?}: {why}")));
+    if !path.starts_with('/') {
+        return bad("must start with '/'");
+    }
+    if path == "/" {
+        return Ok(());
+    }
+    let body = if sequential { path.strip_suffix('/').unwrap_or(path) } else { path };
+    if body.ends_with('/') || body.is_empty() {
+        return bad("must not end with '/'");
+    }
+    for part in body[1..].split('/') {
+        if part.is_empty() {
+            return bad("empty component");
+        }
+        if part == "." || part == ".." {
+            return bad("relative component");
+        }
+        if part.chars().any(|c| c == '\0' || c.is_control()) {
+            return bad("control character");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn tree() -> (Tree, SessionId) {
+        let mut t = Tree::new(TreeConfig::default(), 1);
+        let (sid, _) = t.open_session(Duration::ZERO, 2 * S);
+        (t, sid)
+    }
+
+    #[test]
+    fn create_get_set_delete_with_versions() {
+        let (mut t, s) = tree();
+        assert_eq!(t.create(s, "/a", "x".into(), CreateMode::Persistent).unwrap().0, "/a");
+        assert_eq!(t.create(s, "/a", "y".into(), CreateMode::Persistent), Err(CoordError::NodeExists("/a".into())));
+        assert_eq!(t.create(s, "/b/c", "".into(), CreateMode::Persistent), Err(CoordError::NoNode("/b".into())));
+        let (data, stat) = t.get(s, "/a", 0).unwrap();
+        assert_eq!((&data[..], stat.version), (&b"x"[..], 0));
+        assert!(t.set(s, "/a", "z".into(), Some(1)).unwrap_err().is_bad_version());
+        assert_eq!(t.set(s, "/a", "z".into(), Some(0)).unwrap().version, 1);
+        assert_eq!(t.set(s, "/a", "w".into(), None).unwrap().version, 2);
+        t.create(s, "/a/k", "".into(), CreateMode::Persistent).unwrap();
+        assert_eq!(t.delete(s, "/a", None), Err(CoordError::NotEmpty("/a".into())));
+        assert!(t.delete(s, "/a/k", Some(3)).unwrap_err().is_bad_version());
+        t.delete(s, "/a/k", Some(0)).unwrap();
+        t.delete(s, "/a", None).unwrap();
+        assert_eq!(t.exists(s, "/a", 0).unwrap(), None);
+    }
+
+    #[test]
+    fn sequential_names_have_ten_digits_and_increase() {
+        let (mut t, s) = tree();
+        t.create(s, "/l", "".into(), CreateMode::Persistent).unwrap();
+        let mut prev = String::new();
+        for i in 0..12 {
+            let (p, _) = t.create(s, "/l/lock_request", "".into(), CreateMode::EphemeralSequential).unwrap();
+            assert_eq!(p.len(), "/l/lock_request".len() + 10, "{p}");
+            assert!(p > prev, "{p} after {prev}");
+            if i % 3 == 0 {
+                t.delete(s, &p, None).unwrap();
+            }
+            prev = p;
+        }
+        let (p, _) = t.create(s, "/l/", "".into(), CreateMode::PersistentSequential).unwrap();
+        assert!(p.starts_with("/l/") && p.len() == 13, "{p}");
+    }
+
+    #[test]
+    fn ephemeral_nodes_go_with_their_session_and_cannot_have_children() {
+        let (mut t, s) = tree();
+        let (s2, _) = t.open_session(Duration::ZERO, 2 * S);
+        t.create(s, "/n", "".into(), CreateMode::Persistent).unwrap();
+        t.create(s2, "/n/e", "".into(), CreateMode::Ephemeral).unwrap();
+        assert_eq!(
+            t.create(s, "/n/e/x", "".into(), CreateMode::Persistent),
+            Err(CoordError::NoChildrenForEphemerals("/n/e".into()))
+        );
+        assert_eq!(t.get(s, "/n/e", 0).unwrap().1.ephemeral_owner, s2);
+        let (_, _) = t.children(s, "/n", 7).unwrap();
+        assert!(t.end_session(s2));
+        assert_eq!(t.children(s, "/n", 0).unwrap().0, Vec::<String>::new());
+        let ev = t.pending_events(s, 0).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert_eq!((ev[0].watch_id, ev[0].kind, ev[0].path.as_str()), (7, WatchKind::NodeChildrenChanged, "/n"));
+        assert_eq!(t.create(s2, "/x", "".into(), CreateMode::Persistent), Err(CoordError::SessionExpired));
+    }
+
+    #[test]
+    fn expiry_happens_at_the_timeout_rounded_up_to_a_tick() {
+        let mut t = Tree::new(TreeConfig::default(), 1);
+        let (s, timeout) = t.open_session(ms(50), 2 * S);
+        assert_eq!(timeout, 2 * S);
+        t.create(s, "/e", "".into(), CreateMode::Ephemeral).unwrap();
+        t.touch(ms(1030), s).unwrap();
+        // last heard at 1030 ms: deadline 3030 ms, rounded up to the 200 ms tick: 3200 ms.
+        assert_eq!(t.next_deadline(), Some(ms(3200)));
+        assert!(t.expire(ms(3199)).is_empty());
+        assert_eq!(t.expire(ms(3200)), vec![s]);
+        assert!(!t.session_exists(s));
+        assert_eq!(t.touch(ms(3300), s), Err(CoordError::SessionExpired));
+    }
+
+    #[test]
+    fn timeouts_are_clamped_to_the_server_bounds() {
+        let mut t = Tree::new(TreeConfig::default(), 1);
+        assert_eq!(t.open_session(Duration::ZERO, ms(10)).1, ms(400));
+        assert_eq!(t.open_session(Duration::ZERO, 600 * S).1, 60 * S);
+    }
+
+    #[test]
+    fn watches_fire_once_with_the_right_kind() {
+        let (mut t, s) = tree();
+        t.exists(s, "/w", 1).unwrap();
+        t.create(s, "/w", "".into(), CreateMode::Persistent).unwrap();
+        t.get(s, "/w", 2).unwrap();
+        t.children(s, "/w", 3).unwrap();
+        t.set(s, "/w", "v".into(), None).unwrap();
+        t.set(s, "/w", "v2".into(), None).unwrap(); // watch 2 already fired: nothing more
+        t.exists(s, "/w", 4).unwrap();
+        t.delete(s, "/w", None).unwrap();
+        let ev: Vec<_> = t.pending_events(s, 0).unwrap().into_iter().map(|e| (e.seq, e.watch_id, e.kind)).collect();
+        assert_eq!(
+            ev,
+            vec![
+                (1, 1, WatchKind::NodeCreated),
+                (2, 2, WatchKind::NodeDataChanged),
+                (3, 4, WatchKind::NodeDeleted),
+                (4, 3, WatchKind::NodeDeleted),
+            ]
+        );
+        assert_eq!(t.pending_events(s, 2).unwrap().len(), 2);
+        assert!(t.pending_events(s, 4).unwrap().is_empty());
+        assert!(t.take_woken().contains(&s));
+    }
+
+    #[test]
+    fn get_and_children_on_a_missing_node_set_no_watch() {
+        let (mut t, s) = tree();
+        assert!(t.get(s, "/m", 1).is_err());
+        assert!(t.children(s, "/m", 2).is_err());
+        t.create(s, "/m", "".into(), CreateMode::Persistent).unwrap();
+        assert!(t.pending_events(s, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn multi_is_all_or_nothing() {
+        let (mut t, s) = tree();
+        t.create(s, "/m", "0".into(), CreateMode::Persistent).unwrap();
+        t.children(s, "/", 9).unwrap();
+        let err = t
+            .multi(
+                s,
+                vec![
+                    Op::Create { path: "/m/a".into(), data: vec![], mode: CreateMode::Persistent },
+                    Op::Set { path: "/m".into(), data: b"1".to_vec(), version: Some(0) },
+                    Op::Delete { path: "/nope".into(), version: None },
+                ],
+            )
+            .unwrap_err();
+        match err {
+            CoordError::Multi { index, source } => {
+                assert_eq!(index, 2);
+                assert_eq!(*source, CoordError::NoNode("/nope".into()));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let (data, stat) = t.get(s, "/m", 0).unwrap();
+        assert_eq!((&data[..], stat.version, stat.num_children), (&b"0"[..], 0, 0));
+        assert!(t.pending_events(s, 0).unwrap().is_empty(), "a failed multi fires no watch");
+        let r = t
+            .multi(
+                s,
+                vec![
+                    Op::Check { path: "/m".into(), version: 0 },
+                    Op::Create { path: "/m/a".into(), data: vec![], mode: CreateMode::Persistent },
+                    Op::Set { path: "/m".into(), data: b"1".to_vec(), version: Some(0) },
+                    Op::Create { path: "/x".into(), data: vec![], mode: CreateMode::Persistent },
+                ],
+            )
+            .unwrap();
+        assert_eq!(r.len(), 4);
+        assert_eq!(t.get(s, "/m", 0).unwrap().1.num_children, 1);
+        assert_eq!(t.pending_events(s, 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn event_queue_overflow_expires_the_session_instead_of_dropping_events() {
+        let config = TreeConfig { max_queued_events: 2, ..TreeConfig::default() };
+        let mut t = Tree::new(config, 1);
+        let (s, _) = t.open_session(Duration::ZERO, 2 * S);
+        let (w, _) = t.open_session(Duration::ZERO, 2 * S);
+        for i in 0..3 {
+            let p = format!("/n{i}");
+            t.exists(w, &p, i + 1).unwrap();
+            t.create(s, &p, "".into(), CreateMode::Persistent).unwrap();
+        }
+        assert!(!t.session_exists(w));
+        assert!(t.session_exists(s));
+    }
+
+    #[test]
+    fn path_validation() {
+        for bad in ["", "a", "/a/", "//", "/a//b", "/a/./b", "/a/.."] {
+            assert!(validate_path(bad, false).is_err(), "{bad:?}");
+        }
+        for good in ["/", "/a", "/a/b-1:2", "/openmldb/nodes/10.0.0.1:9527"] {
+            assert!(validate_path(good, false).is_ok(), "{good:?}");
+        }
+        assert!(validate_path("/a/", true).is_ok());
+    }
+}

@@ -1,0 +1,71 @@
+//! Runs one seed: a fresh OS thread, a fresh madsim runtime, a trace that captures the run.
+
+use std::future::Future;
+use std::time::Duration;
+
+use madsim::runtime::Runtime;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::trace::{Trace, TraceLayer};
+
+/// What one seeded run produced.
+pub struct RunOutcome<T> {
+    pub seed: u64,
+    pub value: T,
+    pub trace: Trace,
+    /// The trace hash: equal for equal seeds, the identity of a run.
+    pub hash: u64,
+    /// Simulated time the run took.
+    pub sim_elapsed: Duration,
+    /// Real time the run took.
+    pub wall_elapsed: Duration,
+}
+
+/// Runs `body` under seed `seed` and returns its value and trace. A panic inside the run is re-raised here.
+///
+/// Each run gets its own thread, because madsim seeds std's hash maps only on a thread that has not made one yet
+/// (madsim-notes 7.1), and its own tracing subscriber (thread-local), so parallel runs never mix traces.
+/// `MLDB_SIM_LOG=<filter>` also prints the run's log to stderr, e.g. `MLDB_SIM_LOG=debug`.
+pub fn run_seed<T, F, Fut>(seed: u64, time_limit: Option<Duration>, body: F) -> RunOutcome<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Trace) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    let thread = std::thread::Builder::new()
+        .name(format!("seed-{seed}"))
+        .spawn(move || {
+            let trace = Trace::new();
+            let console = std::env::var("MLDB_SIM_LOG").ok().map(|f| {
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(tracing_subscriber::EnvFilter::new(f))
+            });
+            let subscriber = tracing_subscriber::registry()
+                .with(TraceLayer::new(trace.clone()).with_filter(LevelFilter::INFO))
+                .with(console);
+            let _guard = tracing::subscriber::set_default(subscriber);
+            let mut rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
+            if let Some(limit) = time_limit {
+                rt.set_time_limit(limit);
+            }
+            // Real time, outside the runtime: it measures the simulator, it does not drive it.
+            let wall = std::time::Instant::now();
+            let t = trace.clone();
+            let (value, sim_elapsed) = rt.block_on(async move {
+                t.start_clock();
+                let value = body(t.clone()).await;
+                (value, t.elapsed())
+            });
+            let wall_elapsed = wall.elapsed();
+            let hash = trace.hash();
+            RunOutcome { seed, value, trace, hash, sim_elapsed, wall_elapsed }
+        })
+        .expect("spawn a thread for the seed");
+    match thread.join() {
+        Ok(outcome) => outcome,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
