@@ -152,7 +152,11 @@ impl Cluster {
             self.handle.kill(id);
         }
         self.processes.insert(name.to_string(), Process { machine, ip, node: id, running: start, paused: false });
-        self.log(format_args!("placed {name} on {} at {ip}{}", self.machine(machine).name, if start { "" } else { " (stopped)" }));
+        self.log(format_args!(
+            "placed {name} on {} at {ip}{}",
+            self.machine(machine).name,
+            if start { "" } else { " (stopped)" }
+        ));
         ip
     }
 
@@ -236,12 +240,31 @@ impl Cluster {
         Ok(())
     }
 
+    /// Runs `fut` as a task of process `name` (it dies with the process). Tests drive clients this way.
+    pub fn spawn_on<F>(&self, name: &str, fut: F) -> Result<madsim::task::JoinHandle<F::Output>, HarnessError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let node = self.process(name)?.node;
+        let handle = self.handle.get_node(node).ok_or_else(|| HarnessError::Unknown(name.to_string()))?;
+        Ok(handle.spawn(fut))
+    }
+
+    /// A process body that does nothing until killed: a host for tasks started with [`Cluster::spawn_on`].
+    pub fn idle() -> ProcessMain {
+        process_main(|_| std::future::pending::<()>())
+    }
+
     // ---- machines -------------------------------------------------------------------------------------------
 
     /// Power loss: every process of the machine dies and its disk loses whatever was not fsynced. The processes
     /// stay down until started by hand (the machine's daemon is gone too).
     pub fn machine_restart(&mut self, machine: MachineId) -> Result<(), HarnessError> {
-        let m = self.machines.get(machine.wrapping_sub(1)).ok_or_else(|| HarnessError::Unknown(format!("machine {machine}")))?;
+        let m = self
+            .machines
+            .get(machine.wrapping_sub(1))
+            .ok_or_else(|| HarnessError::Unknown(format!("machine {machine}")))?;
         let (name, procs, disk) = (m.name.clone(), m.processes.clone(), m.disk.clone());
         for p in &procs {
             let p = self.processes.get_mut(p).expect("placed process exists");
@@ -251,7 +274,10 @@ impl Cluster {
         }
         let lost = disk.unsynced_bytes();
         disk.power_loss();
-        self.log(format_args!("machine_restart {name}: killed {} process(es), lost {lost} unsynced byte(s)", procs.len()));
+        self.log(format_args!(
+            "machine_restart {name}: killed {} process(es), lost {lost} unsynced byte(s)",
+            procs.len()
+        ));
         Ok(())
     }
 

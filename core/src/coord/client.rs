@@ -152,7 +152,14 @@ impl ModelCoordinator {
     pub async fn connect(addr: &str, options: ClientOptions) -> Result<Self, CoordError> {
         let rpc = RpcClient::new(
             addr,
-            ClientConfig { timeout: options.session_timeout, connect_timeout: options.session_timeout / 4, ..Default::default() },
+            ClientConfig {
+                timeout: options.session_timeout,
+                connect_timeout: options.session_timeout / 4,
+                // Reconnect fast: a session survives only if the server hears from it within its timeout.
+                min_backoff: Duration::from_millis(10),
+                max_backoff: options.session_timeout / 10,
+                ..Default::default()
+            },
         );
         let deadline = Instant::now() + options.session_timeout;
         let resp = loop {
@@ -338,7 +345,8 @@ impl Coordinator for ModelCoordinator {
 
     async fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, CoordError> {
         let kinds: Vec<Op> = ops.clone();
-        let req = pb::MultiRequest { session_id: self.shared.session_id, ops: ops.into_iter().map(op_to_proto).collect() };
+        let req =
+            pb::MultiRequest { session_id: self.shared.session_id, ops: ops.into_iter().map(op_to_proto).collect() };
         let r = self.shared.request(srv::Multi, req).await?;
         if r.failed {
             let source = CoordError::from_wire(r.error_code, &r.error_message);

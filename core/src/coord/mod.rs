@@ -130,12 +130,26 @@ impl Watch {
 /// One operation of an atomic [`Coordinator::multi`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Create { path: String, data: Vec<u8>, mode: CreateMode },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        mode: CreateMode,
+    },
     /// `version: None` matches any version.
-    Set { path: String, data: Vec<u8>, version: Option<i32> },
-    Delete { path: String, version: Option<i32> },
+    Set {
+        path: String,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    Delete {
+        path: String,
+        version: Option<i32>,
+    },
     /// Fails the multi unless the node exists with this version.
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 /// The result of one op of a successful multi.

@@ -212,7 +212,8 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
         async move {
             let op = required(req.op, "op")?;
             let mode = CreateMode::from_proto(op.mode).map_err(err)?;
-            let (path, stat) = with_session(&st, req.session_id, |t| t.create(req.session_id, &op.path, op.data, mode))?;
+            let (path, stat) =
+                with_session(&st, req.session_id, |t| t.create(req.session_id, &op.path, op.data, mode))?;
             Ok(pb::CreateResponse { path, stat: Some(stat) })
         }
     });
@@ -346,7 +347,9 @@ pub(crate) fn op_to_proto(op: Op) -> pb::Op {
         Op::Create { path, data, mode } => {
             pb::op::Op::Create(pb::CreateOp { path, data: data.into(), mode: mode.to_proto() })
         }
-        Op::Set { path, data, version: v } => pb::op::Op::Set(pb::SetOp { path, data: data.into(), version: version(v) }),
+        Op::Set { path, data, version: v } => {
+            pb::op::Op::Set(pb::SetOp { path, data: data.into(), version: version(v) })
+        }
         Op::Delete { path, version: v } => pb::op::Op::Delete(pb::DeleteOp { path, version: version(v) }),
         Op::Check { path, version } => pb::op::Op::Check(pb::CheckOp { path, version }),
     };

@@ -304,7 +304,13 @@ impl Tree {
         }
     }
 
-    pub fn set(&mut self, session: SessionId, path: &str, data: Bytes, version: Option<i32>) -> Result<Stat, CoordError> {
+    pub fn set(
+        &mut self,
+        session: SessionId,
+        path: &str,
+        data: Bytes,
+        version: Option<i32>,
+    ) -> Result<Stat, CoordError> {
         match self.multi(session, vec![Op::Set { path: path.to_string(), data: data.to_vec(), version }]) {
             Ok(mut r) => match r.pop() {
                 Some(OpResult::Set { stat }) => Ok(stat),

@@ -127,7 +127,12 @@ impl RpcClient {
     }
 
     /// Calls `M`; the whole call (connecting included) ends by `timeout`.
-    pub async fn call_timeout<M: Method>(&self, _method: M, req: M::Req, timeout: Duration) -> Result<M::Resp, RpcError> {
+    pub async fn call_timeout<M: Method>(
+        &self,
+        _method: M,
+        req: M::Req,
+        timeout: Duration,
+    ) -> Result<M::Resp, RpcError> {
         let deadline = Instant::now() + timeout;
         let addr = &self.inner.addr;
         let conn = self.connection(deadline).await?;

@@ -240,15 +240,12 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
             };
             let (payload, status) = match result {
                 Ok(payload) => (payload, None),
-                Err(status) => (Bytes::new(), Some(crate::proto::rpc::Status { code: status.code, message: status.message })),
+                Err(status) => {
+                    (Bytes::new(), Some(crate::proto::rpc::Status { code: status.code, message: status.message }))
+                }
             };
-            let resp = Envelope {
-                id: env.id,
-                kind: FrameKind::Response as i32,
-                method: String::new(),
-                payload,
-                status,
-            };
+            let resp =
+                Envelope { id: env.id, kind: FrameKind::Response as i32, method: String::new(), payload, status };
             let _ = tx.send(resp).await;
             drop(permit);
         });
