@@ -482,7 +482,7 @@ impl Tree {
         self.remember(undo, parent_path);
         self.nodes.remove(path);
         let parent = self.nodes.get_mut(parent_path).expect("parent of an existing node exists");
-        parent.children.remove(&path[parent_path.len()..].trim_start_matches('/').to_string());
+        parent.children.remove(path[parent_path.len()..].trim_start_matches('/'));
         parent.stat.cversion += 1;
         triggers.push((path.to_string(), Trigger::Data(WatchKind::NodeDeleted)));
         triggers.push((path.to_string(), Trigger::Child(WatchKind::NodeDeleted)));
