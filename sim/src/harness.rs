@@ -391,4 +391,40 @@ impl Cluster {
     pub fn disk_of(&self, process: &str) -> Result<SimDisk, HarnessError> {
         Ok(self.machine_of(process)?.disk.clone())
     }
+
+    /// The disk of a named process or machine.
+    fn disk_named(&self, name: &str) -> Result<SimDisk, HarnessError> {
+        match self.machine_by_name(name) {
+            Some(m) => Ok(m.disk.clone()),
+            None => self.disk_of(name),
+        }
+    }
+
+    /// Every fsync on that machine's disk takes `delay` longer (zero restores normal speed).
+    pub fn slow_fsync(&mut self, name: &str, delay: Duration) -> Result<(), HarnessError> {
+        self.disk_named(name)?.set_slow_fsync(delay);
+        self.log(format_args!("disk_fault slow_fsync {name} {delay:?}"));
+        Ok(())
+    }
+
+    /// Every write on that machine's disk fails (`false` lets writes succeed again).
+    pub fn write_errors(&mut self, name: &str, on: bool) -> Result<(), HarnessError> {
+        self.disk_named(name)?.set_write_error(on);
+        self.log(format_args!("disk_fault write_error {name} {on}"));
+        Ok(())
+    }
+
+    /// Flips the last `nbytes` bytes of a file on that machine's disk: a corrupted last record.
+    pub fn corrupt_tail(&mut self, name: &str, path: &str, nbytes: u64) -> Result<(), HarnessError> {
+        self.disk_named(name)?.corrupt_tail(path, nbytes).map_err(|e| HarnessError::Invalid(e.to_string()))?;
+        self.log(format_args!("disk_fault corrupt_tail {name} {path} {nbytes}"));
+        Ok(())
+    }
+
+    /// Removes every disk fault of that machine.
+    pub fn clear_disk_faults(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.disk_named(name)?.clear_faults();
+        self.log(format_args!("disk_fault cleared {name}"));
+        Ok(())
+    }
 }

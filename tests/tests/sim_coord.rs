@@ -62,11 +62,13 @@ impl Backend for Model {
 
 #[test]
 fn conformance_suite_on_the_model_backend() {
-    let out = run_seed(7, Some(Duration::from_secs(600)), |trace| async move {
-        let (c, addr) = cluster(trace, &["client"]);
-        c.spawn_on("client", async move { conformance::run_all(&Model { addr }).await }).unwrap().await.unwrap();
-    });
-    println!("conformance: {:?} simulated in {:?}", out.sim_elapsed, out.wall_elapsed);
+    for seed in mldb_tests::seeds(&[7]) {
+        let out = run_seed(seed, Some(Duration::from_secs(600)), |trace| async move {
+            let (c, addr) = cluster(trace, &["client"]);
+            c.spawn_on("client", async move { conformance::run_all(&Model { addr }).await }).unwrap().await.unwrap();
+        });
+        println!("conformance seed {seed}: {:?} simulated in {:?}", out.sim_elapsed, out.wall_elapsed);
+    }
 }
 
 /// What a registering process observed, in order.
@@ -120,124 +122,130 @@ async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn isolation_from_the_coordination_server_expires_the_session_and_the_process_registers_again() {
-    run_seed(11, Some(Duration::from_secs(120)), |trace| async move {
-        let (mut c, addr) = cluster(trace.clone(), &["watcher"]);
-        let a = c.add_machine("machine-a");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let ip = c.add_process(a, "tablet-a", registrar(addr.clone(), log.clone()), true);
-        let node = Layout::default().node(&format!("{ip}:9527"));
+    for seed in mldb_tests::seeds(&[11]) {
+        run_seed(seed, Some(Duration::from_secs(120)), |trace| async move {
+            let (mut c, addr) = cluster(trace.clone(), &["watcher"]);
+            let a = c.add_machine("machine-a");
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let ip = c.add_process(a, "tablet-a", registrar(addr.clone(), log.clone()), true);
+            let node = Layout::default().node(&format!("{ip}:9527"));
 
-        let l = log.clone();
-        wait_for("first registration", Duration::from_secs(5), || l.lock().unwrap().len() == 1).await;
-        let first = match log.lock().unwrap()[0] {
-            Seen::Registered { session } => session,
-            ref other => panic!("unexpected {other:?}"),
-        };
+            let l = log.clone();
+            wait_for("first registration", Duration::from_secs(5), || l.lock().unwrap().len() == 1).await;
+            let first = match log.lock().unwrap()[0] {
+                Seen::Registered { session } => session,
+                ref other => panic!("unexpected {other:?}"),
+            };
 
-        // A watcher on another machine watches the node.
-        let (watch_tx, watch_rx) = tokio::sync::oneshot::channel();
-        let (addr2, node2) = (addr.clone(), node.clone());
-        c.spawn_on("watcher", async move {
-            let w = ModelCoordinator::connect(&addr2, ClientOptions::new(TIMEOUT)).await.unwrap();
-            let (stat, watch) = w.exists_watch(&node2).await.unwrap();
-            assert!(stat.is_some(), "the node is there before the fault");
-            let ev = watch.changed().await;
-            let _ = watch_tx.send((ev, Instant::now()));
-            std::future::pending::<()>().await;
-        })
-        .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+            // A watcher on another machine watches the node.
+            let (watch_tx, watch_rx) = tokio::sync::oneshot::channel();
+            let (addr2, node2) = (addr.clone(), node.clone());
+            c.spawn_on("watcher", async move {
+                let w = ModelCoordinator::connect(&addr2, ClientOptions::new(TIMEOUT)).await.unwrap();
+                let (stat, watch) = w.exists_watch(&node2).await.unwrap();
+                assert!(stat.is_some(), "the node is there before the fault");
+                let ev = watch.changed().await;
+                let _ = watch_tx.send((ev, Instant::now()));
+                std::future::pending::<()>().await;
+            })
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
 
-        let cut = Instant::now();
-        c.isolate_from("tablet-a", "coord").unwrap();
-        let (ev, gone_at) = watch_rx.await.unwrap();
-        assert_eq!(ev.kind, WatchKind::NodeDeleted);
-        let gone = gone_at - cut;
-        // The last heartbeat reached the server at most a third of the timeout (+ network) before the cut.
-        assert!(gone >= TIMEOUT * 2 / 3 - Duration::from_millis(20), "node gone too early: {gone:?}");
-        assert!(gone <= TIMEOUT + CoordServerConfig::default().tree.tick, "node gone too late: {gone:?}");
+            let cut = Instant::now();
+            c.isolate_from("tablet-a", "coord").unwrap();
+            let (ev, gone_at) = watch_rx.await.unwrap();
+            assert_eq!(ev.kind, WatchKind::NodeDeleted);
+            let gone = gone_at - cut;
+            // The last heartbeat reached the server at most a third of the timeout (+ network) before the cut.
+            assert!(gone >= TIMEOUT * 2 / 3 - Duration::from_millis(20), "node gone too early: {gone:?}");
+            assert!(gone <= TIMEOUT + CoordServerConfig::default().tree.tick, "node gone too late: {gone:?}");
 
-        let l = log.clone();
-        wait_for("Expired on the isolated side", Duration::from_secs(5), || {
-            l.lock().unwrap().contains(&Seen::State(SessionState::Expired))
-        })
-        .await;
-        let seen = log.lock().unwrap().clone();
-        assert_eq!(
-            seen,
-            vec![
-                Seen::Registered { session: first },
-                Seen::State(SessionState::Disconnected),
-                Seen::State(SessionState::Expired)
-            ]
-        );
+            let l = log.clone();
+            wait_for("Expired on the isolated side", Duration::from_secs(5), || {
+                l.lock().unwrap().contains(&Seen::State(SessionState::Expired))
+            })
+            .await;
+            let seen = log.lock().unwrap().clone();
+            assert_eq!(
+                seen,
+                vec![
+                    Seen::Registered { session: first },
+                    Seen::State(SessionState::Disconnected),
+                    Seen::State(SessionState::Expired)
+                ]
+            );
 
-        c.heal();
-        let l = log.clone();
-        wait_for("registration after heal", Duration::from_secs(10), || l.lock().unwrap().len() == 4).await;
-        match log.lock().unwrap()[3] {
-            Seen::Registered { session } => assert_ne!(session, first, "a new session after expiry"),
-            ref other => panic!("unexpected {other:?}"),
-        }
-        assert!(!trace.grep("coordination session expired").is_empty());
-    });
+            c.heal();
+            let l = log.clone();
+            wait_for("registration after heal", Duration::from_secs(10), || l.lock().unwrap().len() == 4).await;
+            match log.lock().unwrap()[3] {
+                Seen::Registered { session } => assert_ne!(session, first, "a new session after expiry"),
+                ref other => panic!("unexpected {other:?}"),
+            }
+            assert!(!trace.grep("coordination session expired").is_empty());
+        });
+    }
 }
 
 #[test]
 fn a_short_disconnection_keeps_the_session() {
-    run_seed(12, Some(Duration::from_secs(60)), |trace| async move {
-        let (mut c, addr) = cluster(trace, &[]);
-        let a = c.add_machine("machine-a");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        c.add_process(a, "tablet-a", registrar(addr.clone(), log.clone()), true);
-        let l = log.clone();
-        wait_for("registration", Duration::from_secs(5), || l.lock().unwrap().len() == 1).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // Longer than 2/5 of the timeout (Disconnected); short enough that, with the last heartbeat up to a third
-        // of the timeout before the cut, the client is back before the server's deadline.
-        c.isolate_from("tablet-a", "coord").unwrap();
-        tokio::time::sleep(TIMEOUT / 2).await;
-        c.heal();
-        let l = log.clone();
-        wait_for("reconnection", Duration::from_secs(5), || l.lock().unwrap().len() == 3).await;
-        tokio::time::sleep(TIMEOUT * 2).await;
-        let seen = log.lock().unwrap().clone();
-        assert!(matches!(seen[0], Seen::Registered { .. }));
-        assert_eq!(&seen[1..], &[Seen::State(SessionState::Disconnected), Seen::State(SessionState::Connected)]);
-    });
+    for seed in mldb_tests::seeds(&[12]) {
+        run_seed(seed, Some(Duration::from_secs(60)), |trace| async move {
+            let (mut c, addr) = cluster(trace, &[]);
+            let a = c.add_machine("machine-a");
+            let log = Arc::new(Mutex::new(Vec::new()));
+            c.add_process(a, "tablet-a", registrar(addr.clone(), log.clone()), true);
+            let l = log.clone();
+            wait_for("registration", Duration::from_secs(5), || l.lock().unwrap().len() == 1).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Longer than 2/5 of the timeout (Disconnected); short enough that, with the last heartbeat up to a third
+            // of the timeout before the cut, the client is back before the server's deadline.
+            c.isolate_from("tablet-a", "coord").unwrap();
+            tokio::time::sleep(TIMEOUT / 2).await;
+            c.heal();
+            let l = log.clone();
+            wait_for("reconnection", Duration::from_secs(5), || l.lock().unwrap().len() == 3).await;
+            tokio::time::sleep(TIMEOUT * 2).await;
+            let seen = log.lock().unwrap().clone();
+            assert!(matches!(seen[0], Seen::Registered { .. }));
+            assert_eq!(&seen[1..], &[Seen::State(SessionState::Disconnected), Seen::State(SessionState::Connected)]);
+        });
+    }
 }
 
 #[test]
 fn a_crash_removes_the_node_and_a_restart_registers_again() {
-    run_seed(13, Some(Duration::from_secs(60)), |trace| async move {
-        let (mut c, addr) = cluster(trace, &["watcher"]);
-        let a = c.add_machine("machine-a");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let ip = c.add_process(a, "tablet-a", registrar(addr.clone(), log.clone()), true);
-        let node = Layout::default().node(&format!("{ip}:9527"));
-        let l = log.clone();
-        wait_for("registration", Duration::from_secs(5), || l.lock().unwrap().len() == 1).await;
+    for seed in mldb_tests::seeds(&[13]) {
+        run_seed(seed, Some(Duration::from_secs(60)), |trace| async move {
+            let (mut c, addr) = cluster(trace, &["watcher"]);
+            let a = c.add_machine("machine-a");
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let ip = c.add_process(a, "tablet-a", registrar(addr.clone(), log.clone()), true);
+            let node = Layout::default().node(&format!("{ip}:9527"));
+            let l = log.clone();
+            wait_for("registration", Duration::from_secs(5), || l.lock().unwrap().len() == 1).await;
 
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (addr2, node2) = (addr.clone(), node.clone());
-        c.spawn_on("watcher", async move {
-            let w = ModelCoordinator::connect(&addr2, ClientOptions::new(TIMEOUT)).await.unwrap();
-            let (_, watch) = w.exists_watch(&node2).await.unwrap();
-            let _ = tx.send((watch.changed().await, Instant::now()));
-            std::future::pending::<()>().await;
-        })
-        .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let crash = Instant::now();
-        c.crash("tablet-a").unwrap();
-        let (ev, at) = rx.await.unwrap();
-        assert_eq!(ev.kind, WatchKind::NodeDeleted);
-        assert!(at - crash <= TIMEOUT + CoordServerConfig::default().tree.tick, "{:?}", at - crash);
-        assert!(at - crash >= TIMEOUT * 2 / 3 - Duration::from_millis(20), "{:?}", at - crash);
-        c.start("tablet-a").unwrap();
-        let l = log.clone();
-        wait_for("registration after restart", Duration::from_secs(5), || l.lock().unwrap().len() == 2).await;
-    });
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (addr2, node2) = (addr.clone(), node.clone());
+            c.spawn_on("watcher", async move {
+                let w = ModelCoordinator::connect(&addr2, ClientOptions::new(TIMEOUT)).await.unwrap();
+                let (_, watch) = w.exists_watch(&node2).await.unwrap();
+                let _ = tx.send((watch.changed().await, Instant::now()));
+                std::future::pending::<()>().await;
+            })
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let crash = Instant::now();
+            c.crash("tablet-a").unwrap();
+            let (ev, at) = rx.await.unwrap();
+            assert_eq!(ev.kind, WatchKind::NodeDeleted);
+            assert!(at - crash <= TIMEOUT + CoordServerConfig::default().tree.tick, "{:?}", at - crash);
+            assert!(at - crash >= TIMEOUT * 2 / 3 - Duration::from_millis(20), "{:?}", at - crash);
+            c.start("tablet-a").unwrap();
+            let l = log.clone();
+            wait_for("registration after restart", Duration::from_secs(5), || l.lock().unwrap().len() == 2).await;
+        });
+    }
 }
 
 /// The coordination scenario whose trace identifies a run: two registrars, an isolation, a crash, a restart.
@@ -264,6 +272,7 @@ async fn determinism_scenario(trace: mldb_sim::trace::Trace) {
 fn same_seed_same_trace_hash_and_different_seeds_differ() {
     let a = run_seed(21, Some(Duration::from_secs(60)), determinism_scenario);
     let b = run_seed(21, Some(Duration::from_secs(60)), determinism_scenario);
+    println!("{}", a.trace.to_text());
     assert!(a.trace.len() > 10, "the trace records the run:\n{}", a.trace.to_text());
     assert_eq!(a.trace.lines(), b.trace.lines());
     assert_eq!(a.hash, b.hash);

@@ -65,33 +65,43 @@ fn expected(n: usize) -> Vec<u8> {
 
 #[test]
 fn a_crash_keeps_unsynced_data_and_a_machine_restart_loses_exactly_the_unsynced_tail() {
-    run_seed(5, Some(Duration::from_secs(60)), |trace| async move {
-        let mut c = Cluster::new(trace.clone());
-        let m = c.add_machine("machine-a");
-        let progress = Arc::new(Mutex::new(Progress::default()));
-        c.add_process(m, "tablet-1", writer(progress.clone()), true);
-        let disk = c.machine(m).disk.clone();
+    for seed in mldb_tests::seeds(&[5]) {
+        run_seed(seed, Some(Duration::from_secs(60)), |trace| async move {
+            let mut c = Cluster::new(trace.clone());
+            let m = c.add_machine("machine-a");
+            let progress = Arc::new(Mutex::new(Progress::default()));
+            c.add_process(m, "tablet-1", writer(progress.clone()), true);
+            let disk = c.machine(m).disk.clone();
 
-        tokio::time::sleep(Duration::from_millis(1_234)).await;
-        let (written, _) = until_unsynced_tail(&progress).await;
-        c.crash("tablet-1").unwrap();
-        assert_eq!(disk.read("tablet-1/log").await.unwrap(), expected(written), "a process crash loses nothing");
+            tokio::time::sleep(Duration::from_millis(1_234)).await;
+            let (written, _) = until_unsynced_tail(&progress).await;
+            c.crash("tablet-1").unwrap();
+            assert_eq!(disk.read("tablet-1/log").await.unwrap(), expected(written), "a process crash loses nothing");
 
-        c.start("tablet-1").unwrap();
-        tokio::time::sleep(Duration::from_millis(1_555)).await;
-        let (written, synced) = until_unsynced_tail(&progress).await;
-        assert!(written > synced);
-        c.machine_restart(m).unwrap();
-        assert!(!c.is_running("tablet-1"), "processes stay down after a machine restart");
-        assert_eq!(disk.read("tablet-1/log").await.unwrap(), expected(synced), "exactly the synced prefix survives");
-        assert!(!trace.grep("machine_restart machine-a").is_empty());
+            c.start("tablet-1").unwrap();
+            tokio::time::sleep(Duration::from_millis(1_555)).await;
+            let (written, synced) = until_unsynced_tail(&progress).await;
+            assert!(written > synced);
+            c.machine_restart(m).unwrap();
+            assert!(!c.is_running("tablet-1"), "processes stay down after a machine restart");
+            assert_eq!(
+                disk.read("tablet-1/log").await.unwrap(),
+                expected(synced),
+                "exactly the synced prefix survives"
+            );
+            assert!(!trace.grep("machine_restart machine-a").is_empty());
 
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(disk.read("tablet-1/log").await.unwrap(), expected(synced), "nothing runs until started");
-        c.start_machine(m).unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let written = progress.lock().unwrap().written;
-        assert!(written > synced);
-        assert_eq!(disk.read("tablet-1/log").await.unwrap(), expected(written), "the writer continues from the tail");
-    });
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_eq!(disk.read("tablet-1/log").await.unwrap(), expected(synced), "nothing runs until started");
+            c.start_machine(m).unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let written = progress.lock().unwrap().written;
+            assert!(written > synced);
+            assert_eq!(
+                disk.read("tablet-1/log").await.unwrap(),
+                expected(written),
+                "the writer continues from the tail"
+            );
+        });
+    }
 }

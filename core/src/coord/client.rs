@@ -2,8 +2,8 @@
 //!
 //! A session task polls the server. The poll is the heartbeat (the server counts every request as one) and the
 //! channel for watch events (acknowledged by the next poll, so none is lost across a reconnect). The same task
-//! keeps the client's view of the session: Disconnected after 2/5 of the timeout without an answer (it then drops
-//! the connection and reconnects), back to Connected on the next answer, Expired when the server says so or after
+//! keeps the client's view of the session: Disconnected when the connection breaks or after 2/5 of the timeout
+//! without an answer (it then drops the connection and reconnects), back to Connected on the next answer, Expired when the server says so or after
 //! 7/5 of the timeout without contact.
 
 use std::collections::BTreeMap;
@@ -214,9 +214,7 @@ async fn session_loop(shared: Arc<Shared>) {
             return;
         }
         if silent >= disconnect_after && shared.state() == SessionState::Connected {
-            shared.transition(SessionState::Disconnected);
-            // The connection may be half-dead (a partition keeps sockets open); start afresh.
-            shared.rpc.reset().await;
+            disconnected(&shared).await;
         }
         // Never wait past the next state threshold without re-evaluating.
         let next_threshold = if silent < disconnect_after { disconnect_after } else { expire_after };
@@ -245,12 +243,23 @@ async fn session_loop(shared: Arc<Shared>) {
                 backoff = (backoff * 2).min(heartbeat);
             }
             Err(e) => {
+                // As a ZooKeeper client: a lost connection is reported at once, not only after 2/5 of the timeout.
                 tracing::debug!(session = shared.session_id, error = %e, "poll failed");
+                disconnected(&shared).await;
                 tokio::time::sleep(backoff.min(budget)).await;
                 backoff = (backoff * 2).min(heartbeat);
             }
         }
     }
+}
+
+/// Reports the session Disconnected and drops the connection: it may be half-dead (a partition keeps sockets
+/// open, and a stalled stream can take long to resume), so the next request connects afresh.
+async fn disconnected(shared: &Shared) {
+    if shared.state() == SessionState::Connected {
+        shared.transition(SessionState::Disconnected);
+    }
+    shared.rpc.reset().await;
 }
 
 fn watch_kind_from_proto(v: i32) -> WatchKind {
