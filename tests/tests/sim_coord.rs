@@ -7,38 +7,31 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mldb_sim::harness::{Cluster, ProcessCtx, process_main};
+use mldb_sim::harness::Cluster;
+use mldb_sim::probes::{self, Seen, add_coord};
 use mldb_sim::runner::run_seed;
 use mldb_tests::conformance::{self, Backend};
 use openmldb::coord::{
-    ClientOptions, CoordServerConfig, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState, WatchKind,
-    create_all,
+    ClientOptions, CoordServerConfig, Coordinator, Layout, ModelCoordinator, SessionState, WatchKind,
 };
 use tokio::time::Instant;
 
-const COORD_PORT: u16 = 2181;
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A cluster with the coordination server on a machine of its own and `clients` idle client machines.
 fn cluster(trace: mldb_sim::trace::Trace, clients: &[&str]) -> (Cluster, String) {
     let mut c = Cluster::new(trace);
-    let m = c.add_machine("coord-machine");
-    let ip = c.add_process(
-        m,
-        "coord",
-        process_main(|ctx: ProcessCtx| async move {
-            let server = openmldb::coord::serve(&ctx.endpoint(COORD_PORT), CoordServerConfig::default())
-                .await
-                .expect("bind the coordination port");
-            server.join().await;
-        }),
-        true,
-    );
+    let addr = add_coord(&mut c);
     for name in clients {
         let m = c.add_machine(&format!("{name}-machine"));
         c.add_process(m, name, Cluster::idle(), true);
     }
-    (c, format!("{ip}:{COORD_PORT}"))
+    (c, addr)
+}
+
+/// A registrar on port 9527 with the test's session timeout.
+fn registrar(coord: String, log: Arc<Mutex<Vec<Seen>>>) -> mldb_sim::harness::ProcessMain {
+    probes::registrar(coord, 9527, TIMEOUT, log)
 }
 
 struct Model {
@@ -69,47 +62,6 @@ fn conformance_suite_on_the_model_backend() {
         });
         println!("conformance seed {seed}: {:?} simulated in {:?}", out.sim_elapsed, out.wall_elapsed);
     }
-}
-
-/// What a registering process observed, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    Registered { session: i64 },
-    State(SessionState),
-}
-
-/// A process that keeps an ephemeral `/nodes/<endpoint>` while it can, like a tablet: it registers, watches its
-/// session, and after expiry registers again with a new session.
-fn registrar(coord: String, log: Arc<Mutex<Vec<Seen>>>) -> mldb_sim::harness::ProcessMain {
-    process_main(move |ctx: ProcessCtx| {
-        let (coord, log) = (coord.clone(), log.clone());
-        async move {
-            let layout = Layout::default();
-            loop {
-                let Ok(c) = ModelCoordinator::connect(&coord, ClientOptions::new(TIMEOUT)).await else { continue };
-                let mut events = c.session_events();
-                if create_all(&c, &layout.nodes()).await.is_err() {
-                    continue;
-                }
-                let endpoint = ctx.endpoint(9527);
-                match c.create(&layout.node(&endpoint), endpoint.as_bytes(), CreateMode::Ephemeral).await {
-                    Ok(_) => log.lock().unwrap().push(Seen::Registered { session: c.session_id() }),
-                    Err(e) => {
-                        // The previous session's node may linger until the server expires it.
-                        tracing::info!(error = %e, "registration failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                }
-                while let Some(state) = events.next().await {
-                    log.lock().unwrap().push(Seen::State(state));
-                    if state.is_terminal() {
-                        break;
-                    }
-                }
-            }
-        }
-    })
 }
 
 async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
