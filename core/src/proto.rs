@@ -9,3 +9,8 @@ pub mod rpc {
 pub mod coord {
     include!(concat!(env!("OUT_DIR"), "/openmldb.coord.rs"));
 }
+
+/// The tablet's data model (schema, table metadata, binlog entries, manifests) and its RPCs.
+pub mod tablet {
+    include!(concat!(env!("OUT_DIR"), "/openmldb.tablet.rs"));
+}
