@@ -8,9 +8,12 @@
 //! - [`rpc`]: length-prefixed frames over TCP, request ids, deadlines, reconnects.
 //! - [`coord`]: the coordination service (ZooKeeper semantics): the trait, our model server and client,
 //!   and the node layout under `zk_root_path`.
-//! - [`storage`]: the disk abstraction (real filesystem and simulated disk with crash semantics).
+//! - [`storage`]: the disk abstraction (real filesystem and simulated disk with crash semantics), the binlog,
+//!   snapshots and the in-memory table.
+//! - [`tablet`]: partitions, replication, and the tablet's RPCs.
 
 pub mod coord;
 pub mod proto;
 pub mod rpc;
 pub mod storage;
+// pub mod tablet; (enabled once storage::{binlog, memtable, snapshot} land)

@@ -8,6 +8,7 @@
 //!   [`Coordinator`] ([`ModelCoordinator`]). Together they are the `model` backend: the coordination node of the
 //!   simulator and `openmldb --role=coord` in production.
 //! - [`layout`] names every node OpenMLDB keeps under `zk_root_path`.
+//! - `zk` (outside the simulator only) is the `zookeeper` backend: [`Coordinator`] on real ZooKeeper.
 //!
 //! Timing follows measured ZooKeeper behaviour (`reference/zookeeper-notes.md`): the server expires a silent
 //! session at its timeout rounded up to the next tick; a client declares itself Disconnected after 2/5 of the
@@ -17,6 +18,8 @@ pub mod client;
 pub mod layout;
 pub mod server;
 pub mod tree;
+#[cfg(not(madsim))]
+pub mod zk;
 
 use std::time::Duration;
 
@@ -25,6 +28,8 @@ use async_trait::async_trait;
 pub use client::{ClientOptions, ModelCoordinator};
 pub use layout::Layout;
 pub use server::{CoordServerConfig, serve};
+#[cfg(not(madsim))]
+pub use zk::ZkCoordinator;
 
 /// Node metadata, as ZooKeeper's `Stat`.
 pub use crate::proto::coord::Stat;

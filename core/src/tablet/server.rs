@@ -1,0 +1,783 @@
+//! The [`Tablet`]: its partitions, its RPC handlers, loading and snapshots, and its background loops.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message;
+use tokio::task::JoinHandle;
+
+use super::codes::Code;
+use super::partition::{EntryBody, Partition, partition_dir};
+use super::rpc as m;
+use super::tasks::{TaskRef, TaskTable};
+use super::{TabletConfig, replicator};
+use crate::proto::tablet as pb;
+use crate::proto::tablet::{TableMeta, TableMode, TableState, TaskType};
+use crate::rpc::{ClientConfig, Method, RpcClient, RpcServer, ServerHandle, Status};
+use crate::storage::binlog::{Binlog, BinlogConfig};
+use crate::storage::memtable::{MemTable, TableSchema};
+use crate::storage::{Disk, record, snapshot};
+
+/// Milliseconds since the Unix epoch: TTLs are measured against it. Simulated time under madsim.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// One tablet process's state.
+pub struct Tablet {
+    pub(crate) config: TabletConfig,
+    pub(crate) disk: Arc<dyn Disk>,
+    partitions: Mutex<BTreeMap<(u32, u32), Arc<Partition>>>,
+    tasks: TaskTable,
+    clients: Mutex<BTreeMap<String, RpcClient>>,
+    /// False while the coordination session is in doubt (DESIGN 5.1); always true without coordination.
+    session_ok: AtomicBool,
+}
+
+/// A running tablet; dropping it stops the server and the background loops.
+pub struct TabletHandle {
+    pub tablet: Arc<Tablet>,
+    rpc: ServerHandle,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl TabletHandle {
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.rpc.local_addr()
+    }
+    /// Runs until the process ends.
+    pub async fn join(self) {
+        std::future::pending::<()>().await;
+    }
+}
+
+impl Drop for TabletHandle {
+    fn drop(&mut self) {
+        for l in &self.loops {
+            l.abort();
+        }
+    }
+}
+
+fn meta_path(dir: &str) -> String {
+    format!("{dir}/table_meta")
+}
+fn binlog_dir(dir: &str) -> String {
+    format!("{dir}/binlog")
+}
+fn snapshot_dir(dir: &str) -> String {
+    format!("{dir}/snapshot")
+}
+
+impl Tablet {
+    /// Starts a tablet: binds its endpoint, starts the binlog sync and TTL loops, and registers with the
+    /// coordination service if one is configured. It holds no partition until one is created or loaded.
+    pub async fn start(config: TabletConfig, disk: Arc<dyn Disk>) -> std::io::Result<TabletHandle> {
+        let standalone = config.zk_cluster.is_empty();
+        let tablet = Arc::new(Tablet {
+            config,
+            disk,
+            partitions: Mutex::new(BTreeMap::new()),
+            tasks: TaskTable::default(),
+            clients: Mutex::new(BTreeMap::new()),
+            session_ok: AtomicBool::new(standalone),
+        });
+        let rpc = tablet.clone().rpc_server().bind(&tablet.config.endpoint).await?;
+        tracing::info!(endpoint = %tablet.config.endpoint, "tablet started");
+        let mut loops = vec![
+            tokio::spawn(tablet.clone().binlog_sync_loop()),
+            tokio::spawn(tablet.clone().gc_loop()),
+        ];
+        if !standalone {
+            loops.push(tokio::spawn(super::registration::run(tablet.clone())));
+        }
+        Ok(TabletHandle { tablet, rpc, loops })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.config.endpoint
+    }
+
+    pub(crate) fn set_session_ok(&self, ok: bool) {
+        self.session_ok.store(ok, Ordering::SeqCst);
+    }
+
+    /// Fences every leader partition: after its session expired, a tablet cannot know whether the nameserver
+    /// moved its leaders elsewhere, so it writes nothing as leader until told again.
+    pub(crate) async fn fence_leaders(&self) {
+        for p in self.all_partitions() {
+            let mut g = p.lock().await;
+            if g.is_leader() && !g.fenced {
+                g.fenced = true;
+                tracing::info!(tid = p.tid, pid = p.pid, "leader fenced until the nameserver confirms it");
+            }
+        }
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.lock().expect("partition map lock").values().cloned().collect()
+    }
+
+    fn partition(&self, tid: u32, pid: u32) -> Result<Arc<Partition>, Status> {
+        self.partitions
+            .lock()
+            .expect("partition map lock")
+            .get(&(tid, pid))
+            .cloned()
+            .ok_or_else(|| Code::TableIsNotExist.with(format!("tid {tid} pid {pid}")))
+    }
+
+    fn client(&self, endpoint: &str) -> RpcClient {
+        self.clients
+            .lock()
+            .expect("client map lock")
+            .entry(endpoint.to_string())
+            .or_insert_with(|| RpcClient::new(endpoint, ClientConfig::default()))
+            .clone()
+    }
+
+    fn binlog_config(&self) -> BinlogConfig {
+        BinlogConfig { max_segment_bytes: self.config.binlog_single_file_max_size }
+    }
+
+    // ---- background loops -----------------------------------------------------------------------------------
+
+    /// fsyncs every binlog each `binlog_sync_to_disk_interval`: what a machine crash may lose.
+    async fn binlog_sync_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.binlog_sync_to_disk_interval).await;
+            for p in self.all_partitions() {
+                let mut g = p.lock().await;
+                if let Some(b) = g.binlog.as_mut()
+                    && let Err(e) = b.sync().await
+                {
+                    tracing::warn!(tid = p.tid, pid = p.pid, error = %e, "binlog sync failed");
+                }
+            }
+        }
+    }
+
+    /// Evicts expired rows every `gc_interval`.
+    async fn gc_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.gc_interval).await;
+            let now = now_ms();
+            for p in self.all_partitions() {
+                let mut g = p.lock().await;
+                if g.state == TableState::Normal {
+                    g.table.gc(now);
+                }
+            }
+        }
+    }
+
+    // ---- data path ------------------------------------------------------------------------------------------
+
+    async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, Status> {
+        let part = self.partition(req.tid, req.pid)?;
+        let row = req.row.ok_or_else(|| Status::invalid_argument("put without a row"))?;
+        let (term, offset) = part.write(EntryBody::Put(row), self.session_ok.load(Ordering::SeqCst)).await?;
+        self.await_semisync(&part, offset).await?;
+        Ok(pb::PutResponse { term, offset })
+    }
+
+    async fn delete(&self, req: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
+        let part = self.partition(req.tid, req.pid)?;
+        let body = EntryBody::Delete { idx: req.idx, key: req.key };
+        let (term, offset) = part.write(body, self.session_ok.load(Ordering::SeqCst)).await?;
+        self.await_semisync(&part, offset).await?;
+        Ok(pb::DeleteResponse { term, offset })
+    }
+
+    /// DESIGN 5.3: a semi-synchronous table acknowledges only once a follower has the entry.
+    async fn await_semisync(&self, part: &Partition, offset: u64) -> Result<(), Status> {
+        let semisync = part.lock().await.meta.replication() == pb::ReplicationMode::Semisync;
+        if semisync { part.wait_replicated(offset, self.config.semisync_timeout).await } else { Ok(()) }
+    }
+
+    async fn get(&self, req: pb::GetRequest) -> Result<pb::GetResponse, Status> {
+        let part = self.partition(req.tid, req.pid)?;
+        let g = part.lock().await;
+        readable(&g)?;
+        match g.table.get(req.idx, &req.key, now_ms()) {
+            Some((ts, value)) => Ok(pb::GetResponse { found: true, ts, row: Some(decode_row(&value)?) }),
+            None => Ok(pb::GetResponse { found: false, ts: 0, row: None }),
+        }
+    }
+
+    async fn scan(&self, req: pb::ScanRequest) -> Result<pb::ScanResponse, Status> {
+        if req.st != 0 && req.st < req.et {
+            return Err(Code::StLessThanEt.status());
+        }
+        let part = self.partition(req.tid, req.pid)?;
+        let g = part.lock().await;
+        readable(&g)?;
+        let found = g.table.scan(req.idx, &req.key, req.st, req.et, req.limit as usize, now_ms());
+        let mut resp = pb::ScanResponse::default();
+        for (ts, value) in found {
+            resp.ts.push(ts);
+            resp.rows.push(decode_row(&value)?);
+        }
+        Ok(resp)
+    }
+
+    async fn dump(&self, req: pb::DumpRequest) -> Result<pb::DumpResponse, Status> {
+        let part = self.partition(req.tid, req.pid)?;
+        let g = part.lock().await;
+        readable(&g)?;
+        let limit = if req.limit == 0 { usize::MAX } else { req.limit as usize };
+        let rows = g.table.rows().take(limit).map(|e| decode_row(&e.value)).collect::<Result<_, _>>()?;
+        Ok(pb::DumpResponse { rows, offset: g.offset() })
+    }
+
+    // ---- partition lifecycle --------------------------------------------------------------------------------
+
+    fn schema_of(meta: &TableMeta) -> Result<Arc<TableSchema>, Status> {
+        TableSchema::from_meta(meta).map(Arc::new).map_err(|e| Code::TableMetaIsIllegal.with(e))
+    }
+
+    async fn write_meta(&self, meta: &TableMeta) -> Result<(), Status> {
+        let dir = partition_dir(meta.tid, meta.pid);
+        let io = |e: std::io::Error| Code::WriteDataFailed.with(e);
+        self.disk.create_dir_all(&dir).await.map_err(io)?;
+        let tmp = format!("{dir}/table_meta.tmp");
+        self.disk.write_file(&tmp, &record::encode(&meta.encode_to_vec())).await.map_err(io)?;
+        self.disk.sync_file(&tmp).await.map_err(io)?;
+        self.disk.rename(&tmp, &meta_path(&dir)).await.map_err(io)?;
+        self.disk.sync_dir(&dir).await.map_err(io)
+    }
+
+    /// Inserts `part` unless (tid, pid) is already held.
+    fn insert(&self, part: Arc<Partition>) -> Result<(), Status> {
+        let mut map = self.partitions.lock().expect("partition map lock");
+        if map.contains_key(&(part.tid, part.pid)) {
+            return Err(Code::TableAlreadyExists.with(format!("tid {} pid {}", part.tid, part.pid)));
+        }
+        map.insert((part.tid, part.pid), part);
+        Ok(())
+    }
+
+    /// Starts a replicator for every follower of a leader partition (the caller holds its lock).
+    fn start_replicators(&self, part: &Arc<Partition>, g: &mut super::partition::Inner) {
+        g.replicators.clear();
+        if !g.is_leader() {
+            return;
+        }
+        for ep in g.meta.replicas.clone() {
+            if ep == self.config.endpoint {
+                continue;
+            }
+            let handle =
+                replicator::start(part, ep.clone(), self.client(&ep), g.meta.term, self.config.replicator.clone());
+            g.replicators.insert(ep, handle);
+        }
+    }
+
+    /// CreateTable: a new, empty partition, ready at once.
+    async fn create_table(&self, req: pb::CreateTableRequest) -> Result<pb::GeneralResponse, Status> {
+        let meta = req.meta.ok_or_else(|| Code::TableMetaIsIllegal.with("no meta"))?;
+        let schema = Self::schema_of(&meta)?;
+        let dir = partition_dir(meta.tid, meta.pid);
+        if self.disk.exists(&binlog_dir(&dir)).await.unwrap_or(false) {
+            let files = self.disk.list_dir(&binlog_dir(&dir)).await.unwrap_or_default();
+            if !files.is_empty() {
+                return Err(Code::CreateTableFailed.with(format!("{dir} holds data on disk; load or drop it first")));
+            }
+        }
+        let part = Arc::new(Partition::new(meta.clone(), schema, TableState::Normal));
+        self.insert(part.clone())?;
+        let opened = async {
+            self.write_meta(&meta).await?;
+            Binlog::open(self.disk.clone(), &binlog_dir(&dir), self.binlog_config(), 0)
+                .await
+                .map_err(|e| Code::CreateTableFailed.with(e))
+        }
+        .await;
+        match opened {
+            Ok((binlog, _)) => {
+                let mut g = part.lock().await;
+                g.binlog = Some(binlog);
+                self.start_replicators(&part, &mut g);
+                tracing::info!(tid = meta.tid, pid = meta.pid, mode = ?meta.mode(), term = meta.term, "table created");
+                Ok(pb::GeneralResponse {})
+            }
+            Err(e) => {
+                self.partitions.lock().expect("partition map lock").remove(&(meta.tid, meta.pid));
+                Err(e)
+            }
+        }
+    }
+
+    /// LoadTable: registers the partition as loading and restores snapshot + binlog in the background.
+    async fn load_table(self: Arc<Self>, req: pb::LoadTableRequest) -> Result<pb::GeneralResponse, Status> {
+        let meta = req.meta.ok_or_else(|| Code::TableMetaIsIllegal.with("no meta"))?;
+        let schema = Self::schema_of(&meta)?;
+        let part = Arc::new(Partition::new(meta.clone(), schema.clone(), TableState::Loading));
+        self.insert(part.clone())?;
+        if let Err(e) = self.write_meta(&meta).await {
+            self.partitions.lock().expect("partition map lock").remove(&(meta.tid, meta.pid));
+            return Err(e);
+        }
+        let task = self.tasks.start(req.task_info.as_ref(), TaskType::LoadTable, meta.tid, meta.pid, &self.config.endpoint);
+        let tablet = self.clone();
+        tokio::spawn(async move {
+            let result = tablet.restore(&part, schema).await;
+            tablet.finish_load(&part, &task, result).await;
+        });
+        Ok(pb::GeneralResponse {})
+    }
+
+    /// Rebuilds a partition from its snapshot and binlog (reference 3.6).
+    async fn restore(&self, part: &Arc<Partition>, schema: Arc<TableSchema>) -> Result<(), String> {
+        let dir = part.dir();
+        let mut table = MemTable::new(schema);
+        let manifest = snapshot::load(self.disk.clone(), &snapshot_dir(&dir), &mut table)
+            .await
+            .map_err(|e| format!("snapshot: {e}"))?;
+        let floor = manifest.as_ref().map(|m| m.offset).unwrap_or(0);
+        let (binlog, report) = Binlog::open(self.disk.clone(), &binlog_dir(&dir), self.binlog_config(), floor)
+            .await
+            .map_err(|e| format!("binlog: {e}"))?;
+        let mut cursor = binlog.cursor_at(floor + 1);
+        let mut replayed = 0u64;
+        loop {
+            let batch = binlog.read_from(&mut cursor, 1024).await.map_err(|e| format!("binlog: {e}"))?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in &batch {
+                table.apply(e).map_err(|err| format!("binlog entry {}: {err}", e.log_index))?;
+            }
+            replayed += batch.len() as u64;
+        }
+        let mut g = part.lock().await;
+        g.table = table;
+        g.snapshot_offset = floor;
+        let offset = binlog.last_offset();
+        g.binlog = Some(binlog);
+        g.state = TableState::Normal;
+        g.fenced = false;
+        self.start_replicators(part, &mut g);
+        drop(g);
+        part.publish_written(offset);
+        tracing::info!(
+            tid = part.tid,
+            pid = part.pid,
+            snapshot_offset = floor,
+            replayed,
+            offset,
+            cut_bytes = report.cut_bytes,
+            "table loaded"
+        );
+        Ok(())
+    }
+
+    async fn finish_load(&self, part: &Arc<Partition>, task: &TaskRef, result: Result<(), String>) {
+        if let Err(e) = &result {
+            tracing::warn!(tid = part.tid, pid = part.pid, error = %e, "load table failed");
+            let mut map = self.partitions.lock().expect("partition map lock");
+            if map.get(&(part.tid, part.pid)).is_some_and(|p| Arc::ptr_eq(p, part)) {
+                map.remove(&(part.tid, part.pid));
+            }
+        }
+        self.tasks.finish(task, result.is_ok());
+    }
+
+    async fn drop_table(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
+        let task = self.tasks.start(req.task_info.as_ref(), TaskType::DropTable, req.tid, req.pid, &self.config.endpoint);
+        let part = self.partitions.lock().expect("partition map lock").remove(&(req.tid, req.pid));
+        let Some(part) = part else {
+            self.tasks.finish(&task, false);
+            return Err(Code::TableIsNotExist.status());
+        };
+        {
+            let mut g = part.lock().await;
+            g.replicators.clear();
+            if let Some(b) = g.binlog.as_mut() {
+                let _ = b.sync().await;
+            }
+            g.binlog = None;
+        }
+        // As OpenMLDB's recycle bin: dropped data is moved aside, not destroyed.
+        let dir = part.dir();
+        let result = self.recycle(&dir).await;
+        self.tasks.finish(&task, result.is_ok());
+        tracing::info!(tid = req.tid, pid = req.pid, "table dropped");
+        result.map(|_| pb::GeneralResponse {})
+    }
+
+    async fn recycle(&self, dir: &str) -> Result<(), Status> {
+        let io = |e: std::io::Error| Code::WriteDataFailed.with(e);
+        if !self.disk.exists(dir).await.map_err(io)? {
+            return Ok(());
+        }
+        self.disk.create_dir_all("recycle").await.map_err(io)?;
+        let existing = self.disk.list_dir("recycle").await.map_err(io)?;
+        let name = (0..).map(|n| format!("{dir}.{n}")).find(|n| !existing.contains(n)).expect("a free name");
+        self.disk.rename(dir, &format!("recycle/{name}")).await.map_err(io)
+    }
+
+    async fn get_table_status(&self, req: pb::GetTableStatusRequest) -> Result<pb::GetTableStatusResponse, Status> {
+        let mut all = Vec::new();
+        for p in self.all_partitions() {
+            if req.all || (p.tid == req.tid && p.pid == req.pid) || (req.tid == 0 && req.pid == 0) {
+                all.push(p.status().await);
+            }
+        }
+        Ok(pb::GetTableStatusResponse { all_table_status: all })
+    }
+
+    /// ChangeRole: follower → leader in a new term with the given followers, or leader → follower.
+    async fn change_role(&self, req: pb::ChangeRoleRequest) -> Result<pb::GeneralResponse, Status> {
+        let part = self.partition(req.tid, req.pid)?;
+        let mut g = part.lock().await;
+        readable(&g)?;
+        let mode = req.mode();
+        if req.term < g.meta.term {
+            return Err(Code::TermIsLower.with(format!("{} < {}", req.term, g.meta.term)));
+        }
+        g.meta.mode = mode as i32;
+        g.meta.term = req.term;
+        g.meta.replicas = if mode == TableMode::Leader { req.replicas } else { vec![] };
+        g.fenced = false;
+        self.start_replicators(&part, &mut g);
+        let meta = g.meta.clone();
+        drop(g);
+        self.write_meta(&meta).await?;
+        tracing::info!(tid = req.tid, pid = req.pid, mode = ?mode, term = req.term, "role changed");
+        Ok(pb::GeneralResponse {})
+    }
+
+    async fn add_replica(&self, req: pb::ReplicaRequest) -> Result<pb::GeneralResponse, Status> {
+        let task = self.tasks.start(req.task_info.as_ref(), TaskType::AddReplica, req.tid, req.pid, &self.config.endpoint);
+        let result = async {
+            let part = self.partition(req.tid, req.pid)?;
+            let mut g = part.lock().await;
+            readable(&g)?;
+            if !g.is_leader() {
+                return Err(Code::ReplicatorRoleIsNotLeader.status());
+            }
+            if g.meta.replicas.contains(&req.endpoint) {
+                return Err(Code::ReplicaEndpointAlreadyExists.with(&req.endpoint));
+            }
+            g.meta.replicas.push(req.endpoint.clone());
+            let handle = replicator::start(
+                &part,
+                req.endpoint.clone(),
+                self.client(&req.endpoint),
+                g.meta.term,
+                self.config.replicator.clone(),
+            );
+            g.replicators.insert(req.endpoint.clone(), handle);
+            let meta = g.meta.clone();
+            drop(g);
+            self.write_meta(&meta).await
+        }
+        .await;
+        self.tasks.finish(&task, result.is_ok());
+        result.map(|_| pb::GeneralResponse {})
+    }
+
+    async fn del_replica(&self, req: pb::ReplicaRequest) -> Result<pb::GeneralResponse, Status> {
+        let task = self.tasks.start(req.task_info.as_ref(), TaskType::DelReplica, req.tid, req.pid, &self.config.endpoint);
+        let result = async {
+            let part = self.partition(req.tid, req.pid)?;
+            let mut g = part.lock().await;
+            if !g.is_leader() {
+                return Err(Code::ReplicatorRoleIsNotLeader.status());
+            }
+            if g.replicators.remove(&req.endpoint).is_none() && !g.meta.replicas.contains(&req.endpoint) {
+                return Err(Code::ReplicatorIsNotExist.with(&req.endpoint));
+            }
+            g.meta.replicas.retain(|e| e != &req.endpoint);
+            let meta = g.meta.clone();
+            drop(g);
+            self.write_meta(&meta).await
+        }
+        .await;
+        self.tasks.finish(&task, result.is_ok());
+        result.map(|_| pb::GeneralResponse {})
+    }
+
+    // ---- snapshots ------------------------------------------------------------------------------------------
+
+    /// MakeSnapshot: merges the previous snapshot with the binlog up to `offset` (0: the current offset), in the
+    /// background, then lets binlog segments every follower and the snapshot have passed be deleted.
+    async fn make_snapshot(self: Arc<Self>, req: pb::MakeSnapshotRequest) -> Result<pb::GeneralResponse, Status> {
+        let task = self.tasks.start(req.task_info.as_ref(), TaskType::MakeSnapshot, req.tid, req.pid, &self.config.endpoint);
+        let prepared = async {
+            let part = self.partition(req.tid, req.pid)?;
+            let mut g = part.lock().await;
+            match g.state {
+                TableState::Normal => {}
+                TableState::MakingSnapshot => return Err(Code::TableStatusIsKmakingsnapshot.status()),
+                _ => return Err(Code::TableStatusIsNotKnormal.status()),
+            }
+            let end = if req.offset == 0 { g.offset() } else { req.offset.min(g.offset()) };
+            if end <= g.snapshot_offset {
+                return Err(Code::TableStatusIsNotKnormal
+                    .with(format!("offset {end} is not beyond the snapshot's {}", g.snapshot_offset)));
+            }
+            // Gather the entries now, under the lock; the merge and the disk writes run in the background.
+            let binlog = g.binlog.as_ref().ok_or_else(|| Code::TableIsLoading.status())?;
+            let mut cursor = binlog.cursor_at(g.snapshot_offset + 1);
+            let mut entries = Vec::new();
+            while (entries.len() as u64) < end - g.snapshot_offset {
+                let batch = binlog.read_from(&mut cursor, 4096).await.map_err(|e| Code::SnapshotIsNotExist.with(e))?;
+                if batch.is_empty() {
+                    break;
+                }
+                entries.extend(batch.into_iter().filter(|e| e.log_index <= end));
+            }
+            let term = g.meta.term;
+            let schema = g.schema.clone();
+            g.state = TableState::MakingSnapshot;
+            Ok((part.clone(), entries, end, term, schema))
+        }
+        .await;
+        let (part, entries, end, term, schema) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.tasks.finish(&task, false);
+                return Err(e);
+            }
+        };
+        let tablet = self.clone();
+        tokio::spawn(async move {
+            let dir = part.dir();
+            let made =
+                snapshot::make(tablet.disk.clone(), &snapshot_dir(&dir), &schema, entries, end, term, now_ms()).await;
+            let mut g = part.lock().await;
+            g.state = TableState::Normal;
+            match made {
+                Ok(manifest) => {
+                    g.snapshot_offset = manifest.offset;
+                    let followers_min =
+                        g.replicators.values().map(|r| r.acked.load(Ordering::Relaxed)).min().unwrap_or(u64::MAX);
+                    let keep_from = manifest.offset.min(followers_min).saturating_add(1);
+                    if let Some(b) = g.binlog.as_mut()
+                        && let Err(e) = b.delete_segments_before(keep_from).await
+                    {
+                        tracing::warn!(tid = part.tid, pid = part.pid, error = %e, "old binlog segments not deleted");
+                    }
+                    tracing::info!(tid = part.tid, pid = part.pid, offset = manifest.offset, count = manifest.count, "snapshot made");
+                    tablet.tasks.finish(&task, true);
+                }
+                Err(e) => {
+                    tracing::warn!(tid = part.tid, pid = part.pid, error = %e, "snapshot failed");
+                    tablet.tasks.finish(&task, false);
+                }
+            }
+        });
+        Ok(pb::GeneralResponse {})
+    }
+
+    async fn pause_snapshot(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
+        let task = self.tasks.start(req.task_info.as_ref(), TaskType::PauseSnapshot, req.tid, req.pid, &self.config.endpoint);
+        let result = async {
+            let part = self.partition(req.tid, req.pid)?;
+            let mut g = part.lock().await;
+            match g.state {
+                TableState::Normal | TableState::SnapshotPaused => {
+                    g.state = TableState::SnapshotPaused;
+                    Ok(())
+                }
+                TableState::MakingSnapshot => Err(Code::TableStatusIsKmakingsnapshot.status()),
+                _ => Err(Code::TableStatusIsNotKnormal.status()),
+            }
+        }
+        .await;
+        self.tasks.finish(&task, result.is_ok());
+        result.map(|_| pb::GeneralResponse {})
+    }
+
+    async fn recover_snapshot(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
+        let task =
+            self.tasks.start(req.task_info.as_ref(), TaskType::RecoverSnapshot, req.tid, req.pid, &self.config.endpoint);
+        let result = async {
+            let part = self.partition(req.tid, req.pid)?;
+            let mut g = part.lock().await;
+            match g.state {
+                TableState::Normal | TableState::SnapshotPaused => {
+                    g.state = TableState::Normal;
+                    Ok(())
+                }
+                _ => Err(Code::TableStatusIsNotKsnapshotpaused.status()),
+            }
+        }
+        .await;
+        self.tasks.finish(&task, result.is_ok());
+        result.map(|_| pb::GeneralResponse {})
+    }
+
+    /// SendSnapshot: the paused leader ships its table meta and snapshot files to another tablet.
+    async fn send_snapshot(self: Arc<Self>, req: pb::SendSnapshotRequest) -> Result<pb::GeneralResponse, Status> {
+        let task = self.tasks.start(req.task_info.as_ref(), TaskType::SendSnapshot, req.tid, req.pid, &self.config.endpoint);
+        let prepared = async {
+            let part = self.partition(req.tid, req.pid)?;
+            let g = part.lock().await;
+            if !g.is_leader() {
+                return Err(Code::TableIsFollower.status());
+            }
+            if g.state != TableState::SnapshotPaused {
+                return Err(Code::TableStatusIsNotKsnapshotpaused.status());
+            }
+            let mut meta = g.meta.clone();
+            drop(g);
+            meta.mode = TableMode::Follower as i32;
+            meta.replicas.clear();
+            let files = snapshot::files(self.disk.clone(), &snapshot_dir(&part.dir()))
+                .await
+                .map_err(|e| Code::SnapshotIsNotExist.with(e))?;
+            Ok((meta, files))
+        }
+        .await;
+        let (meta, files) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.tasks.finish(&task, false);
+                return Err(e);
+            }
+        };
+        let tablet = self.clone();
+        tokio::spawn(async move {
+            let files = files.into_iter().map(|(name, data)| pb::SnapshotFile { name, data: data.into() }).collect();
+            let install = pb::InstallSnapshotRequest { meta: Some(meta), files };
+            let client = tablet.client(&req.endpoint);
+            let sent = client.call_timeout(m::InstallSnapshot, install, Duration::from_secs(60)).await;
+            if let Err(e) = &sent {
+                tracing::warn!(tid = req.tid, pid = req.pid, to = %req.endpoint, error = %e, "send snapshot failed");
+            } else {
+                tracing::info!(tid = req.tid, pid = req.pid, to = %req.endpoint, "snapshot sent");
+            }
+            tablet.tasks.finish(&task, sent.is_ok());
+        });
+        Ok(pb::GeneralResponse {})
+    }
+
+    /// The receiving side of SendSnapshot: writes the meta and the snapshot of a partition this tablet does not
+    /// hold, ready for LoadTable.
+    async fn install_snapshot(&self, req: pb::InstallSnapshotRequest) -> Result<pb::GeneralResponse, Status> {
+        let meta = req.meta.ok_or_else(|| Code::TableMetaIsIllegal.with("no meta"))?;
+        if self.partition(meta.tid, meta.pid).is_ok() {
+            return Err(Code::TableAlreadyExists.status());
+        }
+        self.write_meta(&meta).await?;
+        let files = req.files.into_iter().map(|f| (f.name, f.data.to_vec())).collect();
+        snapshot::install(self.disk.clone(), &snapshot_dir(&partition_dir(meta.tid, meta.pid)), files)
+            .await
+            .map_err(|e| Code::WriteDataFailed.with(e))?;
+        Ok(pb::GeneralResponse {})
+    }
+
+    /// GetTermPair: the replica's (term, offset), from memory, or from disk when the partition is not loaded.
+    async fn get_term_pair(&self, req: pb::TablePidRequest) -> Result<pb::GetTermPairResponse, Status> {
+        if let Ok(part) = self.partition(req.tid, req.pid) {
+            let g = part.lock().await;
+            let term = g.binlog.as_ref().map(Binlog::last_term).filter(|t| *t > 0).unwrap_or(g.meta.term);
+            return Ok(pb::GetTermPairResponse { has_table: true, is_leader: g.is_leader(), term, offset: g.offset() });
+        }
+        let dir = partition_dir(req.tid, req.pid);
+        let manifest = snapshot::read_manifest(self.disk.clone(), &snapshot_dir(&dir))
+            .await
+            .map_err(|e| Code::SnapshotIsNotExist.with(e))?;
+        let (floor, snap_term) = manifest.map(|m| (m.offset, m.term)).unwrap_or((0, 0));
+        if !self.disk.exists(&binlog_dir(&dir)).await.unwrap_or(false) {
+            return Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term: snap_term, offset: floor });
+        }
+        let (binlog, _) = Binlog::open(self.disk.clone(), &binlog_dir(&dir), self.binlog_config(), floor)
+            .await
+            .map_err(|e| Code::WriteDataFailed.with(e))?;
+        let term = if binlog.last_term() > 0 { binlog.last_term() } else { snap_term };
+        Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset: binlog.last_offset() })
+    }
+
+    async fn get_follower(&self, req: pb::TablePidRequest) -> Result<pb::GetFollowerResponse, Status> {
+        let part = self.partition(req.tid, req.pid)?;
+        if !part.lock().await.is_leader() {
+            return Err(Code::TableIsFollower.status());
+        }
+        let (leader_offset, followers) = part.follower_offsets().await;
+        if followers.is_empty() {
+            return Err(Code::NoFollower.status());
+        }
+        let (followers, follower_offsets) = followers.into_iter().unzip();
+        Ok(pb::GetFollowerResponse { leader_offset, followers, follower_offsets })
+    }
+
+    /// DeleteBinlog: removes the binlog of a partition that is not loaded (reference 5.6).
+    async fn delete_binlog(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
+        if self.partition(req.tid, req.pid).is_ok() {
+            return Err(Code::TableAlreadyExists.with("cannot delete the binlog of a loaded table"));
+        }
+        let dir = binlog_dir(&partition_dir(req.tid, req.pid));
+        if self.disk.exists(&dir).await.unwrap_or(false) {
+            self.disk.remove_dir_all(&dir).await.map_err(|e| Code::WriteDataFailed.with(e))?;
+        }
+        tracing::info!(tid = req.tid, pid = req.pid, "binlog deleted");
+        Ok(pb::GeneralResponse {})
+    }
+
+    // ---- RPC wiring -----------------------------------------------------------------------------------------
+
+    fn rpc_server(self: Arc<Self>) -> RpcServer {
+        let s = RpcServer::new(format!("tablet {}", self.config.endpoint));
+        let s = route(s, &self, m::Put, |t, r| async move { t.put(r).await });
+        let s = route(s, &self, m::Get, |t, r| async move { t.get(r).await });
+        let s = route(s, &self, m::Scan, |t, r| async move { t.scan(r).await });
+        let s = route(s, &self, m::Delete, |t, r| async move { t.delete(r).await });
+        let s = route(s, &self, m::Dump, |t, r| async move { t.dump(r).await });
+        let s = route(s, &self, m::AppendEntries, |t, r| async move {
+            let part = t.partition(r.tid, r.pid)?;
+            Ok(pb::AppendEntriesResponse { log_offset: part.append_entries(r).await? })
+        });
+        let s = route(s, &self, m::CreateTable, |t, r| async move { t.create_table(r).await });
+        let s = route(s, &self, m::LoadTable, |t, r| async move { t.load_table(r).await });
+        let s = route(s, &self, m::DropTable, |t, r| async move { t.drop_table(r).await });
+        let s = route(s, &self, m::GetTableStatus, |t, r| async move { t.get_table_status(r).await });
+        let s = route(s, &self, m::ChangeRole, |t, r| async move { t.change_role(r).await });
+        let s = route(s, &self, m::AddReplica, |t, r| async move { t.add_replica(r).await });
+        let s = route(s, &self, m::DelReplica, |t, r| async move { t.del_replica(r).await });
+        let s = route(s, &self, m::MakeSnapshot, |t, r| async move { t.make_snapshot(r).await });
+        let s = route(s, &self, m::PauseSnapshot, |t, r| async move { t.pause_snapshot(r).await });
+        let s = route(s, &self, m::RecoverSnapshot, |t, r| async move { t.recover_snapshot(r).await });
+        let s = route(s, &self, m::SendSnapshot, |t, r| async move { t.send_snapshot(r).await });
+        let s = route(s, &self, m::InstallSnapshot, |t, r| async move { t.install_snapshot(r).await });
+        let s = route(s, &self, m::GetTermPair, |t, r| async move { t.get_term_pair(r).await });
+        let s = route(s, &self, m::GetFollower, |t, r| async move { t.get_follower(r).await });
+        let s = route(s, &self, m::DeleteBinlog, |t, r| async move { t.delete_binlog(r).await });
+        let s = route(s, &self, m::GetTaskStatus, |t, _r| async move { Ok(pb::GetTaskStatusResponse { tasks: t.tasks.list() }) });
+        route(s, &self, m::DeleteOpTask, |t, r| async move {
+            t.tasks.delete_ops(&r.op_ids);
+            Ok(pb::GeneralResponse {})
+        })
+    }
+}
+
+/// Registers a handler that gets the tablet and the request.
+fn route<M, F, Fut>(server: RpcServer, tablet: &Arc<Tablet>, method: M, f: F) -> RpcServer
+where
+    M: Method,
+    F: Fn(Arc<Tablet>, M::Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<M::Resp, Status>> + Send + 'static,
+{
+    let tablet = tablet.clone();
+    server.add(method, move |req| f(tablet.clone(), req))
+}
+
+fn readable(g: &super::partition::Inner) -> Result<(), Status> {
+    match g.state {
+        TableState::Loading | TableState::Undefined => Err(Code::TableIsLoading.status()),
+        _ => Ok(()),
+    }
+}
+
+fn decode_row(value: &[u8]) -> Result<pb::Row, Status> {
+    pb::Row::decode(value).map_err(|e| Status::internal(format!("stored row does not decode: {e}")))
+}
