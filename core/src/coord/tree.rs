@@ -57,6 +57,9 @@ struct Node {
     data: Bytes,
     stat: Stat,
     children: BTreeSet<String>,
+    /// Children ever created here: the next sequential suffix. As measured on ZooKeeper 3.8, deletions do not
+    /// advance it.
+    created_children: i32,
 }
 
 #[derive(Debug)]
@@ -98,7 +101,10 @@ impl Tree {
     pub fn new(config: TreeConfig, session_base: i64) -> Self {
         assert!(config.tick > Duration::ZERO, "tick must be positive");
         let mut nodes = BTreeMap::new();
-        nodes.insert("/".to_string(), Node { data: Bytes::new(), stat: Stat::default(), children: BTreeSet::new() });
+        nodes.insert(
+            "/".to_string(),
+            Node { data: Bytes::new(), stat: Stat::default(), children: BTreeSet::new(), created_children: 0 },
+        );
         Self {
             config,
             nodes,
@@ -432,8 +438,8 @@ impl Tree {
             return Err(CoordError::NoChildrenForEphemerals(parent_path.to_string()));
         }
         let path = if mode.is_sequential() {
-            // As ZooKeeper: the suffix is the parent's child version, so it increases with every child change.
-            format!("{path}{:010}", parent.stat.cversion)
+            // As ZooKeeper: the suffix counts the children ever created under the parent, so it only increases.
+            format!("{path}{:010}", parent.created_children)
         } else {
             path.to_string()
         };
@@ -445,6 +451,7 @@ impl Tree {
         self.remember(undo, &path);
         let parent = self.nodes.get_mut(parent_path).expect("checked above");
         parent.stat.cversion += 1;
+        parent.created_children += 1;
         let name = path[parent_path.len()..].trim_start_matches('/').to_string();
         parent.children.insert(name);
         let stat = Stat {
@@ -453,7 +460,7 @@ impl Tree {
             ephemeral_owner: if mode.is_ephemeral() { session } else { 0 },
             ..Stat::default()
         };
-        let node = Node { data, stat, children: BTreeSet::new() };
+        let node = Node { data, stat, children: BTreeSet::new(), created_children: 0 };
         let out = Self::stat_of(&node);
         self.nodes.insert(path.clone(), node);
         triggers.push((path.clone(), Trigger::Data(WatchKind::NodeCreated)));
@@ -583,6 +590,9 @@ mod tests {
             }
             prev = p;
         }
+        // Deletions do not advance the suffix, as on ZooKeeper 3.8: 12 creations so far, so the next is 12.
+        let (p, _) = t.create(s, "/l/x", "".into(), CreateMode::PersistentSequential).unwrap();
+        assert_eq!(p, "/l/x0000000012");
         let (p, _) = t.create(s, "/l/", "".into(), CreateMode::PersistentSequential).unwrap();
         assert!(p.starts_with("/l/") && p.len() == 13, "{p}");
     }

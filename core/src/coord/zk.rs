@@ -17,6 +17,14 @@
 //!   (Disconnected after 2/5 of the timeout without a byte, Expired locally after 7/5).
 //! - Nodes are created with open ACLs (`world:anyone`, all permissions). Children are returned sorted. Sequential
 //!   paths carry ZooKeeper's 10-digit suffix.
+//!
+//! Where real ZooKeeper (3.8.0) answers differently from the model, and callers must not care:
+//! - A sequential suffix counts the *creations* under the parent (deletions do not advance it), so it can be below
+//!   the parent's `cversion`, which counts both. Suffixes still increase.
+//! - The stat in a multi's [`OpResult::Created`] is invalid: zxids and versions -1, the rest 0 (the server answers
+//!   a create inside a multi without its stat, ZOOKEEPER-4026).
+//! - ZooKeeper's errors carry no path and no actual version: [`CoordError::BadVersion`] has `actual: -1`.
+//! - The root has a child `zookeeper` (the server's own subtree).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,14 +184,23 @@ fn map_state(s: zk::SessionState) -> SessionState {
     }
 }
 
+/// Maps a crate error of an operation on `path`. ZooKeeper's errors carry no path and no actual version: the path
+/// is the operation's (for NoChildrenForEphemerals its parent, as the model names it), the actual version -1.
 fn map_err(e: zk::Error, path: &str, version: Option<i32>) -> CoordError {
-    let path = path.to_string();
     match e {
-        zk::Error::NoNode => CoordError::NoNode(path),
-        zk::Error::NodeExists => CoordError::NodeExists(path),
-        zk::Error::BadVersion => CoordError::BadVersion { path, expected: version.unwrap_or(-1), actual: -1 },
-        zk::Error::NotEmpty => CoordError::NotEmpty(path),
-        zk::Error::NoChildrenForEphemerals => CoordError::NoChildrenForEphemerals(path),
+        zk::Error::NoNode => CoordError::NoNode(path.to_string()),
+        zk::Error::NodeExists => CoordError::NodeExists(path.to_string()),
+        zk::Error::BadVersion => {
+            CoordError::BadVersion { path: path.to_string(), expected: version.unwrap_or(-1), actual: -1 }
+        }
+        zk::Error::NotEmpty => CoordError::NotEmpty(path.to_string()),
+        zk::Error::NoChildrenForEphemerals => {
+            let parent = match path.rfind('/') {
+                Some(0) | None => "/",
+                Some(i) => &path[..i],
+            };
+            CoordError::NoChildrenForEphemerals(parent.to_string())
+        }
         zk::Error::SessionExpired | zk::Error::SessionMoved => CoordError::SessionExpired,
         zk::Error::ClientClosed => CoordError::Closed,
         zk::Error::ConnectionLoss
@@ -192,7 +209,10 @@ fn map_err(e: zk::Error, path: &str, version: Option<i32>) -> CoordError {
         | zk::Error::Throttled
         | zk::Error::UnmarshalError { .. }
         | zk::Error::Custom(_) => CoordError::ConnectionLoss(e.to_string()),
-        e => CoordError::BadArguments(format!("{path}: {e}")),
+        zk::Error::BadArguments(why) if path.is_empty() => CoordError::BadArguments(why.to_string()),
+        zk::Error::BadArguments(why) => CoordError::BadArguments(format!("{path:?}: {why}")),
+        e if path.is_empty() => CoordError::BadArguments(e.to_string()),
+        e => CoordError::BadArguments(format!("{path:?}: {e}")),
     }
 }
 
@@ -246,8 +266,11 @@ fn forward_watch(path: &str, watcher: zk::OneshotWatcher) -> Watch {
 impl Coordinator for ZkCoordinator {
     async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<String, CoordError> {
         let c = self.inner.client()?;
-        let (_, seq) =
-            self.inner.call(c.create(path, data, &zk_mode(mode))).await.map_err(|e| self.inner.map_err(e, path, None))?;
+        let (_, seq) = self
+            .inner
+            .call(c.create(path, data, &zk_mode(mode)))
+            .await
+            .map_err(|e| self.inner.map_err(e, path, None))?;
         Ok(if mode.is_sequential() { format!("{path}{seq}") } else { path.to_string() })
     }
 
