@@ -12,8 +12,9 @@
 //!   snapshots and the in-memory table.
 //! - [`tablet`]: partitions, replication, and the tablet's RPCs.
 
+pub mod cli;
 pub mod coord;
 pub mod proto;
 pub mod rpc;
 pub mod storage;
-// pub mod tablet; (enabled once storage::{binlog, memtable, snapshot} land)
+pub mod tablet;

@@ -301,12 +301,9 @@ mod tests {
 
     #[test]
     fn parse_then_display() {
-        for (input, shown) in [
-            ("10", "10min"),
-            ("lat:3", "3"),
-            ("absandlat:10,3", "10min&&3"),
-            ("absorlat:1h,3", "60min||3"),
-        ] {
+        for (input, shown) in
+            [("10", "10min"), ("lat:3", "3"), ("absandlat:10,3", "10min&&3"), ("absorlat:1h,3", "60min||3")]
+        {
             assert_eq!(parse(input).unwrap().to_string(), shown);
         }
     }

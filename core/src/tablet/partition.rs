@@ -168,8 +168,7 @@ impl Partition {
         let term = g.meta.term;
         let (method_type, dimensions, ts, value) = match entry_body {
             EntryBody::Put(row) => {
-                let (dims, ts) =
-                    g.schema.entry_for_row(&row).map_err(|e| Code::InvalidDimensionParameter.with(e))?;
+                let (dims, ts) = g.schema.entry_for_row(&row).map_err(|e| Code::InvalidDimensionParameter.with(e))?;
                 (MethodType::Put, dims, ts, Bytes::from(row.encode_to_vec()))
             }
             EntryBody::Delete { idx, key } => {
@@ -180,8 +179,14 @@ impl Partition {
             }
         };
         let binlog = g.binlog_mut()?;
-        let entry =
-            LogEntry { term, log_index: binlog.last_offset() + 1, method_type: method_type as i32, dimensions, ts, value };
+        let entry = LogEntry {
+            term,
+            log_index: binlog.last_offset() + 1,
+            method_type: method_type as i32,
+            dimensions,
+            ts,
+            value,
+        };
         binlog.append(&entry).await.map_err(|e| Code::WriteDataFailed.with(e))?;
         let offset = entry.log_index;
         if let Err(e) = g.table.apply(&entry) {
@@ -204,14 +209,26 @@ impl Partition {
             return Err(Code::TermIsLower.with(format!("request term {} < {}", req.term, g.meta.term)));
         }
         if req.term > g.meta.term {
-            tracing::info!(tid = self.tid, pid = self.pid, from = g.meta.term, to = req.term, "follower adopts a new term");
+            tracing::info!(
+                tid = self.tid,
+                pid = self.pid,
+                from = g.meta.term,
+                to = req.term,
+                "follower adopts a new term"
+            );
             g.meta.term = req.term;
         }
         let last = g.offset();
         let fresh: Vec<LogEntry> = req.entries.into_iter().filter(|e| e.log_index > last).collect();
         let Some(first) = fresh.first() else { return Ok(last) };
         if first.log_index != last + 1 {
-            tracing::warn!(tid = self.tid, pid = self.pid, have = last, got = first.log_index, "gap in replicated entries");
+            tracing::warn!(
+                tid = self.tid,
+                pid = self.pid,
+                have = last,
+                got = first.log_index,
+                "gap in replicated entries"
+            );
             return Ok(last);
         }
         let binlog = g.binlog_mut()?;

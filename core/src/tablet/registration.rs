@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use super::Tablet;
-use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState, create_all};
+use crate::coord::{
+    ClientOptions, CoordError, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState, create_all,
+};
 
 pub async fn run(tablet: Arc<Tablet>) {
     let layout = Layout::new(&tablet.config.zk_root_path);

@@ -38,7 +38,13 @@ impl Default for ReplicatorConfig {
 }
 
 /// Starts replicating `part` (leader in `term`) to `endpoint`.
-pub fn start(part: &Arc<Partition>, endpoint: String, client: RpcClient, term: u64, config: ReplicatorConfig) -> ReplicatorHandle {
+pub fn start(
+    part: &Arc<Partition>,
+    endpoint: String,
+    client: RpcClient,
+    term: u64,
+    config: ReplicatorConfig,
+) -> ReplicatorHandle {
     let acked = Arc::new(AtomicU64::new(0));
     let task = tokio::spawn(run(Arc::downgrade(part), endpoint, client, term, config, acked.clone()));
     ReplicatorHandle { task, acked }
@@ -103,7 +109,14 @@ async fn sync_until_failure(
             return Stop::Done;
         }
         if follower > g.offset() {
-            tracing::warn!(tid, pid, endpoint, follower, leader = g.offset(), "follower is ahead of its leader: diverged");
+            tracing::warn!(
+                tid,
+                pid,
+                endpoint,
+                follower,
+                leader = g.offset(),
+                "follower is ahead of its leader: diverged"
+            );
         }
         match &g.binlog {
             Some(b) => b.cursor_at(next),

@@ -90,10 +90,7 @@ impl Tablet {
         });
         let rpc = tablet.clone().rpc_server().bind(&tablet.config.endpoint).await?;
         tracing::info!(endpoint = %tablet.config.endpoint, "tablet started");
-        let mut loops = vec![
-            tokio::spawn(tablet.clone().binlog_sync_loop()),
-            tokio::spawn(tablet.clone().gc_loop()),
-        ];
+        let mut loops = vec![tokio::spawn(tablet.clone().binlog_sync_loop()), tokio::spawn(tablet.clone().gc_loop())];
         if !standalone {
             loops.push(tokio::spawn(super::registration::run(tablet.clone())));
         }
@@ -324,7 +321,8 @@ impl Tablet {
             self.partitions.lock().expect("partition map lock").remove(&(meta.tid, meta.pid));
             return Err(e);
         }
-        let task = self.tasks.start(req.task_info.as_ref(), TaskType::LoadTable, meta.tid, meta.pid, &self.config.endpoint);
+        let task =
+            self.tasks.start(req.task_info.as_ref(), TaskType::LoadTable, meta.tid, meta.pid, &self.config.endpoint);
         let tablet = self.clone();
         tokio::spawn(async move {
             let result = tablet.restore(&part, schema).await;
@@ -390,7 +388,8 @@ impl Tablet {
     }
 
     async fn drop_table(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
-        let task = self.tasks.start(req.task_info.as_ref(), TaskType::DropTable, req.tid, req.pid, &self.config.endpoint);
+        let task =
+            self.tasks.start(req.task_info.as_ref(), TaskType::DropTable, req.tid, req.pid, &self.config.endpoint);
         let part = self.partitions.lock().expect("partition map lock").remove(&(req.tid, req.pid));
         let Some(part) = part else {
             self.tasks.finish(&task, false);
@@ -455,7 +454,8 @@ impl Tablet {
     }
 
     async fn add_replica(&self, req: pb::ReplicaRequest) -> Result<pb::GeneralResponse, Status> {
-        let task = self.tasks.start(req.task_info.as_ref(), TaskType::AddReplica, req.tid, req.pid, &self.config.endpoint);
+        let task =
+            self.tasks.start(req.task_info.as_ref(), TaskType::AddReplica, req.tid, req.pid, &self.config.endpoint);
         let result = async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
@@ -485,7 +485,8 @@ impl Tablet {
     }
 
     async fn del_replica(&self, req: pb::ReplicaRequest) -> Result<pb::GeneralResponse, Status> {
-        let task = self.tasks.start(req.task_info.as_ref(), TaskType::DelReplica, req.tid, req.pid, &self.config.endpoint);
+        let task =
+            self.tasks.start(req.task_info.as_ref(), TaskType::DelReplica, req.tid, req.pid, &self.config.endpoint);
         let result = async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
@@ -510,7 +511,8 @@ impl Tablet {
     /// MakeSnapshot: merges the previous snapshot with the binlog up to `offset` (0: the current offset), in the
     /// background, then lets binlog segments every follower and the snapshot have passed be deleted.
     async fn make_snapshot(self: Arc<Self>, req: pb::MakeSnapshotRequest) -> Result<pb::GeneralResponse, Status> {
-        let task = self.tasks.start(req.task_info.as_ref(), TaskType::MakeSnapshot, req.tid, req.pid, &self.config.endpoint);
+        let task =
+            self.tasks.start(req.task_info.as_ref(), TaskType::MakeSnapshot, req.tid, req.pid, &self.config.endpoint);
         let prepared = async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
@@ -566,7 +568,13 @@ impl Tablet {
                     {
                         tracing::warn!(tid = part.tid, pid = part.pid, error = %e, "old binlog segments not deleted");
                     }
-                    tracing::info!(tid = part.tid, pid = part.pid, offset = manifest.offset, count = manifest.count, "snapshot made");
+                    tracing::info!(
+                        tid = part.tid,
+                        pid = part.pid,
+                        offset = manifest.offset,
+                        count = manifest.count,
+                        "snapshot made"
+                    );
                     tablet.tasks.finish(&task, true);
                 }
                 Err(e) => {
@@ -579,7 +587,8 @@ impl Tablet {
     }
 
     async fn pause_snapshot(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
-        let task = self.tasks.start(req.task_info.as_ref(), TaskType::PauseSnapshot, req.tid, req.pid, &self.config.endpoint);
+        let task =
+            self.tasks.start(req.task_info.as_ref(), TaskType::PauseSnapshot, req.tid, req.pid, &self.config.endpoint);
         let result = async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
@@ -598,8 +607,13 @@ impl Tablet {
     }
 
     async fn recover_snapshot(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
-        let task =
-            self.tasks.start(req.task_info.as_ref(), TaskType::RecoverSnapshot, req.tid, req.pid, &self.config.endpoint);
+        let task = self.tasks.start(
+            req.task_info.as_ref(),
+            TaskType::RecoverSnapshot,
+            req.tid,
+            req.pid,
+            &self.config.endpoint,
+        );
         let result = async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
@@ -618,7 +632,8 @@ impl Tablet {
 
     /// SendSnapshot: the paused leader ships its table meta and snapshot files to another tablet.
     async fn send_snapshot(self: Arc<Self>, req: pb::SendSnapshotRequest) -> Result<pb::GeneralResponse, Status> {
-        let task = self.tasks.start(req.task_info.as_ref(), TaskType::SendSnapshot, req.tid, req.pid, &self.config.endpoint);
+        let task =
+            self.tasks.start(req.task_info.as_ref(), TaskType::SendSnapshot, req.tid, req.pid, &self.config.endpoint);
         let prepared = async {
             let part = self.partition(req.tid, req.pid)?;
             let g = part.lock().await;
@@ -752,7 +767,9 @@ impl Tablet {
         let s = route(s, &self, m::GetTermPair, |t, r| async move { t.get_term_pair(r).await });
         let s = route(s, &self, m::GetFollower, |t, r| async move { t.get_follower(r).await });
         let s = route(s, &self, m::DeleteBinlog, |t, r| async move { t.delete_binlog(r).await });
-        let s = route(s, &self, m::GetTaskStatus, |t, _r| async move { Ok(pb::GetTaskStatusResponse { tasks: t.tasks.list() }) });
+        let s = route(s, &self, m::GetTaskStatus, |t, _r| async move {
+            Ok(pb::GetTaskStatusResponse { tasks: t.tasks.list() })
+        });
         route(s, &self, m::DeleteOpTask, |t, r| async move {
             t.tasks.delete_ops(&r.op_ids);
             Ok(pb::GeneralResponse {})
