@@ -63,7 +63,16 @@ async fn a_dead_peer_fails_calls_within_the_deadline_and_a_restarted_one_is_reco
     assert!(start.elapsed() < Duration::from_millis(600), "took {:?}", start.elapsed());
 
     let _server = server_on(&addr).await;
-    assert_eq!(client.call_timeout(Ping, ping(4, 0), Duration::from_secs(5)).await.unwrap().value, 4);
+    // Calls fail fast while the client backs off; one succeeds once the backoff allows a new attempt.
+    let start = Instant::now();
+    loop {
+        match client.call_timeout(Ping, ping(4, 0), Duration::from_secs(5)).await {
+            Ok(r) => break assert_eq!(r.value, 4),
+            Err(e) => assert!(matches!(e, RpcError::Unavailable { .. }), "{e:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(3), "no reconnect within the backoff bound");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let start = Instant::now();
     let err = client.call_timeout(Ping, ping(5, 2_000), Duration::from_millis(200)).await.unwrap_err();

@@ -290,7 +290,7 @@ fn semisync_acknowledged_writes_are_on_a_follower() {
             c.crash("tablet-1").unwrap();
             let log = writer.await.unwrap();
             let acked = acked_ids(&log);
-            assert!(acked.len() > 100, "writes were acknowledged before the crash");
+            assert!(acked.len() > 20, "writes were acknowledged before the crash: {}", acked.len());
             let e = eps.clone();
             c.spawn_on("client", async move {
                 let mut on_followers = ids(&e[1]).await;

@@ -64,6 +64,7 @@ struct Slot {
     conn: Option<Arc<Conn>>,
     next_attempt: Option<Instant>,
     backoff: Duration,
+    last_error: String,
 }
 
 type Pending = SyncMutex<HashMap<u64, oneshot::Sender<Result<Envelope, RpcError>>>>;
@@ -107,7 +108,7 @@ impl RpcClient {
             inner: Arc::new(Inner {
                 addr: addr.into(),
                 config,
-                slot: Mutex::new(Slot { conn: None, next_attempt: None, backoff }),
+                slot: Mutex::new(Slot { conn: None, next_attempt: None, backoff, last_error: String::new() }),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -173,45 +174,47 @@ impl RpcClient {
         }
     }
 
-    /// The live connection, connecting (with backoff between failed attempts) until `deadline`.
+    /// The live connection, or one connect attempt if there is none and the backoff allows it.
+    ///
+    /// Calls fail fast while a peer is unreachable: one attempt per call at most, and none during the backoff
+    /// window after a failed attempt, so a caller with many requests (a writer, a replicator) learns at once and
+    /// decides itself when to retry, while the peer sees at most one attempt per backoff period.
     async fn connection(&self, deadline: Instant) -> Result<Arc<Conn>, RpcError> {
         let inner = &self.inner;
         let unavailable = |reason: String| RpcError::Unavailable { addr: inner.addr.clone(), reason };
         let mut slot = super::timeout_at(deadline, inner.slot.lock())
             .await
             .map_err(|_| unavailable("deadline passed waiting for the connection".into()))?;
-        let mut last_error = String::from("deadline passed before a connect attempt");
-        loop {
-            if let Some(conn) = &slot.conn {
-                if !conn.shared.closed.load(Ordering::SeqCst) {
-                    return Ok(conn.clone());
-                }
-                slot.conn = None;
+        if let Some(conn) = &slot.conn {
+            if !conn.shared.closed.load(Ordering::SeqCst) {
+                return Ok(conn.clone());
             }
-            if let Some(at) = slot.next_attempt {
-                if at >= deadline {
-                    return Err(unavailable(last_error));
-                }
-                tokio::time::sleep_until(at).await;
-            }
-            let attempt_deadline = deadline.min(Instant::now() + inner.config.connect_timeout);
-            match super::timeout_at(attempt_deadline, TcpStream::connect(inner.addr.as_str())).await {
-                Ok(Ok(stream)) => {
-                    slot.backoff = inner.config.min_backoff;
-                    slot.next_attempt = None;
-                    let conn = Arc::new(self.start_connection(stream));
-                    slot.conn = Some(conn.clone());
-                    return Ok(conn);
-                }
-                Ok(Err(e)) => last_error = e.to_string(),
-                Err(_) => last_error = "connect timed out".into(),
-            }
-            // Bounded exponential backoff with jitter, so a crowd of clients does not reconnect in lockstep.
-            let jitter = 0.5 + madsim::rand::random::<f64>() * 0.5;
-            slot.next_attempt = Some(Instant::now() + slot.backoff.mul_f64(jitter));
-            slot.backoff = (slot.backoff * 2).min(inner.config.max_backoff);
-            tracing::debug!(addr = %inner.addr, error = %last_error, "connect failed");
+            slot.conn = None;
         }
+        if let Some(at) = slot.next_attempt
+            && Instant::now() < at
+        {
+            return Err(unavailable(format!("backing off after: {}", slot.last_error)));
+        }
+        let attempt_deadline = deadline.min(Instant::now() + inner.config.connect_timeout);
+        let error = match super::timeout_at(attempt_deadline, TcpStream::connect(inner.addr.as_str())).await {
+            Ok(Ok(stream)) => {
+                slot.backoff = inner.config.min_backoff;
+                slot.next_attempt = None;
+                let conn = Arc::new(self.start_connection(stream));
+                slot.conn = Some(conn.clone());
+                return Ok(conn);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".to_string(),
+        };
+        // Bounded exponential backoff with jitter, so a crowd of clients does not reconnect in lockstep.
+        let jitter = 0.5 + madsim::rand::random::<f64>() * 0.5;
+        slot.next_attempt = Some(Instant::now() + slot.backoff.mul_f64(jitter));
+        slot.backoff = (slot.backoff * 2).min(inner.config.max_backoff);
+        slot.last_error = error.clone();
+        tracing::debug!(addr = %inner.addr, %error, "connect failed");
+        Err(unavailable(error))
     }
 
     fn start_connection(&self, stream: TcpStream) -> Conn {

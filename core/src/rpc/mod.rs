@@ -2,7 +2,8 @@
 //!
 //! A frame is a 4-byte big-endian length and one prost-encoded [`Envelope`]. Requests carry a client-chosen id,
 //! so any number of calls share one connection and complete in any order. Every call has a deadline. A client
-//! reconnects on demand with bounded, jittered exponential backoff. A frame above the configured maximum, or one
+//! reconnects on demand with bounded, jittered exponential backoff, and fails calls fast while its peer is
+//! unreachable (one connect attempt per call, none inside the backoff window). A frame above the configured maximum, or one
 //! that does not decode, closes that connection with a logged error; the codec checks the length before it
 //! allocates, so a hostile length prefix costs nothing.
 //!
