@@ -1,23 +1,58 @@
 //! `openmldb`: one binary, one role per process, flags named as OpenMLDB names them.
 //!
-//! `openmldb --role=coord --endpoint=127.0.0.1:2181` serves the `model` coordination service (the embedded
-//! single-machine default of DESIGN 4.2). The other roles of DESIGN 4.7 arrive with their components.
+//! - `--role=coord --endpoint=ip:port`: the `model` coordination service (DESIGN 4.2).
+//! - `--role=tablet --endpoint=ip:port --db_root_path=dir [--zk_cluster=.. --zk_root_path=..]`: a tablet.
+//! - `--role=client --endpoint=<tablet>`: the tablet client, interactive, or one command with
+//!   `--interactive=false --cmd="..."` (exit code 0 on success, 1 on failure).
+//!
+//! The nameserver, taskmanager and ns_client roles arrive with their components.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use openmldb::cli::{repl, tablet_client};
 use openmldb::coord::{CoordServerConfig, tree::TreeConfig};
+use openmldb::rpc::{ClientConfig, RpcClient};
+use openmldb::storage::{Disk, RealDisk};
+use openmldb::tablet::{Tablet, TabletConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "openmldb", about = "OpenMLDB online high-availability system", version)]
+#[command(name = "openmldb", about = "OpenMLDB online high-availability system", version, rename_all = "snake_case")]
 struct Flags {
-    /// Which process to run: coord (more roles arrive with their components).
+    /// Which process to run: coord, tablet or client.
     #[arg(long)]
     role: String,
-    /// Address to listen on, ip:port.
+    /// Address to listen on (servers) or of the tablet to talk to (client), ip:port.
     #[arg(long)]
     endpoint: Option<String>,
+    /// Coordination service address(es).
+    #[arg(long, default_value = "")]
+    zk_cluster: String,
+    #[arg(long, default_value = openmldb::coord::layout::DEFAULT_ROOT)]
+    zk_root_path: String,
+    /// Coordination session timeout in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    zk_session_timeout: u64,
+    /// Tablet: directory of the partitions' binlogs and snapshots.
+    #[arg(long, default_value = "./db")]
+    db_root_path: String,
+    /// Tablet: binlog fsync period in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    binlog_sync_to_disk_interval: u64,
+    /// Tablet: binlog segment size in MB.
+    #[arg(long, default_value_t = 1024)]
+    binlog_single_file_max_size: u64,
+    /// Client: read commands from a prompt (true) or run `--cmd` once (false).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    interactive: bool,
+    /// Client: the command to run with --interactive=false.
+    #[arg(long)]
+    cmd: Option<String>,
+    /// Client: deadline of each request in milliseconds.
+    #[arg(long, default_value_t = 600_000)]
+    request_timeout: u64,
     /// Coordination server: expiry granularity in milliseconds (ZooKeeper's tickTime).
     #[arg(long, default_value_t = 200)]
     coord_tick_ms: u64,
@@ -28,10 +63,6 @@ struct Flags {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let flags = match Flags::try_parse() {
         Ok(f) => f,
         Err(e) => {
@@ -39,8 +70,16 @@ async fn main() -> std::process::ExitCode {
             return if e.use_stderr() { std::process::ExitCode::from(2) } else { std::process::ExitCode::SUCCESS };
         }
     };
+    // Servers log to stderr at info by default; the client stays quiet unless RUST_LOG asks.
+    let default_filter = if flags.role == "client" { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(flags).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("openmldb: {e:#}");
             std::process::ExitCode::FAILURE
@@ -48,10 +87,11 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(flags: Flags) -> anyhow::Result<()> {
+async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
+    let endpoint = || flags.endpoint.clone().with_context(|| format!("--role={} needs --endpoint=ip:port", flags.role));
     match flags.role.as_str() {
         "coord" => {
-            let endpoint = flags.endpoint.context("--role=coord needs --endpoint=ip:port")?;
+            let endpoint = endpoint()?;
             let tick = Duration::from_millis(flags.coord_tick_ms.max(1));
             let tree = TreeConfig {
                 tick,
@@ -67,13 +107,60 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
                 server.local_addr().map(|a| a.to_string()).unwrap_or(endpoint)
             );
             server.join().await;
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
-        "nameserver" | "tablet" | "taskmanager" | "ns_client" | "client" => {
+        "tablet" => {
+            let endpoint = endpoint()?;
+            std::fs::create_dir_all(&flags.db_root_path)
+                .with_context(|| format!("cannot create --db_root_path={}", flags.db_root_path))?;
+            let mut config = TabletConfig::new(&endpoint);
+            config.zk_cluster = flags.zk_cluster.clone();
+            config.zk_root_path = flags.zk_root_path.clone();
+            config.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+            config.binlog_sync_to_disk_interval = Duration::from_millis(flags.binlog_sync_to_disk_interval);
+            config.binlog_single_file_max_size = flags.binlog_single_file_max_size.max(1) << 20;
+            let disk: Arc<dyn Disk> = Arc::new(RealDisk::new(&flags.db_root_path));
+            let tablet = Tablet::start(config, disk).await.with_context(|| format!("cannot listen on {endpoint}"))?;
+            println!("tablet listening on {endpoint}");
+            tablet.join().await;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        "client" => {
+            let endpoint = endpoint()?;
+            let timeout = Duration::from_millis(flags.request_timeout);
+            let client = RpcClient::new(endpoint, ClientConfig { timeout, ..Default::default() });
+            if flags.interactive {
+                repl::run(|line| {
+                    let client = client.clone();
+                    async move { tablet_client::execute(&client, &line).await }
+                })
+                .await?;
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
+            let cmd = flags.cmd.context("--interactive=false needs --cmd=\"...\"")?;
+            match tablet_client::execute(&client, &cmd).await {
+                Ok(out) => {
+                    print!("{}", with_newline(out));
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                Err(err) => {
+                    print!("{}", with_newline(err));
+                    Ok(std::process::ExitCode::FAILURE)
+                }
+            }
+        }
+        "nameserver" | "taskmanager" | "ns_client" => {
             bail!("--role={} is not available in this build yet", flags.role)
         }
         other => {
-            bail!("unknown --role={other:?}; expected coord, nameserver, tablet, taskmanager, ns_client or client")
+            bail!("unknown --role={other:?}; expected coord, tablet, client, nameserver, taskmanager or ns_client")
         }
     }
+}
+
+fn with_newline(mut s: String) -> String {
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
 }

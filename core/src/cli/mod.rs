@@ -1,8 +1,10 @@
 //! The command-line clients: parsing, rendering in OpenMLDB's formats, and the REPL loop shared by the clients.
 //!
+//! - [`repl`]: the interactive loop.
 //! - [`table`]: column tables as OpenMLDB's CLI prints them.
 //! - [`tablet_client`]: `openmldb --role=client --endpoint=<tablet>`.
 
+pub mod repl;
 pub mod table;
 pub mod tablet_client;
 

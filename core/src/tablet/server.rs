@@ -311,9 +311,53 @@ impl Tablet {
         }
     }
 
+    /// The partition's `table_meta` on disk, if there is one.
+    async fn read_meta(&self, tid: u32, pid: u32) -> Result<Option<TableMeta>, Status> {
+        let path = meta_path(&partition_dir(tid, pid));
+        if !self.disk.exists(&path).await.unwrap_or(false) {
+            return Ok(None);
+        }
+        let bytes = self.disk.read(&path).await.map_err(|e| Code::TableMetaIsIllegal.with(e))?;
+        match record::decode(&bytes) {
+            record::Decoded::Record { payload, .. } => {
+                TableMeta::decode(payload).map(Some).map_err(|e| Code::TableMetaIsIllegal.with(format!("{path}: {e}")))
+            }
+            other => Err(Code::TableMetaIsIllegal.with(format!("{path}: {other:?}"))),
+        }
+    }
+
+    /// As OpenMLDB's LoadTable: the request's meta wins over the one on disk, except that what the request leaves
+    /// out (the schema, when the tablet client sends only name, tid, pid and role; the term) comes from disk.
+    async fn merge_meta(&self, mut meta: TableMeta) -> Result<TableMeta, Status> {
+        let Some(disk) = self.read_meta(meta.tid, meta.pid).await? else { return Ok(meta) };
+        if meta.column_desc.is_empty() {
+            if !meta.name.is_empty() && meta.name != disk.name {
+                return Err(Code::TableMetaIsIllegal.with(format!(
+                    "tid {} pid {} on disk is table {:?}, not {:?}",
+                    meta.tid, meta.pid, disk.name, meta.name
+                )));
+            }
+            meta.column_desc = disk.column_desc;
+            meta.column_key = disk.column_key;
+            meta.db = disk.db;
+            meta.replication = disk.replication;
+            if meta.name.is_empty() {
+                meta.name = disk.name;
+            }
+        }
+        if meta.term == 0 {
+            meta.term = disk.term;
+        }
+        Ok(meta)
+    }
+
     /// LoadTable: registers the partition as loading and restores snapshot + binlog in the background.
     async fn load_table(self: Arc<Self>, req: pb::LoadTableRequest) -> Result<pb::GeneralResponse, Status> {
         let meta = req.meta.ok_or_else(|| Code::TableMetaIsIllegal.with("no meta"))?;
+        if self.partition(meta.tid, meta.pid).is_ok() {
+            return Err(Code::TableAlreadyExists.with(format!("tid {} pid {}", meta.tid, meta.pid)));
+        }
+        let meta = self.merge_meta(meta).await?;
         let schema = Self::schema_of(&meta)?;
         let part = Arc::new(Partition::new(meta.clone(), schema.clone(), TableState::Loading));
         self.insert(part.clone())?;
@@ -423,11 +467,15 @@ impl Tablet {
     }
 
     async fn get_table_status(&self, req: pb::GetTableStatusRequest) -> Result<pb::GetTableStatusResponse, Status> {
+        let every = req.all || (req.tid == 0 && req.pid == 0);
         let mut all = Vec::new();
         for p in self.all_partitions() {
-            if req.all || (p.tid == req.tid && p.pid == req.pid) || (req.tid == 0 && req.pid == 0) {
+            if every || (p.tid == req.tid && p.pid == req.pid) {
                 all.push(p.status().await);
             }
+        }
+        if !every && all.is_empty() {
+            return Err(Code::TableIsNotExist.with(format!("tid {} pid {}", req.tid, req.pid)));
         }
         Ok(pb::GetTableStatusResponse { all_table_status: all })
     }
