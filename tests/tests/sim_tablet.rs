@@ -304,3 +304,35 @@ fn semisync_acknowledged_writes_are_on_a_follower() {
         });
     }
 }
+
+/// The replication scenario whose trace identifies a run.
+async fn replication_run(trace: mldb_sim::trace::Trace) {
+    let (mut c, eps) = three_tablets(trace);
+    let e = eps.clone();
+    c.spawn_on("client", async move { create_partition(&e, ReplicationMode::Async).await }).unwrap().await.unwrap();
+    let leader = tablets::client(&eps[0]);
+    let writer =
+        c.spawn_on("client", async move { tablets::write(&leader, 0, 400, Duration::from_millis(5)).await }).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.crash("tablet-3").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.start("tablet-3").unwrap();
+    let e = eps.clone();
+    c.spawn_on("client", async move { load(&e[2], meta(TableMode::Follower, 1, &[])).await }).unwrap().await.unwrap();
+    writer.await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+#[test]
+fn a_replication_run_is_deterministic() {
+    let a = run_seed(51, Some(Duration::from_secs(60)), replication_run);
+    let b = run_seed(51, Some(Duration::from_secs(60)), replication_run);
+    assert!(
+        a.trace.grep("table loaded").len() == 1 && a.trace.grep("replicator matched").len() >= 3,
+        "{}",
+        a.trace.to_text()
+    );
+    assert_eq!(a.trace.lines(), b.trace.lines());
+    let c = run_seed(52, Some(Duration::from_secs(60)), replication_run);
+    assert_ne!(a.hash, c.hash);
+}
