@@ -138,6 +138,23 @@ async fn the_tablet_client_drives_a_real_tablet_through_a_kill_and_a_reload() {
     assert!(stdout(&bad).contains("usage: makesnapshot tid pid"), "{}", stdout(&bad));
     let unknown = client(&endpoint, "frobnicate");
     assert_eq!(unknown.status.code(), Some(1));
+    // The interactive client reads commands one per line until `quit`.
+    let mut repl = Command::new(env!("CARGO_BIN_EXE_openmldb"))
+        .args(["--role=client", &format!("--endpoint={endpoint}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = repl.stdin.take().unwrap();
+        stdin.write_all(b"gettablestatus 1 0\nmakesnapshot 1\nquit\n").unwrap();
+    }
+    let out = repl.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("kTableNormal") && text.contains("usage: makesnapshot tid pid"), "{text}");
+
     assert_eq!(stdout(&client(&endpoint, "drop 1 0")).trim(), "DropTable ok");
     drop(tablet);
 }

@@ -278,3 +278,122 @@ pub enum EntryBody {
     Put(Row),
     Delete { idx: u32, key: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::proto::tablet::{ColumnDesc, ColumnKey};
+    use crate::storage::SimDisk;
+    use crate::storage::binlog::BinlogConfig;
+
+    fn meta(mode: TableMode, term: u64) -> TableMeta {
+        TableMeta {
+            name: "t".into(),
+            tid: 1,
+            pid: 0,
+            mode: mode as i32,
+            term,
+            column_desc: vec![
+                ColumnDesc { name: "id".into(), data_type: "string".into() },
+                ColumnDesc { name: "ts".into(), data_type: "int64".into() },
+            ],
+            column_key: vec![ColumnKey {
+                index_name: "id".into(),
+                col_name: vec!["id".into()],
+                ts_name: "ts".into(),
+                ttl: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn row(i: u64) -> Row {
+        Row { values: vec![format!("k{i}"), (100 + i).to_string()] }
+    }
+
+    /// A loaded partition over a fresh simulated disk.
+    fn partition(mode: TableMode, term: u64) -> Partition {
+        let m = meta(mode, term);
+        let schema = Arc::new(TableSchema::from_meta(&m).unwrap());
+        let p = Partition::new(m, schema, TableState::Normal);
+        let disk: Arc<dyn crate::storage::Disk> = Arc::new(SimDisk::new());
+        let (binlog, _) =
+            block_on(Binlog::open(disk, "1_0/binlog", BinlogConfig { max_segment_bytes: 1 << 20 }, 0)).unwrap();
+        block_on(p.lock()).binlog = Some(binlog);
+        p
+    }
+
+    fn entry(term: u64, log_index: u64) -> LogEntry {
+        let r = row(log_index);
+        let schema = TableSchema::from_meta(&meta(TableMode::Follower, 1)).unwrap();
+        let (dimensions, ts) = schema.entry_for_row(&r).unwrap();
+        LogEntry {
+            term,
+            log_index,
+            method_type: MethodType::Put as i32,
+            dimensions,
+            ts,
+            value: Bytes::from(r.encode_to_vec()),
+        }
+    }
+
+    fn code(r: Result<impl std::fmt::Debug, Status>) -> i32 {
+        r.expect_err("refused").code
+    }
+
+    #[test]
+    fn a_leader_writes_with_its_term_and_consecutive_offsets() {
+        let p = partition(TableMode::Leader, 4);
+        assert_eq!(block_on(p.write(EntryBody::Put(row(1)), true)).unwrap(), (4, 1));
+        assert_eq!(block_on(p.write(EntryBody::Put(row(2)), true)).unwrap(), (4, 2));
+        let del = EntryBody::Delete { idx: 0, key: "k1".into() };
+        assert_eq!(block_on(p.write(del, true)).unwrap(), (4, 3));
+        assert_eq!(block_on(p.lock()).table.record_cnt(), 1);
+        let bad = EntryBody::Delete { idx: 9, key: "k1".into() };
+        assert_eq!(code(block_on(p.write(bad, true))), Code::IdxNameNotFound as i32);
+        let short = Row { values: vec!["only-one".into()] };
+        assert_eq!(code(block_on(p.write(EntryBody::Put(short), true))), Code::InvalidDimensionParameter as i32);
+        assert_eq!(block_on(p.lock()).offset(), 3, "refused writes take no offset");
+    }
+
+    #[test]
+    fn writes_are_refused_with_openmldb_names_on_a_follower_a_loading_table_and_a_fenced_leader() {
+        let f = partition(TableMode::Follower, 1);
+        assert_eq!(code(block_on(f.write(EntryBody::Put(row(1)), true))), Code::TableIsFollower as i32);
+        let l = partition(TableMode::Leader, 1);
+        block_on(l.lock()).state = TableState::Loading;
+        assert_eq!(code(block_on(l.write(EntryBody::Put(row(1)), true))), Code::TableIsLoading as i32);
+        let l = partition(TableMode::Leader, 1);
+        assert_eq!(code(block_on(l.write(EntryBody::Put(row(1)), false))), Code::LeaderFenced as i32);
+        block_on(l.lock()).fenced = true;
+        assert_eq!(code(block_on(l.write(EntryBody::Put(row(1)), true))), Code::LeaderFenced as i32);
+        assert_eq!(Code::TableIsFollower.message(), "table is follower");
+    }
+
+    #[test]
+    fn a_follower_skips_what_it_has_refuses_lower_terms_and_reports_gaps() {
+        let f = partition(TableMode::Follower, 3);
+        let req =
+            |term, entries: Vec<LogEntry>| AppendEntriesRequest { tid: 1, pid: 0, term, pre_log_index: 0, entries };
+        // A probe returns the offset; an older term is refused.
+        assert_eq!(block_on(f.append_entries(req(3, vec![]))).unwrap(), 0);
+        assert_eq!(code(block_on(f.append_entries(req(2, vec![entry(2, 1)])))), Code::TermIsLower as i32);
+        // Entries apply in order; a resend of the same entries is skipped.
+        assert_eq!(block_on(f.append_entries(req(3, vec![entry(3, 1), entry(3, 2)]))).unwrap(), 2);
+        assert_eq!(block_on(f.append_entries(req(3, vec![entry(3, 1), entry(3, 2), entry(3, 3)]))).unwrap(), 3);
+        assert_eq!(block_on(f.lock()).table.record_cnt(), 3);
+        // A gap changes nothing and tells the leader where the follower is.
+        assert_eq!(block_on(f.append_entries(req(3, vec![entry(3, 7)]))).unwrap(), 3);
+        // A newer term is adopted, and then the old one is refused.
+        assert_eq!(block_on(f.append_entries(req(5, vec![]))).unwrap(), 3);
+        assert_eq!(block_on(f.lock()).meta.term, 5);
+        assert_eq!(code(block_on(f.append_entries(req(3, vec![entry(3, 4)])))), Code::TermIsLower as i32);
+        // A leader takes no entries.
+        let l = partition(TableMode::Leader, 9);
+        assert_eq!(code(block_on(l.append_entries(req(9, vec![entry(9, 1)])))), Code::TableIsLeader as i32);
+    }
+}
