@@ -143,6 +143,20 @@ impl Tablet {
         BinlogConfig { max_segment_bytes: self.config.binlog_single_file_max_size }
     }
 
+    /// Runs a task the nameserver may poll for: recorded as doing, then done or failed with `work`'s outcome.
+    async fn tracked<T>(
+        &self,
+        info: Option<&pb::TaskInfo>,
+        task_type: TaskType,
+        (tid, pid): (u32, u32),
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let task = self.tasks.start(info, task_type, tid, pid, &self.config.endpoint);
+        let result = work.await;
+        self.tasks.finish(&task, result.is_ok());
+        result
+    }
+
     // ---- background loops -----------------------------------------------------------------------------------
 
     /// fsyncs every binlog each `binlog_sync_to_disk_interval`: what a machine crash may lose.
@@ -502,9 +516,8 @@ impl Tablet {
     }
 
     async fn add_replica(&self, req: pb::ReplicaRequest) -> Result<pb::GeneralResponse, Status> {
-        let task =
-            self.tasks.start(req.task_info.as_ref(), TaskType::AddReplica, req.tid, req.pid, &self.config.endpoint);
-        let result = async {
+        let at = (req.tid, req.pid);
+        self.tracked(req.task_info.as_ref(), TaskType::AddReplica, at, async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
             readable(&g)?;
@@ -526,16 +539,14 @@ impl Tablet {
             let meta = g.meta.clone();
             drop(g);
             self.write_meta(&meta).await
-        }
-        .await;
-        self.tasks.finish(&task, result.is_ok());
-        result.map(|_| pb::GeneralResponse {})
+        })
+        .await
+        .map(|_| pb::GeneralResponse {})
     }
 
     async fn del_replica(&self, req: pb::ReplicaRequest) -> Result<pb::GeneralResponse, Status> {
-        let task =
-            self.tasks.start(req.task_info.as_ref(), TaskType::DelReplica, req.tid, req.pid, &self.config.endpoint);
-        let result = async {
+        let at = (req.tid, req.pid);
+        self.tracked(req.task_info.as_ref(), TaskType::DelReplica, at, async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
             if !g.is_leader() {
@@ -548,10 +559,9 @@ impl Tablet {
             let meta = g.meta.clone();
             drop(g);
             self.write_meta(&meta).await
-        }
-        .await;
-        self.tasks.finish(&task, result.is_ok());
-        result.map(|_| pb::GeneralResponse {})
+        })
+        .await
+        .map(|_| pb::GeneralResponse {})
     }
 
     // ---- snapshots ------------------------------------------------------------------------------------------
@@ -635,9 +645,8 @@ impl Tablet {
     }
 
     async fn pause_snapshot(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
-        let task =
-            self.tasks.start(req.task_info.as_ref(), TaskType::PauseSnapshot, req.tid, req.pid, &self.config.endpoint);
-        let result = async {
+        let at = (req.tid, req.pid);
+        self.tracked(req.task_info.as_ref(), TaskType::PauseSnapshot, at, async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
             match g.state {
@@ -648,21 +657,14 @@ impl Tablet {
                 TableState::MakingSnapshot => Err(Code::TableStatusIsKmakingsnapshot.status()),
                 _ => Err(Code::TableStatusIsNotKnormal.status()),
             }
-        }
-        .await;
-        self.tasks.finish(&task, result.is_ok());
-        result.map(|_| pb::GeneralResponse {})
+        })
+        .await
+        .map(|_| pb::GeneralResponse {})
     }
 
     async fn recover_snapshot(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
-        let task = self.tasks.start(
-            req.task_info.as_ref(),
-            TaskType::RecoverSnapshot,
-            req.tid,
-            req.pid,
-            &self.config.endpoint,
-        );
-        let result = async {
+        let at = (req.tid, req.pid);
+        self.tracked(req.task_info.as_ref(), TaskType::RecoverSnapshot, at, async {
             let part = self.partition(req.tid, req.pid)?;
             let mut g = part.lock().await;
             match g.state {
@@ -672,10 +674,9 @@ impl Tablet {
                 }
                 _ => Err(Code::TableStatusIsNotKsnapshotpaused.status()),
             }
-        }
-        .await;
-        self.tasks.finish(&task, result.is_ok());
-        result.map(|_| pb::GeneralResponse {})
+        })
+        .await
+        .map(|_| pb::GeneralResponse {})
     }
 
     /// SendSnapshot: the paused leader ships its table meta and snapshot files to another tablet.
