@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod coord;
+pub mod nameserver;
 pub mod proto;
 pub mod rpc;
 pub mod storage;

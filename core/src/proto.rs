@@ -14,3 +14,8 @@ pub mod coord {
 pub mod tablet {
     include!(concat!(env!("OUT_DIR"), "/openmldb.tablet.rs"));
 }
+
+/// The nameserver's metadata, as kept in the coordination service (table info, partitions, term history).
+pub mod nameserver {
+    include!(concat!(env!("OUT_DIR"), "/openmldb.nameserver.rs"));
+}

@@ -182,11 +182,11 @@ fn snapshots_let_old_binlog_go_and_a_reload_restores_everything() {
             let ep = eps[0].clone();
             c.spawn_on("client", async move {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                // Not loaded: GetTermPair reads term and offset from the disk, as recovery decisions need.
+                // Not loaded: GetTermPair answers with the snapshot's term and offset (reference 5.6 step 2).
                 let cli = tablets::client(&ep);
                 let pair =
                     cli.call(m::GetTermPair, pb::TablePidRequest { tid: 1, pid: 0, task_info: None }).await.unwrap();
-                assert_eq!((pair.has_table, pair.term, pair.offset), (false, 1, 500));
+                assert_eq!((pair.has_table, pair.term, pair.offset), (false, 1, 400));
                 assert_eq!(tablet_client::execute(&cli, "loadtable flow 1 0 0 8").await.as_deref(), Ok("LoadTable ok"));
                 let s = wait_offset(&ep, 500, Duration::from_secs(10)).await;
                 assert_eq!((s.offset, s.snapshot_offset), (500, 400));

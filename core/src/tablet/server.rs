@@ -740,26 +740,25 @@ impl Tablet {
         Ok(pb::GeneralResponse {})
     }
 
-    /// GetTermPair: the replica's (term, offset), from memory, or from disk when the partition is not loaded.
+    /// GetTermPair (reference 5.6 step 2): with the partition in memory, its term and offset; without it, the
+    /// local snapshot MANIFEST's term and offset (or 0/0). The binlog of an unloaded replica does not count: the
+    /// nameserver deletes it before re-adding the replica, so only the snapshot is what the replica will have.
     async fn get_term_pair(&self, req: pb::TablePidRequest) -> Result<pb::GetTermPairResponse, Status> {
         if let Ok(part) = self.partition(req.tid, req.pid) {
             let g = part.lock().await;
-            let term = g.binlog.as_ref().map(Binlog::last_term).filter(|t| *t > 0).unwrap_or(g.meta.term);
-            return Ok(pb::GetTermPairResponse { has_table: true, is_leader: g.is_leader(), term, offset: g.offset() });
+            return Ok(pb::GetTermPairResponse {
+                has_table: true,
+                is_leader: g.is_leader(),
+                term: g.meta.term,
+                offset: g.offset(),
+            });
         }
         let dir = partition_dir(req.tid, req.pid);
         let manifest = snapshot::read_manifest(self.disk.clone(), &snapshot_dir(&dir))
             .await
             .map_err(|e| Code::SnapshotIsNotExist.with(e))?;
-        let (floor, snap_term) = manifest.map(|m| (m.offset, m.term)).unwrap_or((0, 0));
-        if !self.disk.exists(&binlog_dir(&dir)).await.unwrap_or(false) {
-            return Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term: snap_term, offset: floor });
-        }
-        let (binlog, _) = Binlog::open(self.disk.clone(), &binlog_dir(&dir), self.binlog_config(), floor)
-            .await
-            .map_err(|e| Code::WriteDataFailed.with(e))?;
-        let term = if binlog.last_term() > 0 { binlog.last_term() } else { snap_term };
-        Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset: binlog.last_offset() })
+        let (term, offset) = manifest.map(|m| (m.term, m.offset)).unwrap_or((0, 0));
+        Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset })
     }
 
     async fn get_follower(&self, req: pb::TablePidRequest) -> Result<pb::GetFollowerResponse, Status> {
