@@ -5,15 +5,20 @@
 //! - `--role=client --endpoint=<tablet>`: the tablet client, interactive, or one command with
 //!   `--interactive=false --cmd="..."` (exit code 0 on success, 1 on failure).
 //!
-//! The nameserver, taskmanager and ns_client roles arrive with their components.
+//! - `--role=nameserver --endpoint=ip:port --zk_cluster=..`: a nameserver (active or standby by election).
+//! - `--role=ns_client --zk_cluster=.. --zk_root_path=..`: the nameserver client, interactive or `--cmd`.
+//!
+//! The taskmanager role arrives with its component.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use openmldb::cli::ns_client::NsClient;
 use openmldb::cli::{repl, tablet_client};
-use openmldb::coord::{CoordServerConfig, tree::TreeConfig};
+use openmldb::coord::{ClientOptions, CoordServerConfig, Coordinator, ModelCoordinator, tree::TreeConfig};
+use openmldb::nameserver::{Nameserver, NameserverConfig};
 use openmldb::rpc::{ClientConfig, RpcClient};
 use openmldb::storage::{Disk, RealDisk};
 use openmldb::tablet::{Tablet, TabletConfig};
@@ -21,7 +26,7 @@ use openmldb::tablet::{Tablet, TabletConfig};
 #[derive(Parser, Debug)]
 #[command(name = "openmldb", about = "OpenMLDB online high-availability system", version, rename_all = "snake_case")]
 struct Flags {
-    /// Which process to run: coord, tablet or client.
+    /// Which process to run: coord, nameserver, tablet, client or ns_client.
     #[arg(long)]
     role: String,
     /// Address to listen on (servers) or of the tablet to talk to (client), ip:port.
@@ -149,9 +154,56 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         }
-        "nameserver" | "taskmanager" | "ns_client" => {
-            bail!("--role={} is not available in this build yet", flags.role)
+        "nameserver" => {
+            let endpoint = endpoint()?;
+            if flags.zk_cluster.is_empty() {
+                bail!("--role=nameserver needs --zk_cluster");
+            }
+            let mut config = NameserverConfig::new(&endpoint, &flags.zk_cluster);
+            config.zk_root_path = flags.zk_root_path.clone();
+            config.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+            let ns = Nameserver::start(config).await.with_context(|| format!("cannot listen on {endpoint}"))?;
+            println!("nameserver listening on {endpoint}");
+            ns.join().await;
+            Ok(std::process::ExitCode::SUCCESS)
         }
+        "ns_client" => {
+            if flags.zk_cluster.is_empty() {
+                bail!("--role=ns_client needs --zk_cluster");
+            }
+            let session = ClientOptions::new(Duration::from_millis(flags.zk_session_timeout));
+            let coord = ModelCoordinator::connect(&flags.zk_cluster, session)
+                .await
+                .with_context(|| format!("cannot reach the coordination service at {}", flags.zk_cluster))?;
+            let client = NsClient::new(
+                Arc::new(coord.clone()),
+                &flags.zk_root_path,
+                Duration::from_millis(flags.request_timeout),
+            );
+            let code = if flags.interactive {
+                repl::run(|line| {
+                    let client = &client;
+                    async move { client.execute(&line).await }
+                })
+                .await?;
+                std::process::ExitCode::SUCCESS
+            } else {
+                let cmd = flags.cmd.clone().context("--interactive=false needs --cmd=\"...\"")?;
+                match client.execute(&cmd).await {
+                    Ok(out) => {
+                        print!("{}", with_newline(out));
+                        std::process::ExitCode::SUCCESS
+                    }
+                    Err(err) => {
+                        print!("{}", with_newline(err));
+                        std::process::ExitCode::FAILURE
+                    }
+                }
+            };
+            coord.close().await;
+            Ok(code)
+        }
+        "taskmanager" => bail!("--role=taskmanager is not available in this build yet"),
         other => {
             bail!("unknown --role={other:?}; expected coord, tablet, client, nameserver, taskmanager or ns_client")
         }

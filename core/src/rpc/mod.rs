@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::proto::rpc::Envelope;
 
 /// A remote procedure: its wire name and its request and response messages.
-pub trait Method: Send + Sync + 'static {
+pub trait Method: Copy + Send + Sync + 'static {
     /// Name on the wire, `"<service>.<Method>"`.
     const NAME: &'static str;
     type Req: prost::Message + Default + Send + 'static;

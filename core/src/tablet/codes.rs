@@ -29,10 +29,11 @@ pub enum Code {
     TableMetaIsIllegal = 129,
     CreateTableFailed = 131,
     NoFollower = 134,
-    /// Not in OpenMLDB (DESIGN 5.1): a leader whose coordination session is in doubt refuses writes.
-    LeaderFenced = 150,
+    /// Not in OpenMLDB (DESIGN 5.1): a leader whose coordination session is in doubt refuses writes. Our own
+    /// codes use 190 and up, which OpenMLDB leaves free.
+    LeaderFenced = 190,
     /// Not in OpenMLDB: an AppendEntries from an older term than the follower's.
-    TermIsLower = 151,
+    TermIsLower = 191,
 }
 
 impl Code {

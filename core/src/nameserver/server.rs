@@ -1,0 +1,597 @@
+//! The nameserver process: its session with the coordination service, the election, the tablet map, the table
+//! metadata in memory, and the RPC handlers. Only the active nameserver serves; the others answer
+//! "nameserver is not leader".
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::codes::Code;
+use super::decide::{TabletLoad, place_partitions, tablet_loads};
+use super::meta::MetaStore;
+use super::rpc as m;
+use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState};
+use crate::proto::nameserver as pb;
+use crate::proto::tablet as tpb;
+use crate::rpc::{ClientConfig, Method, RpcClient, RpcServer, ServerHandle, Status};
+use crate::storage::memtable::TableSchema;
+use crate::tablet::rpc as tablet_rpc;
+
+/// A nameserver's flags, by their OpenMLDB names.
+#[derive(Debug, Clone)]
+pub struct NameserverConfig {
+    pub endpoint: String,
+    pub zk_cluster: String,
+    pub zk_root_path: String,
+    pub zk_session_timeout: Duration,
+    /// `auto_failover`: the initial value of `/config/auto_failover` if it does not exist yet (DESIGN 5.4: true).
+    pub auto_failover: bool,
+    /// `partition_num`: the default for a new table.
+    pub partition_num: u32,
+    /// `get_table_status_interval`: how often replica offsets and counts are polled from the tablets.
+    pub get_table_status_interval: Duration,
+    /// Deadline of calls to tablets.
+    pub request_timeout: Duration,
+}
+
+impl NameserverConfig {
+    pub fn new(endpoint: impl Into<String>, zk_cluster: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            zk_cluster: zk_cluster.into(),
+            zk_root_path: crate::coord::layout::DEFAULT_ROOT.to_string(),
+            zk_session_timeout: Duration::from_millis(2000),
+            auto_failover: true,
+            partition_num: 8,
+            get_table_status_interval: Duration::from_millis(2000),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TabletState {
+    Healthy,
+    Offline,
+}
+
+impl TabletState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TabletState::Healthy => "kTabletHealthy",
+            TabletState::Offline => "kTabletOffline",
+        }
+    }
+}
+
+/// What the nameserver knows of one tablet: its state and since when (OpenMLDB's `ctime_`).
+#[derive(Debug, Clone)]
+pub struct TabletEntry {
+    pub state: TabletState,
+    pub since: Instant,
+}
+
+/// The state the active nameserver works on; rebuilt from the coordination service on every takeover.
+#[derive(Default)]
+struct State {
+    tables: BTreeMap<String, pb::TableInfo>,
+    tablets: BTreeMap<String, TabletEntry>,
+    /// The last GetTableStatus of every replica, by (tid, pid, endpoint).
+    replica_status: BTreeMap<(u32, u32, String), tpb::TableStatus>,
+}
+
+pub struct Nameserver {
+    config: NameserverConfig,
+    layout: Layout,
+    coord: Mutex<Option<Arc<ModelCoordinator>>>,
+    active: AtomicBool,
+    state: Mutex<State>,
+    clients: Mutex<BTreeMap<String, RpcClient>>,
+    /// Serialises metadata changes (create, drop, and later the op engine's writes).
+    meta_lock: tokio::sync::Mutex<()>,
+}
+
+/// A running nameserver; dropping it stops its loops and its server.
+pub struct NameserverHandle {
+    pub nameserver: Arc<Nameserver>,
+    _rpc: ServerHandle,
+    loops: Vec<JoinHandle<()>>,
+}
+
+impl NameserverHandle {
+    pub async fn join(self) {
+        std::future::pending::<()>().await;
+    }
+}
+
+impl Drop for NameserverHandle {
+    fn drop(&mut self) {
+        for l in &self.loops {
+            l.abort();
+        }
+    }
+}
+
+fn coord_err(e: CoordError) -> Status {
+    Code::SetZkFailed.with(e)
+}
+
+impl Nameserver {
+    pub async fn start(config: NameserverConfig) -> std::io::Result<NameserverHandle> {
+        let ns = Arc::new(Nameserver {
+            layout: Layout::new(&config.zk_root_path),
+            config,
+            coord: Mutex::new(None),
+            active: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+            clients: Mutex::new(BTreeMap::new()),
+            meta_lock: tokio::sync::Mutex::new(()),
+        });
+        let rpc = ns.clone().rpc_server().bind(&ns.config.endpoint).await?;
+        tracing::info!(endpoint = %ns.config.endpoint, "nameserver started");
+        let loops = vec![tokio::spawn(ns.clone().session_loop()), tokio::spawn(ns.clone().status_loop())];
+        Ok(NameserverHandle { nameserver: ns, _rpc: rpc, loops })
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    fn coord(&self) -> Result<Arc<ModelCoordinator>, Status> {
+        self.coord.lock().expect("coord slot").clone().ok_or_else(|| Code::NameserverIsNotLeader.status())
+    }
+
+    fn require_active(&self) -> Result<Arc<ModelCoordinator>, Status> {
+        if !self.is_active() {
+            return Err(Code::NameserverIsNotLeader.status());
+        }
+        self.coord()
+    }
+
+    fn client(&self, endpoint: &str) -> RpcClient {
+        self.clients
+            .lock()
+            .expect("client map")
+            .entry(endpoint.to_string())
+            .or_insert_with(|| {
+                RpcClient::new(endpoint, ClientConfig { timeout: self.config.request_timeout, ..Default::default() })
+            })
+            .clone()
+    }
+
+    fn set_active(&self, on: bool) {
+        if self.active.swap(on, Ordering::SeqCst) != on {
+            if on {
+                tracing::info!("nameserver became active");
+            } else {
+                tracing::info!("nameserver stepped down");
+            }
+        }
+    }
+
+    // ---- session, election, tablets --------------------------------------------------------------------------
+
+    /// Keeps a coordination session for the life of the process: each session runs the election and the tablet
+    /// watch; when it expires, a new one starts over.
+    async fn session_loop(self: Arc<Self>) {
+        loop {
+            let options = ClientOptions::new(self.config.zk_session_timeout);
+            let coord = match ModelCoordinator::connect(&self.config.zk_cluster, options).await {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    tracing::info!(error = %e, "coordination service unreachable; retrying");
+                    continue;
+                }
+            };
+            *self.coord.lock().expect("coord slot") = Some(coord.clone());
+            let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+            if let Err(e) = meta.ensure_layout(self.config.auto_failover).await {
+                tracing::warn!(error = %e, "cannot prepare the metadata layout; retrying");
+                tokio::time::sleep(self.config.zk_session_timeout / 4).await;
+                continue;
+            }
+            let tablets = tokio::spawn(self.clone().tablet_watch(coord.clone()));
+            self.clone().elect(coord.clone()).await;
+            tablets.abort();
+            self.set_active(false);
+            *self.coord.lock().expect("coord slot") = None;
+        }
+    }
+
+    /// The election of reference 1.3: the first `lock_request` node is the leader. Returns when the session ends.
+    async fn elect(self: Arc<Self>, coord: Arc<ModelCoordinator>) {
+        let mut events = coord.session_events();
+        let prefix = self.layout.leader_lock_prefix();
+        let mine = match coord.create(&prefix, self.config.endpoint.as_bytes(), CreateMode::EphemeralSequential).await {
+            Ok(path) => path,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot join the election");
+                tokio::time::sleep(self.config.zk_session_timeout / 4).await;
+                return;
+            }
+        };
+        let my_name = mine.rsplit('/').next().unwrap_or_default().to_string();
+        loop {
+            if coord.state().is_terminal() {
+                return;
+            }
+            let children = match coord.children(&self.layout.leader()).await {
+                Ok(mut c) => {
+                    c.sort();
+                    c
+                }
+                Err(CoordError::SessionExpired | CoordError::Closed) => return,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(pos) = children.iter().position(|c| *c == my_name) else {
+                tracing::warn!("my election node is gone");
+                return;
+            };
+            if pos == 0 {
+                if !self.is_active() {
+                    if let Err(e) = self.take_over(coord.as_ref()).await {
+                        tracing::warn!(error = %e, "takeover failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    self.set_active(true);
+                }
+                // Lead until the session is in doubt: a Disconnected leader steps down at once.
+                loop {
+                    match events.next().await {
+                        Some(SessionState::Connected) => {}
+                        Some(SessionState::Disconnected) => {
+                            self.set_active(false);
+                            break;
+                        }
+                        _ => return,
+                    }
+                }
+                // Wait for the session to come back (or end) before looking again.
+                loop {
+                    match events.next().await {
+                        Some(SessionState::Connected) => break,
+                        Some(SessionState::Disconnected) => {}
+                        _ => return,
+                    }
+                }
+                continue;
+            }
+            // Watch the node just before mine; when it goes, look again.
+            let before = format!("{}/{}", self.layout.leader(), children[pos - 1]);
+            match coord.exists_watch(&before).await {
+                Ok((Some(_), watch)) => {
+                    tokio::select! {
+                        _ = watch.changed() => {}
+                        s = events.next() => if matches!(s, Some(SessionState::Expired | SessionState::Closed) | None) { return },
+                    }
+                }
+                Ok((None, _)) => {}
+                Err(CoordError::SessionExpired | CoordError::Closed) => return,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Becoming active: reload everything from the coordination service (reference 1.3 `Recover`).
+    async fn take_over(&self, coord: &dyn Coordinator) -> Result<(), CoordError> {
+        let meta = MetaStore { coord, layout: &self.layout };
+        let tables = meta.load_tables().await?;
+        let mut state = self.state.lock().expect("ns state");
+        state.tables = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+        tracing::info!(tables = state.tables.len(), tablets = state.tablets.len(), "metadata loaded");
+        Ok(())
+    }
+
+    /// Follows `/nodes`: a new endpoint is healthy, a vanished one offline, a returning one healthy again.
+    async fn tablet_watch(self: Arc<Self>, coord: Arc<ModelCoordinator>) {
+        loop {
+            let (children, watch) = match coord.children_watch(&self.layout.nodes()).await {
+                Ok(r) => r,
+                Err(CoordError::SessionExpired | CoordError::Closed) => return,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            self.update_tablets(&children);
+            watch.changed().await;
+        }
+    }
+
+    fn update_tablets(&self, present: &[String]) {
+        let now = Instant::now();
+        let mut state = self.state.lock().expect("ns state");
+        for ep in present {
+            let entry = state.tablets.entry(ep.clone()).or_insert_with(|| {
+                tracing::info!(endpoint = %ep, "tablet joined");
+                TabletEntry { state: TabletState::Healthy, since: now }
+            });
+            if entry.state == TabletState::Offline {
+                tracing::info!(endpoint = %ep, "tablet is back");
+                *entry = TabletEntry { state: TabletState::Healthy, since: now };
+            }
+        }
+        for (ep, entry) in state.tablets.iter_mut() {
+            if entry.state == TabletState::Healthy && !present.contains(ep) {
+                tracing::info!(endpoint = %ep, "tablet went offline");
+                *entry = TabletEntry { state: TabletState::Offline, since: now };
+            }
+        }
+    }
+
+    fn healthy_tablets(&self) -> Vec<String> {
+        let state = self.state.lock().expect("ns state");
+        state.tablets.iter().filter(|(_, t)| t.state == TabletState::Healthy).map(|(e, _)| e.clone()).collect()
+    }
+
+    /// Polls every healthy tablet's partitions for showtable (reference 1.6 `get_table_status_interval`).
+    async fn status_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.get_table_status_interval).await;
+            if !self.is_active() {
+                continue;
+            }
+            for ep in self.healthy_tablets() {
+                let req = tpb::GetTableStatusRequest { tid: 0, pid: 0, all: true };
+                if let Ok(resp) = self.client(&ep).call(tablet_rpc::GetTableStatus, req).await {
+                    let mut state = self.state.lock().expect("ns state");
+                    state.replica_status.retain(|(_, _, e), _| e != &ep);
+                    for s in resp.all_table_status {
+                        state.replica_status.insert((s.tid, s.pid, ep.clone()), s);
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- tables -----------------------------------------------------------------------------------------------
+
+    fn tablet_meta(
+        info: &pb::TableInfo,
+        pid: u32,
+        mode: tpb::TableMode,
+        term: u64,
+        replicas: Vec<String>,
+    ) -> tpb::TableMeta {
+        tpb::TableMeta {
+            name: info.name.clone(),
+            db: info.db.clone(),
+            tid: info.tid,
+            pid,
+            seg_cnt: info.seg_cnt,
+            mode: mode as i32,
+            term,
+            column_desc: info.column_desc.clone(),
+            column_key: info.column_key.clone(),
+            replicas,
+            replication: info.replication,
+        }
+    }
+
+    /// CreateTable (reference 2): place the partitions, create followers then leaders on the tablets, persist.
+    async fn create_table(&self, req: pb::CreateTableRequest) -> Result<pb::GeneralResponse, Status> {
+        let coord = self.require_active()?;
+        let _guard = self.meta_lock.lock().await;
+        let mut info = req.table_info.ok_or_else(|| Code::InvalidParameter.with("no table_info"))?;
+        if info.name.is_empty() {
+            return Err(Code::InvalidParameter.with("a table needs a name"));
+        }
+        if self.state.lock().expect("ns state").tables.contains_key(&info.name) {
+            return Err(Code::TableAlreadyExists.with(&info.name));
+        }
+        let probe = Self::tablet_meta(&info, 0, tpb::TableMode::Leader, 0, vec![]);
+        TableSchema::from_meta(&probe).map_err(|e| Code::InvalidParameter.with(e))?;
+        if info.partition_num == 0 {
+            info.partition_num = self.config.partition_num;
+        }
+        if info.seg_cnt == 0 {
+            info.seg_cnt = 8;
+        }
+        let healthy = self.healthy_tablets();
+        let loads: Vec<TabletLoad> = {
+            let state = self.state.lock().expect("ns state");
+            let tables: Vec<pb::TableInfo> = state.tables.values().cloned().collect();
+            tablet_loads(&healthy, &tables)
+        };
+        let replica_num = (info.replica_num != 0).then_some(info.replica_num);
+        let placement = place_partitions(&loads, info.partition_num, replica_num)
+            .map_err(|e| Code::SetPartitionInfoFailed.with(e))?;
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        info.tid = meta.alloc_tid().await.map_err(coord_err)?;
+        let term = meta.counter(&self.layout.term()).await.map_err(coord_err)?;
+        info.replica_num = placement.replica_num;
+        info.table_partition.clear();
+        let mut created: Vec<(String, u32)> = Vec::new();
+        let mut failure = None;
+        'partitions: for p in &placement.partitions {
+            let leader = p.leader_endpoint().to_string();
+            let followers: Vec<String> = p.followers().map(str::to_string).collect();
+            let mut order: Vec<(String, tpb::TableMeta)> = followers
+                .iter()
+                .map(|f| (f.clone(), Self::tablet_meta(&info, p.pid, tpb::TableMode::Follower, term, vec![])))
+                .collect();
+            order.push((leader.clone(), Self::tablet_meta(&info, p.pid, tpb::TableMode::Leader, term, followers)));
+            for (ep, tmeta) in order {
+                let req = tpb::CreateTableRequest { meta: Some(tmeta) };
+                if let Err(e) = self.client(&ep).call(tablet_rpc::CreateTable, req).await {
+                    failure = Some(Code::CreateTableFailedOnTablet.with(format!("pid {} on {ep}: {e}", p.pid)));
+                    break 'partitions;
+                }
+                created.push((ep, p.pid));
+            }
+            let mut part = p.to_table_partition();
+            part.term_offset = vec![pb::TermPair { term, offset: 0 }];
+            info.table_partition.push(part);
+        }
+        if failure.is_none()
+            && let Err(e) = meta.create_table(&info).await
+        {
+            failure = Some(coord_err(e));
+        }
+        if let Some(err) = failure {
+            for (ep, pid) in created {
+                let req = tpb::TablePidRequest { tid: info.tid, pid, task_info: None };
+                let _ = self.client(&ep).call(tablet_rpc::DropTable, req).await;
+            }
+            return Err(err);
+        }
+        let _ = meta.bump_notify().await;
+        tracing::info!(name = %info.name, tid = info.tid, partitions = info.partition_num, replicas = info.replica_num, "table created");
+        self.state.lock().expect("ns state").tables.insert(info.name.clone(), info);
+        Ok(pb::GeneralResponse {})
+    }
+
+    async fn drop_table(&self, req: pb::DropTableRequest) -> Result<pb::GeneralResponse, Status> {
+        let coord = self.require_active()?;
+        let _guard = self.meta_lock.lock().await;
+        let info = self
+            .state
+            .lock()
+            .expect("ns state")
+            .tables
+            .get(&req.name)
+            .cloned()
+            .ok_or_else(|| Code::TableIsNotExist.with(&req.name))?;
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        meta.delete_table(info.tid).await.map_err(coord_err)?;
+        self.state.lock().expect("ns state").tables.remove(&req.name);
+        let _ = meta.bump_notify().await;
+        for part in &info.table_partition {
+            for r in &part.partition_meta {
+                let req = tpb::TablePidRequest { tid: info.tid, pid: part.pid, task_info: None };
+                if let Err(e) = self.client(&r.endpoint).call(tablet_rpc::DropTable, req).await {
+                    tracing::warn!(tid = info.tid, pid = part.pid, endpoint = %r.endpoint, error = %e, "drop on tablet failed");
+                }
+            }
+        }
+        tracing::info!(name = %req.name, tid = info.tid, "table dropped");
+        Ok(pb::GeneralResponse {})
+    }
+
+    fn show_table(&self, req: pb::ShowTableRequest) -> Result<pb::ShowTableResponse, Status> {
+        self.require_active()?;
+        let state = self.state.lock().expect("ns state");
+        let tables: Vec<pb::TableInfo> = if req.name.is_empty() {
+            state.tables.values().cloned().collect()
+        } else {
+            vec![state.tables.get(&req.name).cloned().ok_or_else(|| Code::TableIsNotExist.with(&req.name))?]
+        };
+        let mut replicas = Vec::new();
+        for t in &tables {
+            let ttl = t.column_key.first().and_then(|k| k.ttl);
+            for p in &t.table_partition {
+                for r in &p.partition_meta {
+                    let reported = state.replica_status.get(&(t.tid, p.pid, r.endpoint.clone()));
+                    replicas.push(pb::ReplicaStatus {
+                        name: t.name.clone(),
+                        tid: t.tid,
+                        pid: p.pid,
+                        endpoint: r.endpoint.clone(),
+                        is_leader: r.is_leader,
+                        is_alive: r.is_alive,
+                        reported: reported.is_some(),
+                        offset: reported.map(|s| s.offset).unwrap_or(0),
+                        record_cnt: reported.map(|s| s.record_cnt).unwrap_or(0),
+                        memused: reported.map(|s| s.memused).unwrap_or(0),
+                        ttl,
+                    });
+                }
+            }
+        }
+        Ok(pb::ShowTableResponse { table_info: tables, replicas })
+    }
+
+    fn show_tablet(&self) -> Result<pb::ShowTabletResponse, Status> {
+        self.require_active()?;
+        let state = self.state.lock().expect("ns state");
+        let tablets = state
+            .tablets
+            .iter()
+            .map(|(ep, t)| pb::TabletStatus {
+                endpoint: ep.clone(),
+                state: t.state.name().to_string(),
+                age_ms: u64::try_from(t.since.elapsed().as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect();
+        Ok(pb::ShowTabletResponse { tablets })
+    }
+
+    /// showns (reference 1.3): the distinct lock-node values in child order; the first is the leader.
+    /// Any nameserver answers it, active or not, so an operator can find the active one.
+    async fn show_nameserver(&self) -> Result<pb::ShowNameServerResponse, Status> {
+        let coord = self.coord()?;
+        let mut children = coord.children(&self.layout.leader()).await.map_err(coord_err)?;
+        children.sort();
+        let mut nameservers: Vec<pb::NameServerStatus> = Vec::new();
+        for c in children {
+            let path = format!("{}/{c}", self.layout.leader());
+            if let Ok((data, _)) = coord.get(&path).await {
+                let endpoint = String::from_utf8_lossy(&data).to_string();
+                if !nameservers.iter().any(|n| n.endpoint == endpoint) {
+                    let role = if nameservers.is_empty() { "leader" } else { "standby" };
+                    nameservers.push(pb::NameServerStatus { endpoint, role: role.into() });
+                }
+            }
+        }
+        Ok(pb::ShowNameServerResponse { nameservers })
+    }
+
+    async fn conf_get(&self, req: pb::ConfGetRequest) -> Result<pb::ConfGetResponse, Status> {
+        let coord = self.require_active()?;
+        if !req.key.is_empty() && req.key != "auto_failover" {
+            return Err(Code::InvalidParameter.with(format!("unknown key {:?}", req.key)));
+        }
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        let value = meta.auto_failover().await.map_err(coord_err)?;
+        Ok(pb::ConfGetResponse { conf: vec![pb::ConfEntry { key: "auto_failover".into(), value: value.to_string() }] })
+    }
+
+    async fn conf_set(&self, req: pb::ConfSetRequest) -> Result<pb::GeneralResponse, Status> {
+        let coord = self.require_active()?;
+        let entry = req.conf.ok_or_else(|| Code::InvalidParameter.with("no conf"))?;
+        if entry.key != "auto_failover" {
+            return Err(Code::InvalidParameter.with(format!("unknown key {:?}", entry.key)));
+        }
+        let on = match entry.value.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(Code::InvalidParameter.with(format!("auto_failover must be true or false, not {other:?}")));
+            }
+        };
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        meta.set_auto_failover(on).await.map_err(coord_err)?;
+        tracing::info!(auto_failover = on, "configuration changed");
+        Ok(pb::GeneralResponse {})
+    }
+
+    fn rpc_server(self: Arc<Self>) -> RpcServer {
+        let s = RpcServer::new(format!("nameserver {}", self.config.endpoint));
+        let s = route(s, &self, m::CreateTable, |ns, r| async move { ns.create_table(r).await });
+        let s = route(s, &self, m::DropTable, |ns, r| async move { ns.drop_table(r).await });
+        let s = route(s, &self, m::ShowTable, |ns, r| async move { ns.show_table(r) });
+        let s = route(s, &self, m::ShowTablet, |ns, _r| async move { ns.show_tablet() });
+        let s = route(s, &self, m::ShowNameServer, |ns, _r| async move { ns.show_nameserver().await });
+        let s = route(s, &self, m::ConfGet, |ns, r| async move { ns.conf_get(r).await });
+        route(s, &self, m::ConfSet, |ns, r| async move { ns.conf_set(r).await })
+    }
+}
+
+fn route<M, F, Fut>(server: RpcServer, ns: &Arc<Nameserver>, method: M, f: F) -> RpcServer
+where
+    M: Method,
+    F: Fn(Arc<Nameserver>, M::Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<M::Resp, Status>> + Send + 'static,
+{
+    let ns = ns.clone();
+    server.add(method, move |req| f(ns.clone(), req))
+}
