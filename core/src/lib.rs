@@ -13,9 +13,11 @@
 //! - [`tablet`]: partitions, replication, and the tablet's RPCs.
 
 pub mod cli;
+pub mod client;
 pub mod coord;
 pub mod nameserver;
 pub mod proto;
 pub mod rpc;
 pub mod storage;
+pub mod sync;
 pub mod tablet;

@@ -6,6 +6,7 @@
 //! [`Coordinator`]: openmldb::coord::Coordinator
 
 pub mod conformance;
+pub mod routing;
 pub mod tablets;
 
 /// The seeds a simulator test runs: `default`, or the range in `MLDB_SEEDS` (`"100..200"`) for a sweep.

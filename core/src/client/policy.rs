@@ -33,7 +33,8 @@ pub enum Decision {
 
 /// Tablet codes that mean "this replica is not (or not yet) the one to ask": the metadata the request was routed
 /// by is stale, or the replica is between roles.
-pub const STALE_ROUTING: [Code; 4] = [Code::TableIsFollower, Code::TableIsNotExist, Code::LeaderFenced, Code::TableIsLoading];
+pub const STALE_ROUTING: [Code; 4] =
+    [Code::TableIsFollower, Code::TableIsNotExist, Code::LeaderFenced, Code::TableIsLoading];
 
 /// Whether a tablet status code means the routing was stale.
 pub fn is_stale_routing(code: i32) -> bool {
@@ -107,7 +108,10 @@ mod tests {
             assert_eq!(classify(&status(code), Access::Write), Decision::RetryAfterRefresh, "{code:?}");
             assert_eq!(classify(&status(code), Access::Read), Decision::RetryAfterRefresh, "{code:?}");
         }
-        assert_eq!(classify(&RpcError::Status(Code::TableIsFollower.with("tid 1 pid 0")), Access::Write), Decision::RetryAfterRefresh);
+        assert_eq!(
+            classify(&RpcError::Status(Code::TableIsFollower.with("tid 1 pid 0")), Access::Write),
+            Decision::RetryAfterRefresh
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! change slips between the read and the watch), waits for the watch to fire, and starts over. A call that
 //! fails because its routing was stale also asks for a reload; concurrent requests for a reload share one.
 //!
-//! **Calls.** A row goes to partition [`partition_of`](super::partition_of)(index-0 key) and within it to the
+//! **Calls.** A row goes to partition [`partition_of`]`(index-0 key)` and within it to the
 //! replica with `is_leader && is_alive`; reads by index 0 go the same way, reads and deletes by another index
 //! ask every partition. Failures are classified by [`classify`]: stale-routing refusals, unreachable leaders and
 //! leaderless partitions are retried after a refresh, with exponential backoff within a budget of attempts and
@@ -173,8 +173,10 @@ struct Shared {
     snapshot: Mutex<Arc<Snapshot>>,
     /// Serialises loads; see [`Shared::refresh_after`].
     reload_lock: tokio::sync::Mutex<()>,
-    /// Loads started so far.
+    /// Loads started so far; each load's number is the count after its own start.
     loads_started: AtomicU64,
+    /// The number of the newest load that succeeded.
+    loaded: AtomicU64,
     reloads: AtomicU64,
     retries: AtomicU64,
     clients: Mutex<BTreeMap<String, RpcClient>>,
@@ -199,7 +201,9 @@ pub struct RoutingClient {
 impl RoutingClient {
     /// Loads every table's metadata under `root` (`zk_root_path`) and starts following `notify`.
     ///
-    /// Fails only if the coordination service cannot be read; an empty cluster is fine.
+    /// Fails only if the coordination service cannot be read; an empty cluster is fine. The session belongs to
+    /// the caller: once it has expired no watch fires and no reload succeeds, so the metadata stays as last
+    /// loaded (calls still run and retry on it); make a new client on a new session.
     pub async fn connect(
         coord: Arc<dyn Coordinator>,
         root: &str,
@@ -212,6 +216,7 @@ impl RoutingClient {
             snapshot: Mutex::new(Arc::new(Snapshot::default())),
             reload_lock: tokio::sync::Mutex::new(()),
             loads_started: AtomicU64::new(0),
+            loaded: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             clients: Mutex::new(BTreeMap::new()),
@@ -232,7 +237,13 @@ impl RoutingClient {
                 let req = pb::PutRequest { tid, pid, row: Some(row.clone()) };
                 async move {
                     let endpoint = client.addr().to_string();
-                    client.call(m::Put, req).await.map(|r| WriteAck { tid, pid, term: r.term, offset: r.offset, endpoint })
+                    client.call(m::Put, req).await.map(|r| WriteAck {
+                        tid,
+                        pid,
+                        term: r.term,
+                        offset: r.offset,
+                        endpoint,
+                    })
                 }
             })
             .await
@@ -285,9 +296,10 @@ impl RoutingClient {
         let scan = |client: RpcClient, tid, pid| {
             let req = pb::ScanRequest { tid, pid, idx, key: key.to_string(), st, et, limit };
             async move {
-                client.call(m::Scan, req).await.map(|r| {
-                    r.ts.into_iter().zip(r.rows).map(|(ts, row)| FoundRow { ts, row }).collect::<Vec<_>>()
-                })
+                client
+                    .call(m::Scan, req)
+                    .await
+                    .map(|r| r.ts.into_iter().zip(r.rows).map(|(ts, row)| FoundRow { ts, row }).collect::<Vec<_>>())
             }
         };
         let mut rows = Vec::new();
@@ -295,7 +307,7 @@ impl RoutingClient {
             rows.extend(self.shared.on_partition(table, target, Access::Read, scan).await?);
         }
         // Stable: among equal ts, partitions keep pid order and each partition its own order.
-        rows.sort_by(|a, b| b.ts.cmp(&a.ts));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.ts));
         if limit > 0 {
             rows.truncate(limit as usize);
         }
@@ -312,10 +324,13 @@ impl RoutingClient {
             let req = pb::DeleteRequest { tid, pid, idx, key: key.to_string() };
             async move {
                 let endpoint = client.addr().to_string();
-                client
-                    .call(m::Delete, req)
-                    .await
-                    .map(|r| WriteAck { tid, pid, term: r.term, offset: r.offset, endpoint })
+                client.call(m::Delete, req).await.map(|r| WriteAck {
+                    tid,
+                    pid,
+                    term: r.term,
+                    offset: r.offset,
+                    endpoint,
+                })
             }
         };
         let mut acks = Vec::new();
@@ -371,7 +386,11 @@ impl RoutingClient {
 
     /// The partitions a read or delete by `idx` must ask.
     fn targets(&self, info: &TableInfo, key: &str, idx: u32) -> Vec<Target> {
-        if idx == 0 { vec![Target::Key(key.to_string())] } else { (0..partition_count(info)).map(Target::Pid).collect() }
+        if idx == 0 {
+            vec![Target::Key(key.to_string())]
+        } else {
+            (0..partition_count(info)).map(Target::Pid).collect()
+        }
     }
 }
 
@@ -501,18 +520,20 @@ impl Shared {
         self.refresh_after(self.loads_started.load(Ordering::SeqCst)).await
     }
 
-    /// Reloads unless a load started after the caller read `loads_started == seen`: such a load began after
-    /// whatever made the caller ask and has finished once the lock is ours, so its snapshot is fresh enough.
+    /// Reloads unless a load that started after the caller read `loads_started == seen` has succeeded: that load
+    /// began after whatever made the caller ask, so its snapshot is fresh enough. Loads run one at a time, so
+    /// a crowd of callers that saw the same stale routing shares one load.
     async fn refresh_after(&self, seen: u64) -> Result<(), ClientError> {
         let _guard = self.reload_lock.lock().await;
-        if self.loads_started.load(Ordering::SeqCst) > seen {
+        if self.loaded.load(Ordering::SeqCst) > seen {
             return Ok(());
         }
-        self.loads_started.fetch_add(1, Ordering::SeqCst);
+        let number = self.loads_started.fetch_add(1, Ordering::SeqCst) + 1;
         let snapshot = self.load().await?;
         let notify = snapshot.notify;
         let tables = snapshot.tables.len();
         *self.snapshot.lock().expect("snapshot lock") = Arc::new(snapshot);
+        self.loaded.store(number, Ordering::SeqCst);
         self.reloads.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(?notify, tables, "table metadata loaded");
         Ok(())

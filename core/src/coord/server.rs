@@ -5,7 +5,6 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -14,6 +13,7 @@ use super::{CoordError, CreateMode, Op, OpResult};
 use crate::proto::coord as pb;
 use crate::rpc::{RpcServer, ServerConfig, ServerHandle, Status};
 use crate::rpc_method;
+use crate::sync::Signal;
 
 rpc_method!(pub Connect, "coord.Connect", pb::ConnectRequest => pb::ConnectResponse);
 rpc_method!(pub Close, "coord.Close", pb::CloseRequest => pb::CloseResponse);
@@ -79,8 +79,8 @@ struct State {
 
 struct Inner {
     tree: Tree,
-    /// Wakes the pending poll of a session when it gets events; dropped when the session ends.
-    wakers: BTreeMap<SessionId, watch::Sender<()>>,
+    /// Wakes the pending poll of a session when it gets events; closed when the session ends.
+    wakers: BTreeMap<SessionId, Arc<Signal>>,
 }
 
 impl State {
@@ -96,12 +96,18 @@ impl Inner {
     /// Wakes sessions that got events and forgets wakers of sessions that ended.
     fn after_change(&mut self) {
         for sid in self.tree.take_woken() {
-            if let Some(tx) = self.wakers.get(&sid) {
-                tx.send_replace(());
+            if let Some(signal) = self.wakers.get(&sid) {
+                signal.bump();
             }
         }
         let tree = &self.tree;
-        self.wakers.retain(|sid, _| tree.session_exists(*sid));
+        self.wakers.retain(|sid, signal| {
+            let alive = tree.session_exists(*sid);
+            if !alive {
+                signal.close();
+            }
+            alive
+        });
     }
 }
 
@@ -189,7 +195,7 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
                 return Ok(pb::ConnectResponse { session_id: req.session_id, timeout_ms: millis(timeout) });
             }
             let (sid, timeout) = inner.tree.open_session(now, Duration::from_millis(req.timeout_ms.into()));
-            inner.wakers.insert(sid, watch::channel(()).0);
+            inner.wakers.insert(sid, Arc::new(Signal::new(0)));
             tracing::info!(session = sid, timeout_ms = millis(timeout), "coordination session opened");
             Ok(pb::ConnectResponse { session_id: sid, timeout_ms: millis(timeout) })
         }
@@ -295,7 +301,7 @@ async fn poll(st: &State, req: pb::PollRequest) -> Result<pb::PollResponse, Stat
     let wait = Duration::from_millis(req.max_wait_ms.into()).min(st.max_poll_wait);
     let deadline = Instant::now() + wait;
     loop {
-        let mut woken = {
+        let (signal, seen) = {
             let now = st.now();
             let mut inner = st.lock();
             inner.tree.touch(now, req.session_id).map_err(err)?;
@@ -312,10 +318,13 @@ async fn poll(st: &State, req: pb::PollRequest) -> Result<pb::PollResponse, Stat
                     .collect();
                 return Ok(pb::PollResponse { events });
             }
-            inner.wakers.entry(req.session_id).or_insert_with(|| watch::channel(()).0).subscribe()
+            let signal = inner.wakers.entry(req.session_id).or_insert_with(|| Arc::new(Signal::new(0))).clone();
+            let seen = signal.get();
+            (signal, seen)
         };
         tokio::select! {
-            changed = woken.changed() => {
+            biased;
+            changed = signal.changed(seen) => {
                 if changed.is_err() {
                     return Err(err(CoordError::SessionExpired));
                 }

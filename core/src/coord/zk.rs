@@ -244,6 +244,7 @@ fn forward_watch(path: &str, watcher: zk::OneshotWatcher) -> Watch {
     let watched = path.to_string();
     tokio::spawn(async move {
         let ev = tokio::select! {
+            biased;
             ev = watcher.changed() => ev,
             // The Watch was dropped: dropping the crate's watcher unregisters it.
             () = tx.closed() => return,

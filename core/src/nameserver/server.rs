@@ -270,6 +270,7 @@ impl Nameserver {
             match coord.exists_watch(&before).await {
                 Ok((Some(_), watch)) => {
                     tokio::select! {
+                        biased;
                         _ = watch.changed() => {}
                         s = events.next() => if matches!(s, Some(SessionState::Expired | SessionState::Closed) | None) { return },
                     }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use prost::Message;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use super::codes::Code;
@@ -21,6 +21,7 @@ use crate::proto::tablet::{
 use crate::rpc::Status;
 use crate::storage::binlog::Binlog;
 use crate::storage::memtable::{MemTable, TableSchema};
+use crate::sync::Signal;
 
 /// A replicator task and the follower's acknowledged offset; the task stops when this is dropped.
 pub struct ReplicatorHandle {
@@ -92,9 +93,9 @@ pub struct Partition {
     pub pid: u32,
     inner: Mutex<Inner>,
     /// The last offset written; replicators wait on it.
-    written: watch::Sender<u64>,
+    written: Arc<Signal>,
     /// The highest offset any follower acknowledged; semi-synchronous writers wait on it.
-    replicated: watch::Sender<u64>,
+    replicated: Signal,
 }
 
 /// Directory of a partition on its tablet's disk.
@@ -118,8 +119,8 @@ impl Partition {
                 replicators: BTreeMap::new(),
                 fenced: false,
             }),
-            written: watch::channel(0).0,
-            replicated: watch::channel(0).0,
+            written: Arc::new(Signal::new(0)),
+            replicated: Signal::new(0),
         }
     }
 
@@ -131,30 +132,23 @@ impl Partition {
         self.inner.lock().await
     }
 
-    pub fn subscribe_written(&self) -> watch::Receiver<u64> {
-        self.written.subscribe()
+    /// The last written offset, to wait on (it outlives the partition, so a replicator can hold it).
+    pub fn written(&self) -> Arc<Signal> {
+        self.written.clone()
     }
 
     pub fn publish_written(&self, offset: u64) {
-        self.written.send_replace(offset);
+        self.written.set(offset);
     }
 
     /// Records a follower's acknowledgement.
     pub fn note_replicated(&self, offset: u64) {
-        self.replicated.send_if_modified(|v| {
-            if offset > *v {
-                *v = offset;
-                true
-            } else {
-                false
-            }
-        });
+        self.replicated.raise(offset);
     }
 
     /// Waits until some follower acknowledged `offset`, or fails at the deadline.
     pub async fn wait_replicated(&self, offset: u64, timeout: std::time::Duration) -> Result<(), Status> {
-        let mut rx = self.replicated.subscribe();
-        let wait = rx.wait_for(|v| *v >= offset);
+        let wait = self.replicated.wait_until(|v| v >= offset);
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(_)) => Ok(()),
             _ => Err(Code::FailToAppendEntriesToReplicator.with(format!("no follower acknowledged offset {offset}"))),

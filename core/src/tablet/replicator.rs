@@ -83,7 +83,7 @@ async fn sync_until_failure(
 ) -> Stop {
     let Some(p) = part.upgrade() else { return Stop::Done };
     let (tid, pid) = (p.tid, p.pid);
-    let mut written = p.subscribe_written();
+    let written = p.written();
     drop(p);
 
     // MatchLogOffset: an empty AppendEntries tells the follower our term and returns its offset.
@@ -126,9 +126,10 @@ async fn sync_until_failure(
     tracing::info!(tid, pid, endpoint, follower_offset = follower, "replicator matched follower offset");
 
     loop {
-        if *written.borrow_and_update() < next {
+        let seen = written.get();
+        if seen < next {
             // Idle: wait for a write, at most wait_time, then look again.
-            let _ = tokio::time::timeout(config.wait_time, written.changed()).await;
+            let _ = tokio::time::timeout(config.wait_time, written.changed(seen)).await;
             if part.upgrade().is_none() {
                 return Stop::Done;
             }
