@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod codes;
 pub mod coord;
 pub mod nameserver;
 pub mod proto;

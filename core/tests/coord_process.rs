@@ -2,22 +2,14 @@
 //! server end every session (its tree is in memory), and bad flags are usage errors.
 #![cfg(not(madsim))]
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{Kill, free_port};
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use openmldb::coord::{ClientOptions, Coordinator, CreateMode, ModelCoordinator, SessionState, WatchKind};
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[test]
 fn bad_flags_are_a_usage_error() {

@@ -2,27 +2,12 @@
 //! ns_client: the election, a table across the tablets, and a `kill -9` of the active nameserver.
 #![cfg(not(madsim))]
 
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use common::{Kill, TempDir, free_port};
+
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn spawn(args: &[String]) -> Kill {
     Kill(
@@ -67,7 +52,7 @@ async fn until(zk: &str, cmd: &str, want: &str) -> String {
 
 #[tokio::test]
 async fn real_nameservers_elect_create_a_table_and_hand_over_after_kill_9() {
-    let dir = TempDir(std::env::temp_dir().join(format!("mldb-ns-proc-{}-{}", std::process::id(), free_port())));
+    let dir = TempDir::new("mldb-ns-proc");
     let zk = format!("127.0.0.1:{}", free_port());
     let _coord = spawn(&["--role=coord".into(), format!("--endpoint={zk}")]);
     let zk_flag = format!("--zk_cluster={zk}");

@@ -2,31 +2,16 @@
 //! --cmd=...`): status, snapshots, a kill -9 and a reload from disk, help, and bad commands.
 #![cfg(not(madsim))]
 
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use common::{Kill, TempDir, free_port};
+
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use openmldb::proto::tablet as pb;
 use openmldb::rpc::{ClientConfig, RpcClient};
 use openmldb::tablet::rpc as m;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn start_tablet(endpoint: &str, dir: &std::path::Path) -> Kill {
     Kill(
@@ -91,7 +76,7 @@ fn meta() -> pb::TableMeta {
 
 #[tokio::test]
 async fn the_tablet_client_drives_a_real_tablet_through_a_kill_and_a_reload() {
-    let dir = TempDir(std::env::temp_dir().join(format!("mldb-tablet-proc-{}-{}", std::process::id(), free_port())));
+    let dir = TempDir::new("mldb-tablet-proc");
     let endpoint = format!("127.0.0.1:{}", free_port());
     let mut tablet = start_tablet(&endpoint, &dir.0);
     until(&endpoint, "gettablestatus", "skiplist_height").await;
