@@ -1,6 +1,6 @@
 //! The client side: one lazily opened connection per peer, shared by every concurrent call.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
@@ -67,7 +67,9 @@ struct Slot {
     last_error: String,
 }
 
-type Pending = SyncMutex<HashMap<u64, oneshot::Sender<Result<Envelope, RpcError>>>>;
+/// Calls awaiting an answer, by request id (ordered, so failing them all on a broken connection wakes the
+/// callers in a deterministic order).
+type Pending = SyncMutex<BTreeMap<u64, oneshot::Sender<Result<Envelope, RpcError>>>>;
 
 /// One TCP connection: a writer queue, the table of calls awaiting an answer, and its reader task.
 struct Conn {
@@ -221,7 +223,7 @@ impl RpcClient {
         let addr = self.inner.addr.clone();
         let max_frame = self.inner.config.max_frame;
         let (read_half, write_half) = tokio::io::split(stream);
-        let shared = Arc::new(ConnShared { pending: SyncMutex::new(HashMap::new()), closed: AtomicBool::new(false) });
+        let shared = Arc::new(ConnShared { pending: SyncMutex::new(BTreeMap::new()), closed: AtomicBool::new(false) });
         let (tx, mut rx) = mpsc::channel::<Envelope>(self.inner.config.send_queue.max(1));
 
         let writer_shared = shared.clone();
