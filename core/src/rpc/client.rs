@@ -87,7 +87,7 @@ impl ConnShared {
     /// Marks the connection dead and fails every call still waiting on it.
     fn close(&self, addr: &str, reason: &str) {
         self.closed.store(true, Ordering::SeqCst);
-        let drained: Vec<_> = self.pending.lock().expect("pending lock").drain().collect();
+        let drained = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
         for (_, waiter) in drained {
             let _ = waiter.send(Err(RpcError::ConnectionLost { addr: addr.to_string(), reason: reason.to_string() }));
         }
