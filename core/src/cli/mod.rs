@@ -28,6 +28,20 @@ pub fn help_text(commands: &[CommandHelp]) -> String {
     out
 }
 
+/// The usage error of command `name`, as OpenMLDB prints it.
+pub fn usage(commands: &[CommandHelp], name: &str) -> String {
+    let c = commands.iter().find(|c| c.name == name).expect("known command");
+    format!("Bad format. usage: {}", c.usage)
+}
+
+/// A failed request, as OpenMLDB prints it: the server's message, or why there was no answer.
+pub fn fail(what: &str, e: crate::rpc::RpcError) -> String {
+    match e {
+        crate::rpc::RpcError::Status(s) => format!("Fail to {what}. error msg: {}", s.message),
+        other => format!("Fail to {what}. error msg: {other}"),
+    }
+}
+
 /// Splits a command line into words (whitespace-separated; no quoting is needed by any command).
 pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()

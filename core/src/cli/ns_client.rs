@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::tablet_client::human_bytes;
-use super::{CommandHelp, help_text, table, words};
+use super::{CommandHelp, fail, help_text, table, words};
 use crate::coord::{Coordinator, Layout};
 use crate::nameserver::codes::Code;
 use crate::nameserver::rpc as m;
@@ -35,15 +35,7 @@ pub const COMMANDS: &[CommandHelp] = &[
 ];
 
 fn usage(name: &str) -> String {
-    let c = COMMANDS.iter().find(|c| c.name == name).expect("known command");
-    format!("Bad format. usage: {}", c.usage)
-}
-
-fn fail(what: &str, e: RpcError) -> String {
-    match e {
-        RpcError::Status(s) => format!("Fail to {what}. error msg: {}", s.message),
-        other => format!("Fail to {what}. error msg: {other}"),
-    }
+    super::usage(COMMANDS, name)
 }
 
 /// A session with whichever nameserver is active.

@@ -1,9 +1,9 @@
 //! The tablet client (`openmldb --role=client --endpoint=<tablet>`, reference 8): one command line in, the text
 //! OpenMLDB prints out.
 
-use super::{CommandHelp, help_text, table, words};
+use super::{CommandHelp, fail, help_text, table, words};
 use crate::proto::tablet as pb;
-use crate::rpc::{RpcClient, RpcError};
+use crate::rpc::RpcClient;
 use crate::tablet::rpc as m;
 
 /// Every command, with its usage, as `help` prints them.
@@ -41,19 +41,11 @@ pub const COMMANDS: &[CommandHelp] = &[
 ];
 
 fn usage(name: &str) -> String {
-    let c = COMMANDS.iter().find(|c| c.name == name).expect("known command");
-    format!("Bad format. usage: {}", c.usage)
+    super::usage(COMMANDS, name)
 }
 
 fn num<T: std::str::FromStr>(name: &str, what: &str, v: &str) -> Result<T, String> {
     v.parse().map_err(|_| format!("Invalid {what} {v:?}. {}", usage(name)))
-}
-
-fn fail(what: &str, e: RpcError) -> String {
-    match e {
-        RpcError::Status(s) => format!("Fail to {what}. error msg: {}", s.message),
-        other => format!("Fail to {what}. error msg: {other}"),
-    }
 }
 
 /// Runs one command line; `Ok` is what to print on success, `Err` what to print on failure.

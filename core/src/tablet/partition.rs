@@ -91,6 +91,8 @@ impl Inner {
 pub struct Partition {
     pub tid: u32,
     pub pid: u32,
+    /// DESIGN 5.3: acknowledge writes only once a follower has them. Fixed for the life of the replica.
+    pub semisync: bool,
     inner: Mutex<Inner>,
     /// The last offset written; replicators wait on it.
     written: Arc<Signal>,
@@ -109,6 +111,7 @@ impl Partition {
         Self {
             tid: meta.tid,
             pid: meta.pid,
+            semisync: meta.replication() == crate::proto::tablet::ReplicationMode::Semisync,
             inner: Mutex::new(Inner {
                 meta,
                 state,

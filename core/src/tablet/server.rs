@@ -208,8 +208,7 @@ impl Tablet {
 
     /// DESIGN 5.3: a semi-synchronous table acknowledges only once a follower has the entry.
     async fn await_semisync(&self, part: &Partition, offset: u64) -> Result<(), Status> {
-        let semisync = part.lock().await.meta.replication() == pb::ReplicationMode::Semisync;
-        if semisync { part.wait_replicated(offset, self.config.semisync_timeout).await } else { Ok(()) }
+        if part.semisync { part.wait_replicated(offset, self.config.semisync_timeout).await } else { Ok(()) }
     }
 
     async fn get(&self, req: pb::GetRequest) -> Result<pb::GetResponse, Status> {
