@@ -40,11 +40,21 @@ pub enum Code {
     EndpointIsNotExist = 302,
     TabletIsNotHealthy = 303,
     SetZkFailed = 304,
+    CreateOpFailed = 305,
     InvalidParameter = 307,
     PidIsNotExist = 308,
+    LeaderIsAlive = 309,
+    NoAliveFollower = 310,
+    PartitionIsAlive = 311,
+    OpStatusIsNotKdoingOrKinited = 312,
     DropTableError = 313,
     SetPartitionInfoFailed = 314,
     CreateTableFailedOnTablet = 316,
+    PidAlreadyExist = 317,
+    SrcEndpointIsNotExistOrNotHealthy = 318,
+    DesEndpointIsNotExistOrNotHealthy = 319,
+    MigrateFailed = 320,
+    NoPidHasUpdate = 321,
 }
 
 impl Code {
@@ -82,11 +92,21 @@ impl Code {
             Code::EndpointIsNotExist => "endpoint is not exist",
             Code::TabletIsNotHealthy => "tablet is not healthy",
             Code::SetZkFailed => "set zk failed",
+            Code::CreateOpFailed => "create op failed",
             Code::InvalidParameter => "invalid parameter",
             Code::PidIsNotExist => "pid is not exist",
+            Code::LeaderIsAlive => "leader is alive",
+            Code::NoAliveFollower => "no alive follower",
+            Code::PartitionIsAlive => "table is alive, need not recover",
+            Code::OpStatusIsNotKdoingOrKinited => "op status is not kDoing or kInited",
             Code::DropTableError => "drop table error",
             Code::SetPartitionInfoFailed => "set partition info failed",
             Code::CreateTableFailedOnTablet => "create table failed on tablet",
+            Code::PidAlreadyExist => "pid already exist",
+            Code::SrcEndpointIsNotExistOrNotHealthy => "src_endpoint is not exist or not healthy",
+            Code::DesEndpointIsNotExistOrNotHealthy => "des_endpoint is not exist or not healthy",
+            Code::MigrateFailed => "migrate failed",
+            Code::NoPidHasUpdate => "no pid has update",
         }
     }
 

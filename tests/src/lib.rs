@@ -6,6 +6,8 @@
 //! [`Coordinator`]: openmldb::coord::Coordinator
 
 pub mod conformance;
+#[cfg(madsim)]
+pub mod ns_cluster;
 pub mod routing;
 pub mod tablets;
 

@@ -109,6 +109,28 @@ impl MetaStore<'_> {
         self.bump(&self.layout.notify(), 1).await
     }
 
+    /// The next op id (reference 4.2: `/op/op_index`).
+    pub async fn bump_op_index(&self) -> Result<u64, CoordError> {
+        self.bump(&self.layout.op_index(), 1).await
+    }
+
+    /// Raises the global term to `term` (never lowers it).
+    pub async fn set_term(&self, term: u64) -> Result<(), CoordError> {
+        for _ in 0..CAS_TRIES {
+            let (data, stat) = self.coord.get(&self.layout.term()).await?;
+            let current: u64 = String::from_utf8_lossy(&data).trim().parse().unwrap_or(0);
+            if current >= term {
+                return Ok(());
+            }
+            match self.coord.set(&self.layout.term(), term.to_string().as_bytes(), Some(stat.version)).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_bad_version() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CoordError::BadArguments("the term: too much contention".into()))
+    }
+
     pub async fn auto_failover(&self) -> Result<bool, CoordError> {
         let (data, _) = self.coord.get(&self.layout.auto_failover()).await?;
         Ok(String::from_utf8_lossy(&data).trim() == "true")

@@ -15,7 +15,12 @@
 
 pub mod codes;
 pub mod decide;
+mod exec;
+mod failover;
+mod manual;
 pub mod meta;
+pub mod opbook;
+pub mod ops;
 pub mod rpc;
 pub mod server;
 

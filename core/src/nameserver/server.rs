@@ -13,13 +13,16 @@ use tokio::time::Instant;
 
 use super::codes::Code;
 use super::decide::{TabletLoad, place_partitions, tablet_loads};
+use super::failover::TabletEvent;
 use super::meta::MetaStore;
+use super::opbook::OpBook;
 use super::rpc as m;
 use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState};
 use crate::proto::nameserver as pb;
 use crate::proto::tablet as tpb;
 use crate::rpc::{ClientConfig, Method, RpcClient, RpcServer, ServerHandle, Status};
 use crate::storage::memtable::TableSchema;
+use crate::sync::Signal;
 use crate::tablet::rpc as tablet_rpc;
 
 /// A nameserver's flags, by their OpenMLDB names.
@@ -37,6 +40,19 @@ pub struct NameserverConfig {
     pub get_table_status_interval: Duration,
     /// Deadline of calls to tablets.
     pub request_timeout: Duration,
+    /// `tablet_heartbeat_timeout`: how long a tablet's node must stay gone before its partitions fail over
+    /// (reference 5.1; the node itself goes a session timeout after the tablet).
+    pub tablet_heartbeat_timeout: Duration,
+    /// `get_task_status_interval`: how often a running RPC task is polled on its tablet.
+    pub get_task_status_interval: Duration,
+    /// `name_server_task_max_concurrency`: the number of op queues.
+    pub name_server_task_max_concurrency: u32,
+    /// `name_server_task_concurrency`: the default concurrency of failover and recovery ops.
+    pub name_server_task_concurrency: u32,
+    /// `max_op_num`: how many finished ops the history keeps.
+    pub max_op_num: usize,
+    /// `check_binlog_sync_progress_delta`: how close a re-added replica must be to its leader to count as alive.
+    pub check_binlog_sync_progress_delta: u64,
 }
 
 impl NameserverConfig {
@@ -48,8 +64,14 @@ impl NameserverConfig {
             zk_session_timeout: Duration::from_millis(2000),
             auto_failover: true,
             partition_num: 8,
-            get_table_status_interval: Duration::from_millis(2000),
+            get_table_status_interval: Duration::from_millis(500),
             request_timeout: Duration::from_secs(5),
+            tablet_heartbeat_timeout: Duration::from_millis(1000),
+            get_task_status_interval: Duration::from_millis(100),
+            name_server_task_max_concurrency: 8,
+            name_server_task_concurrency: 2,
+            max_op_num: 10_000,
+            check_binlog_sync_progress_delta: 100_000,
         }
     }
 }
@@ -77,23 +99,29 @@ pub struct TabletEntry {
 }
 
 /// The state the active nameserver works on; rebuilt from the coordination service on every takeover.
-#[derive(Default)]
-struct State {
-    tables: BTreeMap<String, pb::TableInfo>,
-    tablets: BTreeMap<String, TabletEntry>,
+pub(super) struct State {
+    pub(super) tables: BTreeMap<String, pb::TableInfo>,
+    pub(super) tablets: BTreeMap<String, TabletEntry>,
     /// The last GetTableStatus of every replica, by (tid, pid, endpoint).
-    replica_status: BTreeMap<(u32, u32, String), tpb::TableStatus>,
+    pub(super) replica_status: BTreeMap<(u32, u32, String), tpb::TableStatus>,
+    pub(super) ops: OpBook,
+    /// `/config/auto_failover`, read at takeover and changed by confset.
+    pub(super) auto_failover: bool,
 }
 
 pub struct Nameserver {
-    config: NameserverConfig,
-    layout: Layout,
+    pub(super) config: NameserverConfig,
+    pub(super) layout: Layout,
     coord: Mutex<Option<Arc<ModelCoordinator>>>,
     active: AtomicBool,
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     clients: Mutex<BTreeMap<String, RpcClient>>,
-    /// Serialises metadata changes (create, drop, and later the op engine's writes).
-    meta_lock: tokio::sync::Mutex<()>,
+    /// Serialises metadata changes (create, drop, and the op engine's edits).
+    pub(super) meta_lock: tokio::sync::Mutex<()>,
+    /// Bumped when an op is queued, canceled or finished: wakes the queue workers.
+    pub(super) op_signal: Signal,
+    /// What runs only while active (queue workers, failover timers): aborted on stepping down.
+    session_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// A running nameserver; dropping it stops its loops and its server.
@@ -117,20 +145,31 @@ impl Drop for NameserverHandle {
     }
 }
 
-fn coord_err(e: CoordError) -> Status {
+pub(super) fn coord_err(e: CoordError) -> Status {
     Code::SetZkFailed.with(e)
 }
 
 impl Nameserver {
     pub async fn start(config: NameserverConfig) -> std::io::Result<NameserverHandle> {
+        if config.name_server_task_max_concurrency == 0 {
+            return Err(std::io::Error::other("name_server_task_max_concurrency must be at least 1"));
+        }
         let ns = Arc::new(Nameserver {
             layout: Layout::new(&config.zk_root_path),
-            config,
             coord: Mutex::new(None),
             active: AtomicBool::new(false),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                tables: BTreeMap::new(),
+                tablets: BTreeMap::new(),
+                replica_status: BTreeMap::new(),
+                ops: OpBook::new(config.name_server_task_max_concurrency.max(1) as usize, config.max_op_num),
+                auto_failover: config.auto_failover,
+            }),
             clients: Mutex::new(BTreeMap::new()),
             meta_lock: tokio::sync::Mutex::new(()),
+            op_signal: Signal::new(0),
+            session_tasks: Mutex::new(Vec::new()),
+            config,
         });
         let rpc = ns.clone().rpc_server().bind(&ns.config.endpoint).await?;
         tracing::info!(endpoint = %ns.config.endpoint, "nameserver started");
@@ -146,14 +185,14 @@ impl Nameserver {
         self.coord.lock().expect("coord slot").clone().ok_or_else(|| Code::NameserverIsNotLeader.status())
     }
 
-    fn require_active(&self) -> Result<Arc<ModelCoordinator>, Status> {
+    pub(super) fn require_active(&self) -> Result<Arc<ModelCoordinator>, Status> {
         if !self.is_active() {
             return Err(Code::NameserverIsNotLeader.status());
         }
         self.coord()
     }
 
-    fn client(&self, endpoint: &str) -> RpcClient {
+    pub(super) fn client(&self, endpoint: &str) -> RpcClient {
         self.clients
             .lock()
             .expect("client map")
@@ -165,6 +204,11 @@ impl Nameserver {
     }
 
     fn set_active(&self, on: bool) {
+        if !on {
+            for task in self.session_tasks.lock().expect("session tasks").drain(..) {
+                task.abort();
+            }
+        }
         if self.active.swap(on, Ordering::SeqCst) != on {
             if on {
                 tracing::info!("nameserver became active");
@@ -172,6 +216,13 @@ impl Nameserver {
                 tracing::info!("nameserver stepped down");
             }
         }
+    }
+
+    /// Keeps a task that must stop when this nameserver stops being active.
+    pub(super) fn keep_session_task(&self, task: JoinHandle<()>) {
+        let mut tasks = self.session_tasks.lock().expect("session tasks");
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
     }
 
     // ---- session, election, tablets --------------------------------------------------------------------------
@@ -243,6 +294,7 @@ impl Nameserver {
                         continue;
                     }
                     self.set_active(true);
+                    self.start_engine();
                 }
                 // Lead until the session is in doubt: a Disconnected leader steps down at once.
                 loop {
@@ -286,10 +338,27 @@ impl Nameserver {
     async fn take_over(&self, coord: &dyn Coordinator) -> Result<(), CoordError> {
         let meta = MetaStore { coord, layout: &self.layout };
         let tables = meta.load_tables().await?;
-        let mut state = self.state.lock().expect("ns state");
-        state.tables = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
-        tracing::info!(tables = state.tables.len(), tablets = state.tablets.len(), "metadata loaded");
-        Ok(())
+        let auto_failover = meta.auto_failover().await?;
+        {
+            let mut state = self.state.lock().expect("ns state");
+            state.tables = tables.into_iter().map(|t| (t.name.clone(), t)).collect();
+            state.auto_failover = auto_failover;
+            tracing::info!(
+                tables = state.tables.len(),
+                tablets = state.tablets.len(),
+                auto_failover,
+                "metadata loaded"
+            );
+        }
+        self.resume_ops(coord).await
+    }
+
+    /// Once active: one worker per op queue, and the failover timers of the tablets already offline.
+    fn start_engine(self: &Arc<Self>) {
+        for q in 0..self.config.name_server_task_max_concurrency as usize {
+            self.keep_session_task(tokio::spawn(self.clone().queue_worker(q)));
+        }
+        self.schedule_offline_checks();
     }
 
     /// Follows `/nodes`: a new endpoint is healthy, a vanished one offline, a returning one healthy again.
@@ -303,13 +372,16 @@ impl Nameserver {
                     continue;
                 }
             };
-            self.update_tablets(&children);
+            for event in self.update_tablets(&children) {
+                self.on_tablet_event(event);
+            }
             watch.changed().await;
         }
     }
 
-    fn update_tablets(&self, present: &[String]) {
+    fn update_tablets(&self, present: &[String]) -> Vec<TabletEvent> {
         let now = Instant::now();
+        let mut events = Vec::new();
         let mut state = self.state.lock().expect("ns state");
         for ep in present {
             let entry = state.tablets.entry(ep.clone()).or_insert_with(|| {
@@ -318,6 +390,7 @@ impl Nameserver {
             });
             if entry.state == TabletState::Offline {
                 tracing::info!(endpoint = %ep, "tablet is back");
+                events.push(TabletEvent::Online { endpoint: ep.clone(), offline_since: entry.since });
                 *entry = TabletEntry { state: TabletState::Healthy, since: now };
             }
         }
@@ -325,11 +398,13 @@ impl Nameserver {
             if entry.state == TabletState::Healthy && !present.contains(ep) {
                 tracing::info!(endpoint = %ep, "tablet went offline");
                 *entry = TabletEntry { state: TabletState::Offline, since: now };
+                events.push(TabletEvent::Offline { endpoint: ep.clone(), since: now });
             }
         }
+        events
     }
 
-    fn healthy_tablets(&self) -> Vec<String> {
+    pub(super) fn healthy_tablets(&self) -> Vec<String> {
         let state = self.state.lock().expect("ns state");
         state.tablets.iter().filter(|(_, t)| t.state == TabletState::Healthy).map(|(e, _)| e.clone()).collect()
     }
@@ -356,7 +431,7 @@ impl Nameserver {
 
     // ---- tables -----------------------------------------------------------------------------------------------
 
-    fn tablet_meta(
+    pub(super) fn tablet_meta(
         info: &pb::TableInfo,
         pid: u32,
         mode: tpb::TableMode,
@@ -571,6 +646,7 @@ impl Nameserver {
         };
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
         meta.set_auto_failover(on).await.map_err(coord_err)?;
+        self.state.lock().expect("ns state").auto_failover = on;
         tracing::info!(auto_failover = on, "configuration changed");
         Ok(pb::GeneralResponse {})
     }
@@ -583,7 +659,19 @@ impl Nameserver {
         let s = route(s, &self, m::ShowTablet, |ns, _r| async move { ns.show_tablet() });
         let s = route(s, &self, m::ShowNameServer, |ns, _r| async move { ns.show_nameserver().await });
         let s = route(s, &self, m::ConfGet, |ns, r| async move { ns.conf_get(r).await });
-        route(s, &self, m::ConfSet, |ns, r| async move { ns.conf_set(r).await })
+        let s = route(s, &self, m::ConfSet, |ns, r| async move { ns.conf_set(r).await });
+        let s = route(s, &self, m::ShowOpStatus, |ns, r| async move { ns.show_op_status(r) });
+        let s = route(s, &self, m::OfflineEndpoint, |ns, r| async move { ns.offline_endpoint(r).await });
+        let s = route(s, &self, m::RecoverEndpoint, |ns, r| async move { ns.recover_endpoint(r).await });
+        let s = route(s, &self, m::ChangeLeader, |ns, r| async move { ns.change_leader(r).await });
+        let s = route(s, &self, m::RecoverTable, |ns, r| async move { ns.recover_table(r).await });
+        let s = route(s, &self, m::UpdateTableAlive, |ns, r| async move { ns.update_table_alive(r).await });
+        let s = route(s, &self, m::AddReplica, |ns, r| async move { ns.add_replica(r).await });
+        let s = route(s, &self, m::DelReplica, |ns, r| async move { ns.del_replica(r).await });
+        let s = route(s, &self, m::Migrate, |ns, r| async move { ns.migrate(r).await });
+        let s = route(s, &self, m::MakeSnapshot, |ns, r| async move { ns.make_snapshot(r).await });
+        let s = route(s, &self, m::CancelOp, |ns, r| async move { ns.cancel_op(r).await });
+        route(s, &self, m::DeleteOp, |ns, r| async move { ns.delete_op(r).await })
     }
 }
 

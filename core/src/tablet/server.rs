@@ -731,6 +731,14 @@ impl Tablet {
         if self.partition(meta.tid, meta.pid).is_ok() {
             return Err(Code::TableAlreadyExists.status());
         }
+        // The partition becomes exactly the sent snapshot: whatever this tablet kept of it (an older snapshot, a
+        // binlog tail) would otherwise be loaded on top of it and diverge from the leader.
+        let dir = partition_dir(meta.tid, meta.pid);
+        for old in [snapshot_dir(&dir), binlog_dir(&dir)] {
+            if self.disk.exists(&old).await.unwrap_or(false) {
+                self.disk.remove_dir_all(&old).await.map_err(|e| Code::WriteDataFailed.with(e))?;
+            }
+        }
         self.write_meta(&meta).await?;
         let files = req.files.into_iter().map(|f| (f.name, f.data.to_vec())).collect();
         snapshot::install(self.disk.clone(), &snapshot_dir(&partition_dir(meta.tid, meta.pid)), files)

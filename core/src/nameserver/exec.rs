@@ -1,0 +1,856 @@
+//! The OP/TASK engine's effects (reference 4.3 to 4.5): creating and persisting ops, one worker per queue running
+//! its front op task by task, the tablet calls and metadata edits each task makes, and resuming the ops of a
+//! previous active nameserver.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prost::Message;
+use tokio::time::Instant;
+
+use super::Nameserver;
+use super::codes::Code;
+use super::decide::{
+    Probe, RecoverDecision, RecoverTarget, decide_recover_table, followers_to_probe, queue_index, scan_recover_target,
+    select_leader,
+};
+use super::meta::MetaStore;
+use super::opbook::QueuedOp;
+use super::ops::{self, OpType, Task, alive_leader, build_tasks};
+use super::server::{TabletState, coord_err};
+use crate::coord::{CoordError, Coordinator, CreateMode};
+use crate::proto::nameserver::{self as pb, OpInfo, op_data};
+use crate::proto::tablet::{self as tpb, TableMode, TaskStatus};
+use crate::rpc::{RpcError, Status};
+use crate::tablet::rpc as t;
+
+/// How many polls may pass without the tablet knowing a task it was sent (reference 4.3: 5).
+const UNKNOWN_TASK_POLLS: u32 = 5;
+
+/// Milliseconds since the epoch (simulated in the simulator).
+pub fn epoch_ms() -> u64 {
+    crate::tablet::server::now_ms()
+}
+
+/// What an op is created with.
+#[derive(Debug, Clone)]
+pub struct NewOp {
+    pub op_type: OpType,
+    pub name: String,
+    pub pid: u32,
+    pub data: op_data::Kind,
+    /// Picks the queue (`pid % concurrency`); ignored for a child op, which joins its parent's queue.
+    pub concurrency: u32,
+    pub parent: Option<(u64, u32)>,
+}
+
+impl Nameserver {
+    // ---- creating ops -------------------------------------------------------------------------------------
+
+    /// Creates an op (reference 4.2 `CreateOPData` + `AddOPData`): allocates its id, builds its tasks against the
+    /// current metadata (every RPC task's tablet must be healthy), persists it, and queues it.
+    pub(super) async fn create_op(&self, new: NewOp) -> Result<u64, Status> {
+        let coord = self.require_active()?;
+        let (db, partition) = {
+            let state = self.state.lock().expect("ns state");
+            let table = state.tables.get(&new.name).ok_or_else(|| Code::TableIsNotExist.with(&new.name))?;
+            let partition = table
+                .table_partition
+                .iter()
+                .find(|p| p.pid == new.pid)
+                .cloned()
+                .ok_or_else(|| Code::PidIsNotExist.with(new.pid))?;
+            (table.db.clone(), partition)
+        };
+        let mut info = OpInfo {
+            op_type: new.op_type as u32,
+            data: ops::data(new.data),
+            task_status: TaskStatus::Inited as u32,
+            name: new.name.clone(),
+            db,
+            pid: new.pid,
+            ..Default::default()
+        };
+        let tasks = build_tasks(&info, &partition).map_err(|e| Code::CreateOpFailed.with(e))?;
+        for task in &tasks {
+            if let Some((ep, _)) = task.rpc()
+                && !self.is_healthy(ep)
+            {
+                return Err(Code::CreateOpFailed.with(format!("{task}: tablet {ep} is not healthy")));
+            }
+        }
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        info.op_id = meta.bump_op_index().await.map_err(coord_err)?;
+        let queues = self.config.name_server_task_max_concurrency;
+        info.vec_idx = match new.parent {
+            Some((parent, vec_idx)) => {
+                info.parent_id = parent;
+                vec_idx
+            }
+            None => queue_index(new.pid, new.concurrency, queues) as u32,
+        };
+        coord
+            .create(&self.layout.op_node(info.op_id), &info.encode_to_vec(), CreateMode::Persistent)
+            .await
+            .map_err(coord_err)?;
+        tracing::info!(
+            op_id = info.op_id,
+            op = new.op_type.name(),
+            name = %info.name,
+            pid = info.pid,
+            parent = info.parent_id,
+            queue = info.vec_idx,
+            tasks = %tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
+            "op created"
+        );
+        let op_id = info.op_id;
+        self.state.lock().expect("ns state").ops.add(QueuedOp { info, tasks, resumed: false });
+        self.op_signal.bump();
+        Ok(op_id)
+    }
+
+    /// Reference 4.5: reads every persisted op, rebuilds the unfinished ones against the current metadata, and
+    /// queues them again; failed and canceled ones go to the history.
+    pub(super) async fn resume_ops(&self, coord: &dyn Coordinator) -> Result<(), CoordError> {
+        let mut children = coord.children(&self.layout.op_data()).await?;
+        children.sort();
+        let mut resumed = Vec::new();
+        let mut finished = Vec::new();
+        for child in children {
+            let path = format!("{}/{child}", self.layout.op_data());
+            let data = match coord.get(&path).await {
+                Ok((data, _)) => data,
+                Err(CoordError::NoNode(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let info = match OpInfo::decode(data.as_slice()) {
+                Ok(info) => info,
+                Err(e) => {
+                    tracing::error!(path, error = %e, "op does not decode; left in place, not resumed");
+                    continue;
+                }
+            };
+            let status = TaskStatus::try_from(info.task_status as i32).unwrap_or(TaskStatus::Inited);
+            if matches!(status, TaskStatus::Failed | TaskStatus::Canceled | TaskStatus::Done) {
+                finished.push((info, status));
+                continue;
+            }
+            let partition = {
+                let state = self.state.lock().expect("ns state");
+                state.tables.get(&info.name).and_then(|t| t.table_partition.iter().find(|p| p.pid == info.pid).cloned())
+            };
+            let built = match partition {
+                Some(p) => build_tasks(&info, &p),
+                None => Err(format!("table {} pid {} is gone", info.name, info.pid)),
+            };
+            match built {
+                Ok(tasks) => resumed.push(QueuedOp { info, tasks, resumed: true }),
+                Err(reason) => {
+                    tracing::warn!(op_id = info.op_id, reason, "op cannot be resumed; marked failed");
+                    let mut info = info;
+                    info.reason = format!("not resumable: {reason}");
+                    info.task_status = TaskStatus::Failed as u32;
+                    info.end_time = epoch_ms();
+                    let _ = coord.set(&path, &info.encode_to_vec(), None).await;
+                    finished.push((info, TaskStatus::Failed));
+                }
+            }
+        }
+        tracing::info!(resumed = resumed.len(), finished = finished.len(), "ops loaded");
+        let mut state = self.state.lock().expect("ns state");
+        state.ops =
+            super::opbook::OpBook::new(self.config.name_server_task_max_concurrency as usize, self.config.max_op_num);
+        for (info, status) in finished {
+            let op_id = info.op_id;
+            state.ops.add(QueuedOp { info, tasks: vec![], resumed: true });
+            state.ops.finish(op_id, status);
+        }
+        state.ops.restore(resumed);
+        drop(state);
+        self.op_signal.bump();
+        Ok(())
+    }
+
+    // ---- running ops ----------------------------------------------------------------------------------------
+
+    /// One queue's worker: runs the front op to its end, then the next (reference 4.3: one op at a time per
+    /// queue).
+    pub(super) async fn queue_worker(self: Arc<Self>, queue: usize) {
+        loop {
+            let seen = self.op_signal.get();
+            let front = self.state.lock().expect("ns state").ops.front(queue);
+            match front {
+                None => {
+                    let _ = self.op_signal.changed(seen).await;
+                }
+                Some(op_id) => {
+                    if !self.run_op(op_id).await {
+                        // The coordination service refused a write: this nameserver is probably losing its
+                        // session; look again shortly (a new active nameserver resumes the op otherwise).
+                        tokio::time::sleep(self.config.get_task_status_interval).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn op_snapshot(&self, op_id: u64) -> Option<QueuedOp> {
+        self.state.lock().expect("ns state").ops.get(op_id).cloned()
+    }
+
+    /// Writes an op's record; false if the coordination service refused.
+    async fn persist_op(&self, info: &OpInfo) -> bool {
+        let Ok(coord) = self.require_active() else { return false };
+        match coord.set(&self.layout.op_node(info.op_id), &info.encode_to_vec(), None).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(op_id = info.op_id, error = %e, "cannot persist the op");
+                false
+            }
+        }
+    }
+
+    /// Runs an op from its current task to its end. Returns false when it had to stop without finishing.
+    async fn run_op(&self, op_id: u64) -> bool {
+        loop {
+            let Some(op) = self.op_snapshot(op_id) else { return true };
+            match op.status() {
+                TaskStatus::Canceled => return self.finish_op(op_id, TaskStatus::Canceled, "canceled").await,
+                TaskStatus::Inited => {
+                    let mut info = op.info.clone();
+                    info.task_status = TaskStatus::Doing as u32;
+                    info.start_time = epoch_ms();
+                    if !self.persist_op(&info).await {
+                        return false;
+                    }
+                    if let Some(o) = self.state.lock().expect("ns state").ops.get_mut(op_id) {
+                        o.info.task_status = info.task_status;
+                        o.info.start_time = info.start_time;
+                    }
+                    tracing::info!(op_id, op = op_name(&op.info), "op started");
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(task) = op.current().cloned() else {
+                return self.finish_op(op_id, TaskStatus::Done, "").await;
+            };
+            let result = self.run_task(&op, &task).await;
+            let Some(now) = self.op_snapshot(op_id) else { return true };
+            if now.status() == TaskStatus::Canceled {
+                continue;
+            }
+            match result {
+                Ok(()) => {
+                    let mut info = now.info.clone();
+                    info.task_index += 1;
+                    if !self.persist_op(&info).await {
+                        return false;
+                    }
+                    tracing::info!(op_id, task = task.name(), "task done");
+                    if let Some(o) = self.state.lock().expect("ns state").ops.get_mut(op_id) {
+                        o.info.task_index = info.task_index;
+                        o.resumed = false;
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(op_id, op = op_name(&op.info), task = %task, reason, "task failed; op failed");
+                    if let Some(o) = self.state.lock().expect("ns state").ops.get_mut(op_id) {
+                        o.info.reason = format!("{}: {reason}", task.name());
+                    }
+                    return self.finish_op(op_id, TaskStatus::Failed, &reason).await;
+                }
+            }
+        }
+    }
+
+    /// Reference 4.3 `DeleteTask`: a done op's node is deleted, a failed or canceled op's node is kept with its
+    /// status; the op joins the history and the tablets forget its tasks.
+    async fn finish_op(&self, op_id: u64, status: TaskStatus, reason: &str) -> bool {
+        let Some(op) = self.op_snapshot(op_id) else { return true };
+        let Ok(coord) = self.require_active() else { return false };
+        let path = self.layout.op_node(op_id);
+        let mut info = op.info.clone();
+        info.task_status = status as u32;
+        info.end_time = epoch_ms();
+        let written = if status == TaskStatus::Done {
+            match coord.delete(&path, None).await {
+                Ok(()) | Err(CoordError::NoNode(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        } else {
+            coord.set(&path, &info.encode_to_vec(), None).await.map(|_| ())
+        };
+        if let Err(e) = written {
+            tracing::warn!(op_id, error = %e, "cannot record the end of the op");
+            return false;
+        }
+        let evicted = {
+            let mut state = self.state.lock().expect("ns state");
+            if let Some(o) = state.ops.get_mut(op_id) {
+                o.info.end_time = info.end_time;
+            }
+            state.ops.finish(op_id, status)
+        };
+        for old in evicted {
+            let _ = coord.delete(&self.layout.op_node(old), None).await;
+        }
+        tracing::info!(op_id, op = op_name(&info), status = ops::status_name(status as u32), reason, "op finished");
+        let req = tpb::DeleteOpTaskRequest { op_ids: vec![op_id] };
+        for ep in self.healthy_tablets() {
+            let _ = self.client(&ep).call(t::DeleteOpTask, req.clone()).await;
+        }
+        self.op_signal.bump();
+        true
+    }
+
+    async fn run_task(&self, op: &QueuedOp, task: &Task) -> Result<(), String> {
+        if task.rpc().is_some() {
+            return self.run_rpc_task(op, task).await;
+        }
+        match task {
+            Task::AddTableInfo { endpoint } => {
+                let ep = endpoint.clone();
+                self.edit_partition(&op.info.name, op.info.pid, move |p| {
+                    if p.partition_meta.iter().any(|m| m.endpoint == ep) {
+                        return Ok(false);
+                    }
+                    p.partition_meta.push(pb::PartitionMeta { endpoint: ep, is_leader: false, is_alive: false });
+                    Ok(true)
+                })
+                .await
+            }
+            Task::DelTableInfo { endpoint } => {
+                let ep = endpoint.clone();
+                self.edit_partition(&op.info.name, op.info.pid, move |p| {
+                    let before = p.partition_meta.len();
+                    p.partition_meta.retain(|m| m.endpoint != ep);
+                    Ok(p.partition_meta.len() != before)
+                })
+                .await
+            }
+            Task::UpdateTableInfo { src, des } => {
+                let (src, des) = (src.clone(), des.clone());
+                self.edit_partition(&op.info.name, op.info.pid, move |p| {
+                    if let Some(d) = p.partition_meta.iter_mut().find(|m| m.endpoint == des) {
+                        d.is_alive = true;
+                        d.is_leader = false;
+                        p.partition_meta.retain(|m| m.endpoint != src);
+                    } else if let Some(s) = p.partition_meta.iter_mut().find(|m| m.endpoint == src) {
+                        s.endpoint = des;
+                    } else {
+                        return Err(format!("neither {src} nor {des} is a replica"));
+                    }
+                    Ok(true)
+                })
+                .await
+            }
+            Task::UpdatePartitionStatus { endpoint, is_leader, is_alive } => {
+                let (ep, is_leader, is_alive) = (endpoint.clone(), *is_leader, *is_alive);
+                self.edit_partition(&op.info.name, op.info.pid, move |p| {
+                    let m = p
+                        .partition_meta
+                        .iter_mut()
+                        .find(|m| m.endpoint == ep)
+                        .ok_or_else(|| format!("{ep} is not a replica"))?;
+                    let changed = m.is_leader != is_leader || m.is_alive != is_alive;
+                    m.is_leader = is_leader;
+                    m.is_alive = is_alive;
+                    Ok(changed)
+                })
+                .await
+            }
+            Task::SelectLeader => self.select_leader_task(op).await,
+            Task::ChangeLeader => self.change_leader_task(op).await,
+            Task::UpdateLeaderInfo => self.update_leader_info_task(op).await,
+            Task::RecoverTable { endpoint, offset_delta, concurrency } => {
+                self.recover_table_task(op, endpoint, *offset_delta, *concurrency).await
+            }
+            Task::CheckBinlogSyncProgress { endpoint, offset_delta } => {
+                self.check_sync_task(op, endpoint, *offset_delta).await
+            }
+            _ => Err(format!("{task} is not a nameserver task")),
+        }
+    }
+
+    // ---- RPC tasks ------------------------------------------------------------------------------------------
+
+    fn tid_of(&self, name: &str) -> Result<u32, String> {
+        self.state
+            .lock()
+            .expect("ns state")
+            .tables
+            .get(name)
+            .map(|t| t.tid)
+            .ok_or_else(|| format!("table {name} is gone"))
+    }
+
+    /// Sends an RPC task to its tablet and, for the tasks the tablet finishes in the background (LoadTable,
+    /// SendSnapshot, MakeSnapshot), polls it until it reports the outcome (reference 4.3). A resumed op first asks
+    /// the tablet whether it already has the task; if not, the task is sent again. Answers that mean "already
+    /// so" (a replica already added or already removed, a table already dropped) count as done, which makes every
+    /// RPC task safe to send twice.
+    async fn run_rpc_task(&self, op: &QueuedOp, task: &Task) -> Result<(), String> {
+        let (ep, task_type) = task.rpc().expect("an RPC task");
+        let ep = ep.to_string();
+        let tid = self.tid_of(&op.info.name)?;
+        let pid = op.info.pid;
+        let task_info = tpb::TaskInfo {
+            op_id: op.info.op_id,
+            op_type: op.info.op_type,
+            task_type: task_type as i32,
+            status: TaskStatus::Doing as i32,
+            endpoint: ep.clone(),
+            tid,
+            pid,
+        };
+        if op.resumed
+            && let Some(status) = self.tablet_task_status(&ep, &task_info).await
+        {
+            tracing::info!(op_id = op.info.op_id, task = %task, status = ?status, "resumed task found on its tablet");
+            return self.await_tablet_task(&ep, &task_info, op.info.op_id).await;
+        }
+        if !self.is_healthy(&ep) {
+            return Err(format!("tablet {ep} is not healthy"));
+        }
+        let client = self.client(&ep);
+        let ti = Some(task_info.clone());
+        let sent: Result<(), RpcError> = match task {
+            Task::MakeSnapshot { end_offset, .. } => client
+                .call(t::MakeSnapshot, tpb::MakeSnapshotRequest { tid, pid, offset: *end_offset, task_info: ti })
+                .await
+                .map(drop),
+            Task::PauseSnapshot { .. } => {
+                client.call(t::PauseSnapshot, tpb::TablePidRequest { tid, pid, task_info: ti }).await.map(drop)
+            }
+            Task::RecoverSnapshot { .. } => {
+                client.call(t::RecoverSnapshot, tpb::TablePidRequest { tid, pid, task_info: ti }).await.map(drop)
+            }
+            Task::SendSnapshot { to, .. } => client
+                .call(t::SendSnapshot, tpb::SendSnapshotRequest { tid, pid, endpoint: to.clone(), task_info: ti })
+                .await
+                .map(drop),
+            Task::LoadTable { leader, .. } => {
+                let meta = self.load_meta(&op.info.name, pid, *leader)?;
+                client.call(t::LoadTable, tpb::LoadTableRequest { meta: Some(meta), task_info: ti }).await.map(drop)
+            }
+            Task::AddReplica { endpoint, .. } => client
+                .call(t::AddReplica, tpb::ReplicaRequest { tid, pid, endpoint: endpoint.clone(), task_info: ti })
+                .await
+                .map(drop),
+            Task::DelReplica { endpoint, .. } => client
+                .call(t::DelReplica, tpb::ReplicaRequest { tid, pid, endpoint: endpoint.clone(), task_info: ti })
+                .await
+                .map(drop),
+            Task::DropTable { .. } => {
+                client.call(t::DropTable, tpb::TablePidRequest { tid, pid, task_info: ti }).await.map(drop)
+            }
+            _ => unreachable!("not an RPC task"),
+        };
+        let background = matches!(task, Task::MakeSnapshot { .. } | Task::SendSnapshot { .. } | Task::LoadTable { .. });
+        match sent {
+            Ok(()) if background => self.await_tablet_task(&ep, &task_info, op.info.op_id).await,
+            Ok(()) => Ok(()),
+            Err(RpcError::Status(s)) if already_so(task, &s) => {
+                tracing::info!(op_id = op.info.op_id, task = %task, answer = %s, "already so; task done");
+                Ok(())
+            }
+            Err(e) if e.outcome_unknown() => {
+                tracing::info!(op_id = op.info.op_id, task = %task, error = %e, "outcome unknown; asking the tablet");
+                self.await_tablet_task(&ep, &task_info, op.info.op_id).await
+            }
+            Err(e) => Err(format!("{task}: {e}")),
+        }
+    }
+
+    /// The status the tablet reports for a task, if it knows it.
+    async fn tablet_task_status(&self, ep: &str, task: &tpb::TaskInfo) -> Option<TaskStatus> {
+        let resp = self.client(ep).call(t::GetTaskStatus, tpb::GetTaskStatusRequest {}).await.ok()?;
+        resp.tasks
+            .iter()
+            .find(|r| r.op_id == task.op_id && r.task_type == task.task_type && r.tid == task.tid && r.pid == task.pid)
+            .map(|r| r.status())
+    }
+
+    /// Polls a tablet every `get_task_status_interval` until it reports the task done or failed. Fails when the
+    /// tablet has been offline for `tablet_heartbeat_timeout`, when it does not know the task for
+    /// [`UNKNOWN_TASK_POLLS`] polls, or when the op is canceled.
+    async fn await_tablet_task(&self, ep: &str, task: &tpb::TaskInfo, op_id: u64) -> Result<(), String> {
+        let mut unknown = 0u32;
+        loop {
+            if self.op_snapshot(op_id).is_none_or(|o| o.status() == TaskStatus::Canceled) {
+                return Err("canceled".into());
+            }
+            if let Some(since) = self.offline_since(ep)
+                && since.elapsed() >= self.config.tablet_heartbeat_timeout
+            {
+                return Err(format!("tablet {ep} is offline"));
+            }
+            match self.tablet_task_status(ep, task).await {
+                Some(TaskStatus::Done) => return Ok(()),
+                Some(TaskStatus::Failed) => return Err(format!("tablet {ep} reports the task failed")),
+                Some(TaskStatus::Canceled) => return Err(format!("tablet {ep} reports the task canceled")),
+                Some(_) => unknown = 0,
+                None => {
+                    unknown += 1;
+                    if unknown > UNKNOWN_TASK_POLLS {
+                        return Err(format!("tablet {ep} does not know the task"));
+                    }
+                }
+            }
+            tokio::time::sleep(self.config.get_task_status_interval).await;
+        }
+    }
+
+    /// The meta a LoadTable task sends: the table's schema, the role, and the partition's newest term.
+    fn load_meta(&self, name: &str, pid: u32, leader: bool) -> Result<tpb::TableMeta, String> {
+        let state = self.state.lock().expect("ns state");
+        let table = state.tables.get(name).ok_or_else(|| format!("table {name} is gone"))?;
+        let part = table.table_partition.iter().find(|p| p.pid == pid).ok_or_else(|| format!("pid {pid} is gone"))?;
+        let term = part.term_offset.iter().map(|t| t.term).max().unwrap_or(1);
+        let mode = if leader { TableMode::Leader } else { TableMode::Follower };
+        let replicas = if leader {
+            part.partition_meta.iter().filter(|m| !m.is_leader && m.is_alive).map(|m| m.endpoint.clone()).collect()
+        } else {
+            vec![]
+        };
+        Ok(Nameserver::tablet_meta(table, pid, mode, term, replicas))
+    }
+
+    // ---- metadata tasks ---------------------------------------------------------------------------------------
+
+    /// Edits one partition's metadata under the metadata lock, persists the table and bumps the notify counter
+    /// when `edit` reports a change.
+    pub(super) async fn edit_partition(
+        &self,
+        name: &str,
+        pid: u32,
+        edit: impl FnOnce(&mut pb::TablePartition) -> Result<bool, String>,
+    ) -> Result<(), String> {
+        let coord = self.require_active().map_err(|s| s.to_string())?;
+        let _guard = self.meta_lock.lock().await;
+        let mut table = self
+            .state
+            .lock()
+            .expect("ns state")
+            .tables
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("table {name} is gone"))?;
+        let part =
+            table.table_partition.iter_mut().find(|p| p.pid == pid).ok_or_else(|| format!("pid {pid} is gone"))?;
+        if !edit(part)? {
+            return Ok(());
+        }
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        meta.write_table(&table).await.map_err(|e| format!("cannot persist table {name}: {e}"))?;
+        let _ = meta.bump_notify().await;
+        self.state.lock().expect("ns state").tables.insert(name.to_string(), table);
+        Ok(())
+    }
+
+    fn partition(&self, name: &str, pid: u32) -> Result<(u32, pb::TablePartition), String> {
+        let state = self.state.lock().expect("ns state");
+        let table = state.tables.get(name).ok_or_else(|| format!("table {name} is gone"))?;
+        let part = table.table_partition.iter().find(|p| p.pid == pid).ok_or_else(|| format!("pid {pid} is gone"))?;
+        Ok((table.tid, part.clone()))
+    }
+
+    fn change_leader_data(op: &QueuedOp) -> Result<pb::ChangeLeaderData, String> {
+        match op.info.data.as_ref().and_then(|d| d.kind.as_ref()) {
+            Some(op_data::Kind::ChangeLeader(d)) => Ok(d.clone()),
+            _ => Err("no change-leader data".into()),
+        }
+    }
+
+    /// kSelectLeader (reference 5.3, DESIGN 5.2): new global term, fencing probes of the alive followers, choice.
+    async fn select_leader_task(&self, op: &QueuedOp) -> Result<(), String> {
+        let coord = self.require_active().map_err(|s| s.to_string())?;
+        let mut data = Self::change_leader_data(op)?;
+        let (tid, part) = self.partition(&op.info.name, op.info.pid)?;
+        let auto_failover = self.auto_failover();
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        let global = meta.counter(&self.layout.term()).await.map_err(|e| e.to_string())?;
+        let terms = super::decide::ChangeLeaderTerms::after(global);
+        meta.set_term(terms.leader_term).await.map_err(|e| format!("cannot persist the term: {e}"))?;
+        let mut probes = BTreeMap::new();
+        for ep in followers_to_probe(&part.partition_meta) {
+            let probe = if self.is_healthy(&ep) {
+                let req =
+                    tpb::AppendEntriesRequest { tid, pid: op.info.pid, term: terms.fence_term, ..Default::default() };
+                match self.client(&ep).call(t::AppendEntries, req).await {
+                    Ok(r) => Probe::Offset(r.log_offset),
+                    Err(e) => {
+                        tracing::warn!(endpoint = %ep, error = %e, "follower did not answer the fencing probe");
+                        Probe::Unreachable
+                    }
+                }
+            } else {
+                Probe::Unreachable
+            };
+            probes.insert(ep, probe);
+        }
+        let candidate = (!data.candidate_leader.is_empty()).then_some(data.candidate_leader.as_str());
+        let choice = select_leader(&part.partition_meta, &probes, candidate, global, auto_failover)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            name = %op.info.name,
+            pid = op.info.pid,
+            leader = %choice.leader,
+            offset = choice.leader_offset,
+            term = choice.terms.leader_term,
+            ahead = choice.ahead.len(),
+            unreachable = choice.unreachable.len(),
+            "leader selected"
+        );
+        data.leader = choice.leader;
+        data.leader_offset = choice.leader_offset;
+        data.term = choice.terms.leader_term;
+        data.followers = choice.followers;
+        data.ahead = choice.ahead.into_iter().map(|a| a.endpoint).collect();
+        data.unreachable = choice.unreachable;
+        data.selected = true;
+        let mut info = op.info.clone();
+        info.data = ops::data(op_data::Kind::ChangeLeader(data));
+        if !self.persist_op(&info).await {
+            return Err("cannot persist the selected leader".into());
+        }
+        if let Some(o) = self.state.lock().expect("ns state").ops.get_mut(op.info.op_id) {
+            o.info.data = info.data;
+        }
+        Ok(())
+    }
+
+    /// kChangeLeader: the chosen follower becomes leader in the new term, replicating to the remaining followers.
+    /// Running it twice is harmless: the tablet accepts the same term again.
+    async fn change_leader_task(&self, op: &QueuedOp) -> Result<(), String> {
+        let data = Self::change_leader_data(op)?;
+        if !data.selected {
+            return Err("no leader was selected".into());
+        }
+        if !self.is_healthy(&data.leader) {
+            return Err(format!("the new leader's tablet {} is not healthy", data.leader));
+        }
+        let tid = self.tid_of(&op.info.name)?;
+        let req = tpb::ChangeRoleRequest {
+            tid,
+            pid: op.info.pid,
+            mode: TableMode::Leader as i32,
+            term: data.term,
+            replicas: data.followers.clone(),
+        };
+        self.client(&data.leader).call(t::ChangeRole, req).await.map_err(|e| format!("change role: {e}"))?;
+        Ok(())
+    }
+
+    /// kUpdateLeaderInfo: the metadata follows the change. The old leader stays `is_leader` but not alive; the
+    /// followers that were ahead or did not answer are marked not alive; the term history gets
+    /// `{term, leader_offset + 1}`. Followers that were ahead are then re-synced through recover-table ops
+    /// (DESIGN 5.2).
+    async fn update_leader_info_task(&self, op: &QueuedOp) -> Result<(), String> {
+        let data = Self::change_leader_data(op)?;
+        let d = data.clone();
+        self.edit_partition(&op.info.name, op.info.pid, move |p| {
+            for m in &mut p.partition_meta {
+                if m.endpoint == d.leader {
+                    m.is_leader = true;
+                    m.is_alive = true;
+                } else if (m.is_leader && m.is_alive)
+                    || d.ahead.contains(&m.endpoint)
+                    || d.unreachable.contains(&m.endpoint)
+                {
+                    m.is_alive = false;
+                }
+            }
+            let pair = pb::TermPair { term: d.term, offset: d.leader_offset + 1 };
+            if !p.term_offset.iter().any(|t| t.term == d.term) {
+                p.term_offset.push(pair);
+            }
+            Ok(true)
+        })
+        .await?;
+        for ep in &data.ahead {
+            if self.is_healthy(ep) && !self.state.lock().expect("ns state").ops.has_child(op.info.op_id) {
+                let new = NewOp {
+                    op_type: OpType::RecoverTable,
+                    name: op.info.name.clone(),
+                    pid: op.info.pid,
+                    data: op_data::Kind::RecoverTable(pb::RecoverTableData {
+                        endpoint: ep.clone(),
+                        offset_delta: self.config.check_binlog_sync_progress_delta,
+                        is_leader: false,
+                        concurrency: self.config.name_server_task_concurrency,
+                    }),
+                    concurrency: self.config.name_server_task_concurrency,
+                    parent: Some((op.info.op_id, op.info.vec_idx)),
+                };
+                if let Err(e) = self.create_op(new).await {
+                    tracing::warn!(endpoint = %ep, error = %e, "cannot re-sync a follower that was ahead; recover it by hand");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// kRecoverTable (reference 5.6): decides how the replica comes back and creates that op as a child.
+    async fn recover_table_task(
+        &self,
+        op: &QueuedOp,
+        endpoint: &str,
+        offset_delta: u64,
+        concurrency: u32,
+    ) -> Result<(), String> {
+        if self.state.lock().expect("ns state").ops.has_child(op.info.op_id) {
+            return Ok(());
+        }
+        let (tid, part) = self.partition(&op.info.name, op.info.pid)?;
+        let pid = op.info.pid;
+        let target = scan_recover_target(&part, endpoint, |e| self.is_healthy(e)).map_err(|e| e.to_string())?;
+        let RecoverTarget::Recover { endpoint, leader, single_replica } = target else {
+            tracing::info!(name = %op.info.name, pid, endpoint, "replica is alive; nothing to recover");
+            return Ok(());
+        };
+        let req = tpb::TablePidRequest { tid, pid, task_info: None };
+        let replica = self
+            .client(&endpoint)
+            .call(t::GetTermPair, req.clone())
+            .await
+            .map_err(|e| format!("get term pair: {e}"))?;
+        let leader_snapshot = match &leader {
+            Some(l) if !single_replica => {
+                let status = self
+                    .client(l)
+                    .call(t::GetTableStatus, tpb::GetTableStatusRequest { tid, pid, all: false })
+                    .await
+                    .map_err(|e| format!("leader status: {e}"))?;
+                Some(status.all_table_status.first().map(|s| s.snapshot_offset).unwrap_or(0))
+            }
+            _ => None,
+        };
+        let decision = decide_recover_table(single_replica, &replica, &part.term_offset, leader_snapshot)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            name = %op.info.name,
+            pid,
+            endpoint = %endpoint,
+            has_table = replica.has_table,
+            term = replica.term,
+            offset = replica.offset,
+            decision = ?decision,
+            "recover table decided"
+        );
+        let parent = Some((op.info.op_id, op.info.vec_idx));
+        let new = match decision {
+            RecoverDecision::UpdatePartitionStatus => NewOp {
+                op_type: OpType::UpdatePartitionStatus,
+                name: op.info.name.clone(),
+                pid,
+                data: op_data::Kind::EndpointStatus(pb::EndpointStatusData {
+                    endpoint: endpoint.clone(),
+                    is_leader: true,
+                    is_alive: true,
+                }),
+                concurrency,
+                parent,
+            },
+            RecoverDecision::ReLoadTable => NewOp {
+                op_type: OpType::ReLoadTable,
+                name: op.info.name.clone(),
+                pid,
+                data: op_data::Kind::Endpoint(endpoint.clone()),
+                concurrency,
+                parent,
+            },
+            RecoverDecision::ReAdd(plan) => {
+                if plan.change_role_to_follower {
+                    let term = part.term_offset.iter().map(|t| t.term).max().unwrap_or(1);
+                    let req =
+                        tpb::ChangeRoleRequest { tid, pid, mode: TableMode::Follower as i32, term, replicas: vec![] };
+                    self.client(&endpoint).call(t::ChangeRole, req).await.map_err(|e| format!("change role: {e}"))?;
+                }
+                if plan.delete_binlog {
+                    self.client(&endpoint)
+                        .call(t::DeleteBinlog, req)
+                        .await
+                        .map_err(|e| format!("delete binlog: {e}"))?;
+                }
+                let op_type = OpType::from_u32(plan.op.op_type()).expect("a re-add op type");
+                NewOp {
+                    op_type,
+                    name: op.info.name.clone(),
+                    pid,
+                    data: op_data::Kind::RecoverTable(pb::RecoverTableData {
+                        endpoint: endpoint.clone(),
+                        offset_delta,
+                        is_leader: false,
+                        concurrency,
+                    }),
+                    concurrency,
+                    parent,
+                }
+            }
+        };
+        self.create_op(new).await.map(drop).map_err(|e| e.to_string())
+    }
+
+    /// kCheckBinlogSyncProgress (reference 4.4): done when the follower is within `offset_delta` of the leader,
+    /// asking both tablets directly (fresher than the cached status). A follower that does not hold the partition
+    /// counts as done, as in OpenMLDB.
+    async fn check_sync_task(&self, op: &QueuedOp, endpoint: &str, offset_delta: u64) -> Result<(), String> {
+        loop {
+            let (tid, part) = self.partition(&op.info.name, op.info.pid)?;
+            if part.partition_meta.len() <= 1 {
+                return Ok(());
+            }
+            let leader = alive_leader(&part).ok_or("the partition has no alive leader")?.to_string();
+            let offset_of = |ep: String| async move {
+                let req = tpb::GetTableStatusRequest { tid, pid: op.info.pid, all: false };
+                match self.client(&ep).call(t::GetTableStatus, req).await {
+                    Ok(r) => Ok(r.all_table_status.first().map(|s| s.offset)),
+                    Err(RpcError::Status(s)) if Code::TableIsNotExist.is(&s) => Ok(None),
+                    Err(e) => Err(format!("status of {ep}: {e}")),
+                }
+            };
+            let leader_offset = offset_of(leader).await?;
+            let follower_offset = offset_of(endpoint.to_string()).await?;
+            match (leader_offset, follower_offset) {
+                (Some(l), Some(f)) if l > f + offset_delta => {}
+                _ => return Ok(()),
+            }
+            if self.op_snapshot(op.info.op_id).is_none_or(|o| o.status() == TaskStatus::Canceled) {
+                return Err("canceled".into());
+            }
+            tokio::time::sleep(self.config.get_task_status_interval).await;
+        }
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------------------
+
+    pub(super) fn is_healthy(&self, endpoint: &str) -> bool {
+        self.state.lock().expect("ns state").tablets.get(endpoint).is_some_and(|t| t.state == TabletState::Healthy)
+    }
+
+    /// Since when the tablet is offline; None when healthy or unknown.
+    pub(super) fn offline_since(&self, endpoint: &str) -> Option<Instant> {
+        let state = self.state.lock().expect("ns state");
+        state.tablets.get(endpoint).filter(|t| t.state == TabletState::Offline).map(|t| t.since)
+    }
+
+    pub(super) fn auto_failover(&self) -> bool {
+        self.state.lock().expect("ns state").auto_failover
+    }
+}
+
+/// Tablet answers that mean the task's effect is already there.
+fn already_so(task: &Task, status: &Status) -> bool {
+    match task {
+        Task::AddReplica { .. } => Code::ReplicaEndpointAlreadyExists.is(status),
+        Task::DelReplica { .. } => Code::ReplicatorIsNotExist.is(status),
+        Task::DropTable { .. } => Code::TableIsNotExist.is(status),
+        _ => false,
+    }
+}
+
+fn op_name(info: &OpInfo) -> &'static str {
+    OpType::from_u32(info.op_type).map(OpType::name).unwrap_or("kUnknownOP")
+}

@@ -1,0 +1,286 @@
+//! Failover and recovery (reference 5.1 to 5.5): what the active nameserver does when a tablet goes away or comes
+//! back, and the offlineendpoint / recoverendpoint algorithms shared by the automatic path and the manual
+//! commands.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::Nameserver;
+use super::codes::Code;
+use super::decide::{OFFLINE_LEADER_ENDPOINT, may_mark_dead};
+use super::exec::NewOp;
+use super::ops::{OpType, alive_leader};
+use super::server::TabletState;
+use crate::coord::{Coordinator, Layout};
+use crate::proto::nameserver as pb;
+use crate::proto::nameserver::op_data;
+use crate::rpc::Status;
+
+/// A change of a tablet's state seen in `/nodes`.
+#[derive(Debug, Clone)]
+pub enum TabletEvent {
+    /// Its node vanished at `since`.
+    Offline { endpoint: String, since: Instant },
+    /// Its node is back; it had been offline since `offline_since`.
+    Online { endpoint: String, offline_since: Instant },
+}
+
+impl Nameserver {
+    /// Reacts to a tablet event while active: an offline tablet is failed over once it has been gone for
+    /// `tablet_heartbeat_timeout`; a returning one is recovered.
+    pub(super) fn on_tablet_event(self: &Arc<Self>, event: TabletEvent) {
+        if !self.is_active() {
+            return;
+        }
+        let ns = self.clone();
+        let handle = match event {
+            TabletEvent::Offline { endpoint, since } => tokio::spawn(async move {
+                tokio::time::sleep_until(since + ns.config.tablet_heartbeat_timeout).await;
+                if ns.offline_since(&endpoint) == Some(since) {
+                    ns.on_tablet_offline(&endpoint, false).await;
+                }
+            }),
+            TabletEvent::Online { endpoint, offline_since } => {
+                tokio::spawn(async move { ns.on_tablet_online(&endpoint, offline_since).await })
+            }
+        };
+        self.keep_session_task(handle);
+    }
+
+    /// Reference 5.1 `OnTabletOffline`: with auto_failover on, marks the tablet's replicas not alive (never a
+    /// partition's last alive one) and fails its partitions over.
+    pub(super) async fn on_tablet_offline(&self, endpoint: &str, startup: bool) {
+        if !self.is_active() || !self.auto_failover() {
+            return;
+        }
+        if !startup && self.is_healthy(endpoint) {
+            return;
+        }
+        tracing::info!(endpoint, startup, "failing over a tablet");
+        let partitions = self.partitions_on(endpoint);
+        for (name, pid) in &partitions {
+            let ep = endpoint.to_string();
+            let result = self
+                .edit_partition(name, *pid, move |p| {
+                    if !may_mark_dead(p, &ep) {
+                        return Ok(false);
+                    }
+                    for m in p.partition_meta.iter_mut().filter(|m| m.endpoint == ep) {
+                        m.is_alive = false;
+                    }
+                    Ok(true)
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(name, pid, endpoint, error = %e, "cannot mark the replica not alive");
+            }
+        }
+        self.offline_endpoint_internal(endpoint, self.config.name_server_task_concurrency).await;
+    }
+
+    /// Reference 5.4 `OnTabletOnline`: a tablet that restarted (`startup_`) is failed over at once if it was not
+    /// yet, then every replica it holds is recovered; a short blip of the same process changes nothing.
+    async fn on_tablet_online(&self, endpoint: &str, offline_since: Instant) {
+        if !self.is_active() || !self.auto_failover() {
+            return;
+        }
+        let Ok(coord) = self.require_active() else { return };
+        let value = match coord.get(&self.layout.node(endpoint)).await {
+            Ok((data, _)) => String::from_utf8_lossy(&data).to_string(),
+            Err(e) => {
+                tracing::warn!(endpoint, error = %e, "cannot read the returning tablet's node");
+                return;
+            }
+        };
+        let restarted = value == Layout::startup_value(endpoint);
+        if !restarted && offline_since.elapsed() < self.config.tablet_heartbeat_timeout {
+            tracing::info!(endpoint, "tablet is back within the grace period; nothing to recover");
+            return;
+        }
+        if restarted {
+            self.on_tablet_offline(endpoint, true).await;
+        }
+        tracing::info!(endpoint, restarted, "recovering a returning tablet");
+        self.recover_endpoint_internal(endpoint, false, self.config.name_server_task_concurrency).await;
+    }
+
+    /// Every (table, pid) with a replica on `endpoint`, in table-name order.
+    pub(super) fn partitions_on(&self, endpoint: &str) -> Vec<(String, u32)> {
+        let state = self.state.lock().expect("ns state");
+        let mut out = Vec::new();
+        for (name, t) in &state.tables {
+            for p in &t.table_partition {
+                if p.partition_meta.iter().any(|m| m.endpoint == endpoint) {
+                    out.push((name.clone(), p.pid));
+                }
+            }
+        }
+        out
+    }
+
+    fn partition_meta(&self, name: &str, pid: u32) -> Option<pb::TablePartition> {
+        let state = self.state.lock().expect("ns state");
+        state.tables.get(name).and_then(|t| t.table_partition.iter().find(|p| p.pid == pid).cloned())
+    }
+
+    /// Reference 5.2: per partition on `endpoint`, a single replica is marked not alive, a lost leader is
+    /// replaced (kChangeLeaderOP), and a follower is taken out of replication (kOfflineReplicaOP).
+    pub(super) async fn offline_endpoint_internal(&self, endpoint: &str, concurrency: u32) {
+        for (name, pid) in self.partitions_on(endpoint) {
+            let Some(p) = self.partition_meta(&name, pid) else { continue };
+            let Some(mine) = p.partition_meta.iter().find(|m| m.endpoint == endpoint).cloned() else { continue };
+            let result = if p.partition_meta.len() == 1 {
+                self.create_op(NewOp {
+                    op_type: OpType::UpdatePartitionStatus,
+                    name: name.clone(),
+                    pid,
+                    data: op_data::Kind::EndpointStatus(pb::EndpointStatusData {
+                        endpoint: endpoint.to_string(),
+                        is_leader: true,
+                        is_alive: false,
+                    }),
+                    concurrency,
+                    parent: None,
+                })
+                .await
+                .map(drop)
+            } else {
+                let leader = alive_leader(&p).map(str::to_string);
+                if mine.is_leader || leader.is_none() {
+                    if leader.is_none() || leader.as_deref() == Some(endpoint) {
+                        self.create_change_leader_op(&name, pid, "", false, concurrency).await
+                    } else {
+                        Ok(())
+                    }
+                } else {
+                    self.create_op(NewOp {
+                        op_type: OpType::OfflineReplica,
+                        name: name.clone(),
+                        pid,
+                        data: op_data::Kind::Endpoint(endpoint.to_string()),
+                        concurrency,
+                        parent: None,
+                    })
+                    .await
+                    .map(drop)
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!(name, pid, endpoint, error = %e, "cannot take the replica offline");
+            }
+        }
+    }
+
+    /// Reference 5.2 `CreateChangeLeaderOP`: needs an alive follower on a healthy tablet (none: no op, the
+    /// partition stays leaderless); a named candidate must be one of them, unless `need_restore`.
+    pub(super) async fn create_change_leader_op(
+        &self,
+        name: &str,
+        pid: u32,
+        candidate: &str,
+        need_restore: bool,
+        concurrency: u32,
+    ) -> Result<(), Status> {
+        let p = self.partition_meta(name, pid).ok_or_else(|| Code::PidIsNotExist.with(pid))?;
+        let followers: Vec<String> = p
+            .partition_meta
+            .iter()
+            .filter(|m| m.is_alive && !m.is_leader && self.is_healthy(&m.endpoint))
+            .map(|m| m.endpoint.clone())
+            .collect();
+        if followers.is_empty() && !need_restore {
+            tracing::warn!(name, pid, "no alive follower on a healthy tablet: the partition stays leaderless");
+            return Ok(());
+        }
+        if !candidate.is_empty() && !need_restore && !followers.iter().any(|f| f == candidate) {
+            return Err(Code::CreateOpFailed.with(format!("{candidate} is not an alive follower on a healthy tablet")));
+        }
+        self.create_op(NewOp {
+            op_type: OpType::ChangeLeader,
+            name: name.to_string(),
+            pid,
+            data: op_data::Kind::ChangeLeader(pb::ChangeLeaderData {
+                candidate_leader: candidate.to_string(),
+                need_restore,
+                ..Default::default()
+            }),
+            concurrency,
+            parent: None,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Reference 5.5: per partition on `endpoint` whose replica is not alive (or is the only one), a
+    /// kRecoverTableOP; with `need_restore`, leadership goes back to `endpoint` afterwards and the demoted leader
+    /// is recovered in turn.
+    pub(super) async fn recover_endpoint_internal(&self, endpoint: &str, need_restore: bool, concurrency: u32) {
+        for (name, pid) in self.partitions_on(endpoint) {
+            let Some(p) = self.partition_meta(&name, pid) else { continue };
+            let Some(mine) = p.partition_meta.iter().find(|m| m.endpoint == endpoint).cloned() else { continue };
+            if mine.is_alive && p.partition_meta.len() > 1 {
+                continue;
+            }
+            let delta = if need_restore { 0 } else { self.config.check_binlog_sync_progress_delta };
+            let recover = |ep: &str, is_leader: bool, offset_delta: u64| NewOp {
+                op_type: OpType::RecoverTable,
+                name: name.clone(),
+                pid,
+                data: op_data::Kind::RecoverTable(pb::RecoverTableData {
+                    endpoint: ep.to_string(),
+                    offset_delta,
+                    is_leader,
+                    concurrency,
+                }),
+                concurrency,
+                parent: None,
+            };
+            if let Err(e) = self.create_op(recover(endpoint, mine.is_leader, delta)).await {
+                tracing::warn!(name, pid, endpoint, error = %e, "cannot recover the replica");
+                continue;
+            }
+            if need_restore && mine.is_leader {
+                if let Err(e) = self.create_change_leader_op(&name, pid, endpoint, true, concurrency).await {
+                    tracing::warn!(name, pid, endpoint, error = %e, "cannot give leadership back");
+                    continue;
+                }
+                if let Err(e) = self.create_op(recover(OFFLINE_LEADER_ENDPOINT, true, 100_000)).await {
+                    tracing::warn!(name, pid, error = %e, "cannot recover the demoted leader");
+                }
+            }
+        }
+    }
+
+    /// At takeover: tablets already offline are failed over when their grace period ends, and endpoints the
+    /// metadata names but `/nodes` does not hold count as offline from now (OpenMLDB's new leader only knows the
+    /// tablets it sees, so it would never fail those over).
+    pub(super) fn schedule_offline_checks(self: &Arc<Self>) {
+        let now = Instant::now();
+        let events: Vec<TabletEvent> = {
+            let mut state = self.state.lock().expect("ns state");
+            let referenced: Vec<String> = state
+                .tables
+                .values()
+                .flat_map(|t| {
+                    t.table_partition.iter().flat_map(|p| p.partition_meta.iter().map(|m| m.endpoint.clone()))
+                })
+                .collect();
+            for ep in referenced {
+                state.tablets.entry(ep.clone()).or_insert_with(|| {
+                    tracing::info!(endpoint = %ep, "tablet named by the metadata is not registered; offline");
+                    super::server::TabletEntry { state: TabletState::Offline, since: now }
+                });
+            }
+            state
+                .tablets
+                .iter()
+                .filter(|(_, t)| t.state == TabletState::Offline)
+                .map(|(ep, t)| TabletEvent::Offline { endpoint: ep.clone(), since: t.since })
+                .collect()
+        };
+        for e in events {
+            self.on_tablet_event(e);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Failover and recovery driven by the nameserver, in the simulator (issue 4's "must show"): two nameservers,
+//! three tablets, coordination, a table of 2 partitions × 3 replicas, and a writer through the routing client.
+#![cfg(madsim)]
+
+use std::time::Duration;
+
+use mldb_sim::runner::run_seed;
+use mldb_tests::ns_cluster::{
+    Env, Writer, acked, all_alive, converged, first_ack_after, lost_beyond_bound, ops_settled, replicas, table_info,
+    unexpected,
+};
+use tokio::time::Instant;
+
+const CREATE: &str = "create flow 0 2 3 id:string:index ts:int64:ts v:string";
+const TID: u32 = 1;
+
+/// Creates the table and waits until showtable reports every replica.
+async fn create_table(env: &Env) -> String {
+    env.ns_until("showtablet", Duration::from_secs(10), |o| o.matches("kTabletHealthy").count() == 3).await;
+    assert_eq!(env.ns(CREATE).await.as_deref(), Ok("Create table ok"));
+    env.ns_until("showtable flow", Duration::from_secs(10), |o| all_alive(o) && replicas(o).len() == 6).await
+}
+
+/// The leader endpoint of `pid` in a showtable output.
+fn leader_of(showtable: &str, pid: u32) -> String {
+    replicas(showtable)
+        .into_iter()
+        .find(|r| r.0 == pid && r.2 == "leader" && r.3 == "yes")
+        .map(|r| r.1)
+        .unwrap_or_else(|| panic!("no alive leader of pid {pid}:\n{showtable}"))
+}
+
+#[test]
+fn auto_failover_of_a_leader_crash_then_recovery_on_restart() {
+    for seed in mldb_tests::seeds(&[7]) {
+        let out = run_seed(seed, Some(Duration::from_secs(300)), |trace| async move {
+            let mut env = Env::new(trace, true);
+            let table = create_table(&env).await;
+            let victim_ep = leader_of(&table, 0);
+            let victim = env.tablet_name(&victim_ep);
+            let writer = Writer::start(&env, "flow", 0, Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_secs(3)).await;
+
+            let crashed = Instant::now();
+            env.c.crash(&victim).unwrap();
+            let ep = victim_ep.clone();
+            let failed_over = env
+                .ns_until("showtable flow", Duration::from_secs(30), move |o| {
+                    let r = replicas(o);
+                    let dead = r.iter().filter(|x| x.1 == ep).all(|x| x.3 == "no");
+                    let leaders =
+                        (0..2).all(|pid| r.iter().any(|x| x.0 == pid && x.2 == "leader" && x.3 == "yes" && x.1 != ep));
+                    dead && leaders
+                })
+                .await;
+            eprintln!("after failover:\n{failed_over}");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+
+            env.c.start(&victim).unwrap();
+            let recovered = env.ns_until("showtable flow", Duration::from_secs(60), all_alive).await;
+            eprintln!("after recovery:\n{recovered}");
+            let ops = env.ns_until("showopstatus", Duration::from_secs(60), ops_settled).await;
+            eprintln!("{ops}");
+            assert!(!ops.contains("kFailed"), "{ops}");
+            assert!(ops.contains("kChangeLeaderOP") && ops.contains("kRecoverTableOP"), "{ops}");
+
+            eprintln!("stopping the writer");
+            let log = writer.stop().await;
+            eprintln!("writer stopped: {} attempts", log.len());
+            let co = env.coord.clone();
+            let (info, held) = env
+                .on_client(async move {
+                    let held = converged(&co, TID, Duration::from_secs(30)).await;
+                    (table_info(&co, TID).await, held)
+                })
+                .await;
+            eprintln!("converged");
+            let acks = acked(&log);
+            assert!(acks.len() > 100, "{} acks", acks.len());
+            let lost = lost_beyond_bound(&acks, &held, &info);
+            assert!(lost.is_empty(), "{lost:?}");
+            let attempted = log.iter().map(|a| a.row).collect();
+            assert!(unexpected(&attempted, &held).is_empty());
+            let back = first_ack_after(&log, 0, crashed, &victim_ep).expect("pid 0 writable again");
+            eprintln!("failover time of pid 0: {:?}", back - crashed);
+        });
+        eprintln!("seed {seed}: {} in {:?} simulated", out.hash, out.sim_elapsed);
+    }
+}
