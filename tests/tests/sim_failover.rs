@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use mldb_sim::runner::run_seed;
 use mldb_tests::ns_cluster::{
-    Env, Writer, acked, all_alive, converged, first_ack_after, lost_beyond_bound, ops_settled, replicas, table_info,
-    unexpected,
+    Env, Writer, acked, all_alive, converged, first_ack_after, lost_beyond_bound, ops_settled, replicas, rows,
+    table_info, unexpected,
 };
 use tokio::time::Instant;
 
@@ -85,5 +85,74 @@ fn auto_failover_of_a_leader_crash_then_recovery_on_restart() {
             eprintln!("failover time of pid 0: {:?}", back - crashed);
         });
         eprintln!("seed {seed}: {} in {:?} simulated", out.hash, out.sim_elapsed);
+    }
+}
+
+/// Polls showopstatus every few milliseconds until an op whose type contains `op` is kDoing; returns its id.
+async fn catch_running(env: &Env, op: &'static str, limit: Duration) -> u64 {
+    let coord = env.coord.clone();
+    env.on_client(async move {
+        let ns = mldb_tests::ns_cluster::ns_client(&coord).await;
+        let start = Instant::now();
+        loop {
+            if let Ok(out) = ns.execute("showopstatus").await
+                && let Some(row) = rows(&out).into_iter().find(|r| r[1].contains(op) && r[4] == "kDoing")
+            {
+                return row[0].parse().expect("op id");
+            }
+            assert!(start.elapsed() < limit, "no {op} ran within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+}
+
+#[test]
+fn the_standby_nameserver_finishes_an_op_the_active_one_crashed_in() {
+    for seed in mldb_tests::seeds(&[11]) {
+        run_seed(seed, Some(Duration::from_secs(300)), |trace| async move {
+            let mut env = Env::new(trace, true);
+            let table = create_table(&env).await;
+            let victim_ep = leader_of(&table, 0);
+            let victim = env.tablet_name(&victim_ep);
+            let writer = Writer::start(&env, "flow", 0, Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            env.c.crash(&victim).unwrap();
+            env.ns_until("showtable flow", Duration::from_secs(30), move |o| {
+                (0..2).all(|pid| replicas(o).iter().any(|x| x.0 == pid && x.2 == "leader" && x.3 == "yes"))
+                    && replicas(o).iter().any(|x| x.3 == "no")
+            })
+            .await;
+            // The tablet comes back; its re-add ops start; the active nameserver dies in the middle of one.
+            env.c.start(&victim).unwrap();
+            let op_id = catch_running(&env, "kReAddReplica", Duration::from_secs(30)).await;
+            let active = env
+                .on_client({
+                    let co = env.coord.clone();
+                    async move { mldb_tests::ns_cluster::ns_client(&co).await.active().await.unwrap() }
+                })
+                .await;
+            let ns_name = if active == env.nameservers[0] { "nameserver-1" } else { "nameserver-2" };
+            eprintln!("op {op_id} is running; crashing {ns_name}");
+            env.c.crash(ns_name).unwrap();
+            let ops = env
+                .ns_until("showopstatus", Duration::from_secs(60), move |o| {
+                    rows(o).iter().any(|r| r[0] == op_id.to_string() && r[4] == "kDone") && ops_settled(o)
+                })
+                .await;
+            eprintln!("after takeover:\n{ops}");
+            assert!(!ops.contains("kFailed"), "{ops}");
+            env.ns_until("showtable flow", Duration::from_secs(60), all_alive).await;
+            let log = writer.stop().await;
+            let co = env.coord.clone();
+            let (info, held) = env
+                .on_client(async move {
+                    let held = converged(&co, TID, Duration::from_secs(30)).await;
+                    (table_info(&co, TID).await, held)
+                })
+                .await;
+            let lost = lost_beyond_bound(&acked(&log), &held, &info);
+            assert!(lost.is_empty(), "{lost:?}");
+        });
     }
 }

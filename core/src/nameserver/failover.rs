@@ -148,7 +148,12 @@ impl Nameserver {
             } else {
                 let leader = alive_leader(&p).map(str::to_string);
                 if mine.is_leader || leader.is_none() {
-                    if leader.is_none() || leader.as_deref() == Some(endpoint) {
+                    let pending =
+                        self.state.lock().expect("ns state").ops.has_queued(&name, pid, OpType::ChangeLeader as u32);
+                    if pending {
+                        tracing::info!(name, pid, "a leader change is already queued");
+                        Ok(())
+                    } else if leader.is_none() || leader.as_deref() == Some(endpoint) {
                         self.create_change_leader_op(&name, pid, "", false, concurrency).await
                     } else {
                         Ok(())
@@ -281,6 +286,57 @@ impl Nameserver {
         };
         for e in events {
             self.on_tablet_event(e);
+        }
+    }
+
+    /// At takeover with auto_failover on: a healthy tablet's replicas that are marked not alive, in partitions
+    /// with an alive leader (or of a single replica) and no op queued, are recovered. They are those of a tablet
+    /// that came back while no nameserver was active, or while the previous one was failing: OpenMLDB's new
+    /// leader only reacts to transitions it sees, so they would stay out of service until recovered by hand.
+    pub(super) async fn recover_dead_replicas(&self) {
+        if !self.auto_failover() {
+            return;
+        }
+        let mut todo: Vec<(String, u32, String, bool)> = Vec::new();
+        {
+            let state = self.state.lock().expect("ns state");
+            for (name, t) in &state.tables {
+                for p in &t.table_partition {
+                    if state.ops.has_queued_for(name, p.pid) {
+                        continue;
+                    }
+                    let single = p.partition_meta.len() == 1;
+                    if !single && alive_leader(p).is_none() {
+                        continue;
+                    }
+                    for m in p.partition_meta.iter().filter(|m| !m.is_alive) {
+                        let healthy = state.tablets.get(&m.endpoint).is_some_and(|e| e.state == TabletState::Healthy);
+                        if healthy {
+                            todo.push((name.clone(), p.pid, m.endpoint.clone(), m.is_leader));
+                        }
+                    }
+                }
+            }
+        }
+        let concurrency = self.config.name_server_task_concurrency;
+        for (name, pid, endpoint, is_leader) in todo {
+            tracing::info!(name, pid, endpoint, "a dead replica on a healthy tablet is recovered at takeover");
+            let new = NewOp {
+                op_type: OpType::RecoverTable,
+                name: name.clone(),
+                pid,
+                data: op_data::Kind::RecoverTable(pb::RecoverTableData {
+                    endpoint: endpoint.clone(),
+                    offset_delta: self.config.check_binlog_sync_progress_delta,
+                    is_leader,
+                    concurrency,
+                }),
+                concurrency,
+                parent: None,
+            };
+            if let Err(e) = self.create_op(new).await {
+                tracing::warn!(name, pid, endpoint, error = %e, "cannot recover the replica");
+            }
         }
     }
 }

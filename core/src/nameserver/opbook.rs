@@ -110,6 +110,16 @@ impl OpBook {
         self.ops.values().any(|o| o.info.parent_id == parent)
     }
 
+    /// Whether an op of `op_type` for partition `pid` of table `name` is queued or running.
+    pub fn has_queued(&self, name: &str, pid: u32, op_type: u32) -> bool {
+        self.ops.values().any(|o| o.info.name == name && o.info.pid == pid && o.info.op_type == op_type)
+    }
+
+    /// Whether any op for partition `pid` of table `name` is queued or running.
+    pub fn has_queued_for(&self, name: &str, pid: u32) -> bool {
+        self.ops.values().any(|o| o.info.name == name && o.info.pid == pid)
+    }
+
     /// Every queued op, by op id.
     pub fn queued(&self) -> impl Iterator<Item = &QueuedOp> {
         self.ops.values()

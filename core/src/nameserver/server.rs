@@ -359,6 +359,8 @@ impl Nameserver {
             self.keep_session_task(tokio::spawn(self.clone().queue_worker(q)));
         }
         self.schedule_offline_checks();
+        let ns = self.clone();
+        self.keep_session_task(tokio::spawn(async move { ns.recover_dead_replicas().await }));
     }
 
     /// Follows `/nodes`: a new endpoint is healthy, a vanished one offline, a returning one healthy again.
