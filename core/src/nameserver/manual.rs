@@ -129,7 +129,7 @@ impl Nameserver {
                 Code::PidIsNotExist.with(format!("pid {} does not exist on {}", req.pid, req.endpoint))
             })?;
         if mine.is_alive {
-            return Err(Code::PartitionIsAlive.with("table is alive, need not recover"));
+            return Err(Code::PartitionIsAlive.with(format!("{} pid {} on {}", req.name, req.pid, req.endpoint)));
         }
         let concurrency = self.config.name_server_task_concurrency;
         self.create_op(NewOp {
@@ -307,7 +307,7 @@ impl Nameserver {
             .expect("ns state")
             .ops
             .cancel(req.op_id)
-            .map_err(|e| Code::OpStatusIsNotKdoingOrKinited.with(e))?;
+            .map_err(|_| Code::OpStatusIsNotKdoingOrKinited.with(format!("op {}", req.op_id)))?;
         tracing::info!(op_id = req.op_id, "op canceled");
         self.op_signal.bump();
         Ok(pb::GeneralResponse {})

@@ -403,6 +403,12 @@ impl Nameserver {
                 events.push(TabletEvent::Offline { endpoint: ep.clone(), since: now });
             }
         }
+        // What an offline tablet last reported is no longer true: showtable prints "-" for it.
+        for event in &events {
+            if let TabletEvent::Offline { endpoint, .. } = event {
+                state.replica_status.retain(|(_, _, e), _| e != endpoint);
+            }
+        }
         events
     }
 
