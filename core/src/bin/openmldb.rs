@@ -64,6 +64,30 @@ struct Flags {
     /// Coordination server: largest session timeout granted, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     coord_max_session_timeout: u64,
+    /// Nameserver: the initial auto_failover when /config/auto_failover does not exist yet.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    auto_failover: bool,
+    /// Nameserver: how long a tablet's node must stay gone before failover, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    tablet_heartbeat_timeout: u64,
+    /// Nameserver: how often replica offsets are polled for showtable, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    get_table_status_interval: u64,
+    /// Nameserver: how often a running RPC task is polled on its tablet, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    get_task_status_interval: u64,
+    /// Nameserver: number of op queues.
+    #[arg(long, default_value_t = 8)]
+    name_server_task_max_concurrency: u32,
+    /// Nameserver: default concurrency of failover and recovery ops.
+    #[arg(long, default_value_t = 2)]
+    name_server_task_concurrency: u32,
+    /// Nameserver: finished ops kept for showopstatus.
+    #[arg(long, default_value_t = 10_000)]
+    max_op_num: usize,
+    /// Nameserver: how close (in entries) a re-added replica must be to its leader before it counts as alive.
+    #[arg(long, default_value_t = 100_000)]
+    check_binlog_sync_progress_delta: u64,
 }
 
 #[tokio::main]
@@ -162,6 +186,17 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             let mut config = NameserverConfig::new(&endpoint, &flags.zk_cluster);
             config.zk_root_path = flags.zk_root_path.clone();
             config.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+            config.auto_failover = flags.auto_failover;
+            config.tablet_heartbeat_timeout = Duration::from_millis(flags.tablet_heartbeat_timeout);
+            config.get_table_status_interval = Duration::from_millis(flags.get_table_status_interval);
+            config.get_task_status_interval = Duration::from_millis(flags.get_task_status_interval);
+            config.name_server_task_max_concurrency = flags.name_server_task_max_concurrency;
+            config.name_server_task_concurrency = flags.name_server_task_concurrency;
+            config.max_op_num = flags.max_op_num;
+            config.check_binlog_sync_progress_delta = flags.check_binlog_sync_progress_delta;
+            if config.name_server_task_max_concurrency == 0 || config.name_server_task_concurrency == 0 {
+                bail!("--name_server_task_max_concurrency and --name_server_task_concurrency must be at least 1");
+            }
             let ns = Nameserver::start(config).await.with_context(|| format!("cannot listen on {endpoint}"))?;
             println!("nameserver listening on {endpoint}");
             ns.join().await;
