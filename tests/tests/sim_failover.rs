@@ -283,3 +283,50 @@ fn each_readd_variant_is_reached_and_leaves_replicas_identical() {
         });
     }
 }
+
+/// cancelop and deleteop (reference 4.3): a queued op and a running one are canceled, the history keeps them as
+/// kCanceled until `deleteop canceled`; a done op is deleted by id; a queued op cannot be deleted.
+#[test]
+fn ops_are_canceled_and_deleted() {
+    for seed in mldb_tests::seeds(&[13]) {
+        run_seed(seed, Some(Duration::from_secs(200)), |trace| async move {
+            let mut env = Env::new(trace, false);
+            let table = create_table(&env).await;
+            assert_eq!(env.ns("makesnapshot flow 1").await.as_deref(), Ok("MakeSnapshot ok"));
+            env.ns_until("showopstatus", Duration::from_secs(10), |o| rows(o).iter().any(|r| r[4] == "kDone")).await;
+            // The leader of pid 0 freezes: a snapshot op on it hangs in its task; a second one waits behind it.
+            let leader = leader_of(&table, 0);
+            env.c.pause(&env.tablet_name(&leader)).unwrap();
+            assert_eq!(env.ns("makesnapshot flow 0").await.as_deref(), Ok("MakeSnapshot ok"));
+            assert_eq!(env.ns("makesnapshot flow 0").await.as_deref(), Ok("MakeSnapshot ok"));
+            let ops = env
+                .ns_until("showopstatus flow 0", Duration::from_secs(10), |o| {
+                    let r = rows(o);
+                    r.len() == 2 && r[0][4] == "kDoing" && r[1][4] == "kInited"
+                })
+                .await;
+            let (running, queued) = (rows(&ops)[0][0].clone(), rows(&ops)[1][0].clone());
+            assert!(env.ns(&format!("deleteop {queued}")).await.unwrap_err().contains("cannot delete"));
+            assert!(env.ns("cancelop 999").await.unwrap_err().contains("op status is not kDoing or kInited"));
+            assert_eq!(env.ns(&format!("cancelop {queued}")).await.as_deref(), Ok("Cancel op ok"));
+            assert_eq!(env.ns(&format!("cancelop {running}")).await.as_deref(), Ok("Cancel op ok"));
+            let ops = env
+                .ns_until("showopstatus flow 0", Duration::from_secs(30), |o| {
+                    let r = rows(o);
+                    r.len() == 2 && r.iter().all(|r| r[4] == "kCanceled")
+                })
+                .await;
+            eprintln!("{ops}");
+            env.c.resume(&env.tablet_name(&leader)).unwrap();
+            assert!(env.ns(&format!("cancelop {running}")).await.is_err(), "a finished op cannot be canceled");
+            assert_eq!(env.ns("deleteop canceled").await.as_deref(), Ok("delete op ok"));
+            let done = rows(&env.ns("showopstatus").await.unwrap()).into_iter().find(|r| r[4] == "kDone").unwrap();
+            assert_eq!(env.ns(&format!("deleteop {}", done[0])).await.as_deref(), Ok("delete op ok"));
+            assert!(rows(&env.ns("showopstatus").await.unwrap()).is_empty());
+            assert!(env.ns("deleteop doing").await.is_err());
+            // The engine still runs ops afterwards.
+            assert_eq!(env.ns("makesnapshot flow 0").await.as_deref(), Ok("MakeSnapshot ok"));
+            env.ns_until("showopstatus", Duration::from_secs(20), |o| rows(o).iter().any(|r| r[4] == "kDone")).await;
+        });
+    }
+}

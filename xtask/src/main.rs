@@ -45,8 +45,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root. `cargo run` sets `CARGO_MANIFEST_DIR` for the running binary too; that one wins over the
+/// compile-time value, so a binary built in another copy of the workspace (with a shared target dir) still tests
+/// the workspace it was run from.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    manifest
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Runs `cargo <args>` in the workspace root; the aliases `stest`/`sclippy` come from `.cargo/config.toml`.

@@ -360,7 +360,8 @@ impl Nameserver {
             rows.insert(f.info.op_id, row(&f.info, f.cur_task));
         }
         for q in state.ops.queued().filter(|q| keep(&q.info)) {
-            let cur = if q.status() == TaskStatus::Inited { None } else { q.current().map(Task::name) };
+            let started = q.status() != TaskStatus::Inited && q.info.start_time != 0;
+            let cur = if started { q.current().map(Task::name) } else { None };
             rows.insert(q.info.op_id, row(&q.info, cur));
         }
         Ok(pb::ShowOpStatusResponse { op_status: rows.into_values().collect() })

@@ -136,7 +136,8 @@ impl OpBook {
         for q in &mut self.queues {
             q.retain(|&o| o != op_id);
         }
-        let cur_task = if status == TaskStatus::Done { None } else { op.current().map(Task::name) };
+        let started = op.info.start_time != 0;
+        let cur_task = if status == TaskStatus::Done || !started { None } else { op.current().map(Task::name) };
         let mut info = op.info;
         info.task_status = status as u32;
         self.done.push_back(FinishedOp { info, cur_task });

@@ -580,8 +580,8 @@ impl Tablet {
             }
             let end = if req.offset == 0 { g.offset() } else { req.offset.min(g.offset()) };
             if end <= g.snapshot_offset {
-                return Err(Code::TableStatusIsNotKnormal
-                    .with(format!("offset {end} is not beyond the snapshot's {}", g.snapshot_offset)));
+                // Nothing new since the last snapshot: it is already up to date.
+                return Ok(None);
             }
             // Gather the entries now, under the lock; the merge and the disk writes run in the background.
             let binlog = g.binlog.as_ref().ok_or_else(|| Code::TableIsLoading.status())?;
@@ -597,11 +597,16 @@ impl Tablet {
             let term = g.meta.term;
             let schema = g.schema.clone();
             g.state = TableState::MakingSnapshot;
-            Ok((part.clone(), entries, end, term, schema))
+            Ok(Some((part.clone(), entries, end, term, schema)))
         }
         .await;
         let (part, entries, end, term, schema) = match prepared {
-            Ok(p) => p,
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                tracing::info!(tid = req.tid, pid = req.pid, "snapshot already up to date");
+                self.tasks.finish(&task, true);
+                return Ok(pb::GeneralResponse {});
+            }
             Err(e) => {
                 self.tasks.finish(&task, false);
                 return Err(e);
