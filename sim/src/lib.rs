@@ -8,7 +8,9 @@
 //! - `probes` (simulator build): the coordination server and a registering process as process bodies.
 //! - `runner` (simulator build): one seed on a fresh thread and runtime, with its trace.
 
+pub mod check;
 pub mod machine;
+pub mod scenario;
 pub mod trace;
 
 #[cfg(madsim)]

@@ -1,0 +1,432 @@
+//! The loss bound (DESIGN 8): which lost acknowledged writes the design allows.
+//!
+//! Asynchronous replication acknowledges a write once the leader appended it, so two losses are explained:
+//!
+//! - **Overwritten suffix.** Acknowledged in term T at offset o, and the partition's history has a later term
+//!   T' > T whose first offset is ≤ o: the new leader did not have the entry and its term began at or before it.
+//!   The loss is charged to the failover `(pid, T')`, the first such term.
+//! - **Not yet fsynced.** Every replica of the partition lost power (a machine restart) after the write was
+//!   attempted and within `binlog_sync_to_disk_interval` (+ slack) after it was acknowledged: no disk had it.
+//!
+//! Anything else is a violation: a crashed process keeps its page cache, so crashes alone never explain a loss.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::input::{FaultCause, FaultEvent, FaultKind, Fsync, Observed, PartitionLayout, Pid};
+use super::set::LostWrite;
+use super::{KeySample, Violation, ViolationKind, secs};
+
+/// How much loss a scenario accepts (its `[expect] loss`; `Bounded` by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LossPolicy {
+    /// Any lost acknowledged write is a violation, even one the bound explains (e.g. `semisync`, or only
+    /// followers were down).
+    None,
+    #[default]
+    Bounded,
+    /// Nothing is a violation; losses are still classified and counted.
+    Any,
+}
+
+/// Why a lost write is allowed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LossReason {
+    /// The write was in the un-replicated suffix that term `term`, starting at offset `start`, overwrote.
+    Overwritten { term: u64, start: u64 },
+    /// Every replica lost power before the binlog was fsynced: `(endpoint, time of its machine restart)`.
+    NotFsynced { restarts: Vec<(String, Duration)> },
+}
+
+/// The writes one failover lost: term `term` of partition `pid` began at `start`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverLoss {
+    pub pid: Pid,
+    pub term: u64,
+    pub start: u64,
+    pub lost: usize,
+    pub keys: KeySample,
+    /// The terms the lost writes were acknowledged in.
+    pub acked_terms: Vec<u64>,
+    /// Lowest and highest offset lost.
+    pub offsets: (u64, u64),
+}
+
+/// The writes power loss took from one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsyncLoss {
+    pub pid: Pid,
+    pub lost: usize,
+    pub keys: KeySample,
+    /// Every machine restart that explained one of them.
+    pub restarts: Vec<(String, Duration)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BoundReport {
+    pub allowed: Vec<(LostWrite, LossReason)>,
+    pub forbidden: Vec<LostWrite>,
+    /// Allowed losses per failover, by partition and term.
+    pub per_failover: Vec<FailoverLoss>,
+    pub fsync: Vec<FsyncLoss>,
+    pub violations: Vec<Violation>,
+}
+
+impl BoundReport {
+    /// The failover that lost the most writes.
+    pub fn largest(&self) -> Option<&FailoverLoss> {
+        self.per_failover.iter().max_by_key(|f| (f.lost, std::cmp::Reverse((f.pid, f.term))))
+    }
+
+    pub fn allowed_in(&self, pid: Pid) -> usize {
+        self.allowed.iter().filter(|(l, _)| l.pid == pid).count()
+    }
+
+    pub fn forbidden_in(&self, pid: Pid) -> usize {
+        self.forbidden.iter().filter(|l| l.pid == pid).count()
+    }
+}
+
+/// The first later term that began at or before `offset`.
+fn overwriting_term(history: &[(u64, u64)], term: u64, offset: u64) -> Option<(u64, u64)> {
+    history.iter().copied().filter(|&(t, start)| t > term && start <= offset).min_by_key(|&(t, _)| t)
+}
+
+/// For each replica, a machine restart inside the window where the write may have been on it but not on disk;
+/// `None` unless every replica has one.
+fn unsynced_everywhere(
+    lost: &LostWrite,
+    replicas: &[String],
+    restarts: &[&FaultEvent],
+    fsync: Fsync,
+) -> Option<Vec<(String, Duration)>> {
+    if replicas.is_empty() {
+        return None;
+    }
+    let until = lost.acked_at + fsync.interval + fsync.slack;
+    replicas
+        .iter()
+        .map(|ep| {
+            restarts
+                .iter()
+                .find(|f| &f.endpoint == ep && f.at >= lost.attempted_at && f.at <= until)
+                .map(|f| (ep.clone(), f.at))
+        })
+        .collect()
+}
+
+/// Judges every lost write of one table.
+pub fn check_loss_bound(
+    lost: &[LostWrite],
+    observed: &Observed,
+    layouts: &[PartitionLayout],
+    faults: &[FaultEvent],
+    fsync: Fsync,
+    policy: LossPolicy,
+) -> BoundReport {
+    let restarts: Vec<&FaultEvent> =
+        faults.iter().filter(|f| f.kind == FaultKind::Down && f.cause == FaultCause::MachineRestart).collect();
+    let mut report = BoundReport::default();
+    for l in lost {
+        let history = observed.partition(l.pid).map(|p| p.term_offset.as_slice()).unwrap_or_default();
+        if let Some((term, start)) = overwriting_term(history, l.term, l.offset) {
+            report.allowed.push((l.clone(), LossReason::Overwritten { term, start }));
+            continue;
+        }
+        let replicas: Vec<String> = match layouts.iter().find(|p| p.pid == l.pid) {
+            Some(layout) => layout.replicas.clone(),
+            None => observed
+                .partition(l.pid)
+                .map(|p| p.replicas.iter().map(|r| r.endpoint.clone()).collect())
+                .unwrap_or_default(),
+        };
+        match unsynced_everywhere(l, &replicas, &restarts, fsync) {
+            Some(restarts) => report.allowed.push((l.clone(), LossReason::NotFsynced { restarts })),
+            None => report.forbidden.push(l.clone()),
+        }
+    }
+    report.per_failover = per_failover(&report.allowed);
+    report.fsync = per_power_loss(&report.allowed);
+    report.violations = violations(&report, observed, fsync, policy);
+    report
+}
+
+fn per_failover(allowed: &[(LostWrite, LossReason)]) -> Vec<FailoverLoss> {
+    let mut groups: BTreeMap<(Pid, u64, u64), Vec<&LostWrite>> = BTreeMap::new();
+    for (l, reason) in allowed {
+        if let LossReason::Overwritten { term, start } = reason {
+            groups.entry((l.pid, *term, *start)).or_default().push(l);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((pid, term, start), ls)| {
+            let mut acked_terms: Vec<u64> = ls.iter().map(|l| l.term).collect();
+            acked_terms.sort();
+            acked_terms.dedup();
+            FailoverLoss {
+                pid,
+                term,
+                start,
+                lost: ls.len(),
+                keys: KeySample::of(ls.iter().map(|l| l.key.as_str())),
+                acked_terms,
+                offsets: (
+                    ls.iter().map(|l| l.offset).min().expect("non-empty group"),
+                    ls.iter().map(|l| l.offset).max().expect("non-empty group"),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn per_power_loss(allowed: &[(LostWrite, LossReason)]) -> Vec<FsyncLoss> {
+    type Group<'a> = (Vec<&'a LostWrite>, Vec<(String, Duration)>);
+    let mut groups: BTreeMap<Pid, Group<'_>> = BTreeMap::new();
+    for (l, reason) in allowed {
+        if let LossReason::NotFsynced { restarts } = reason {
+            let g = groups.entry(l.pid).or_default();
+            g.0.push(l);
+            g.1.extend(restarts.iter().cloned());
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(pid, (ls, mut restarts))| {
+            restarts.sort();
+            restarts.dedup();
+            FsyncLoss { pid, lost: ls.len(), keys: KeySample::of(ls.iter().map(|l| l.key.as_str())), restarts }
+        })
+        .collect()
+}
+
+fn lost_violation(kind: ViolationKind, pid: Pid, ls: &[&LostWrite], why: String) -> Violation {
+    let from = ls.iter().map(|l| l.attempted_at).min().unwrap_or_default();
+    Violation::new(kind, Some(pid), why)
+        .with_keys(KeySample::of(ls.iter().map(|l| l.key.as_str())))
+        .with_terms(ls.iter().map(|l| l.term))
+        .with_offsets(ls.iter().map(|l| l.offset))
+        .with_endpoints(ls.iter().map(|l| l.endpoint.clone()))
+        .with_window(from, None)
+}
+
+fn offsets_text(ls: &[&LostWrite]) -> String {
+    let lo = ls.iter().map(|l| l.offset).min().unwrap_or_default();
+    let hi = ls.iter().map(|l| l.offset).max().unwrap_or_default();
+    if lo == hi { format!("offset {lo}") } else { format!("offsets {lo}..={hi}") }
+}
+
+fn violations(report: &BoundReport, observed: &Observed, fsync: Fsync, policy: LossPolicy) -> Vec<Violation> {
+    if policy == LossPolicy::Any {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    let mut forbidden: BTreeMap<Pid, Vec<&LostWrite>> = BTreeMap::new();
+    for l in &report.forbidden {
+        forbidden.entry(l.pid).or_default().push(l);
+    }
+    for (pid, ls) in forbidden {
+        let mut terms: Vec<u64> = ls.iter().map(|l| l.term).collect();
+        terms.dedup();
+        let history = observed.partition(pid).map(|p| p.term_offset.clone()).unwrap_or_default();
+        let why = format!(
+            "{} acknowledged writes lost outside the bound: acked in term(s) {terms:?} at {}; the term history \
+             {history:?} has no later term starting at or before them, and not every replica lost power within {} \
+             after the ack",
+            ls.len(),
+            offsets_text(&ls),
+            secs(fsync.interval + fsync.slack),
+        );
+        out.push(lost_violation(ViolationKind::LostOutsideBound, pid, &ls, why));
+    }
+    if policy == LossPolicy::None {
+        let mut allowed: BTreeMap<Pid, Vec<&LostWrite>> = BTreeMap::new();
+        for (l, _) in &report.allowed {
+            allowed.entry(l.pid).or_default().push(l);
+        }
+        for (pid, ls) in allowed {
+            let why = format!(
+                "{} acknowledged writes lost (at {}), within the bound, but the scenario expects no loss",
+                ls.len(),
+                offsets_text(&ls)
+            );
+            out.push(lost_violation(ViolationKind::LostUnexpectedly, pid, &ls, why));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::input::PartitionFinal;
+    use crate::check::set::tests::ms;
+
+    fn lost(row: u64, pid: Pid, term: u64, offset: u64, acked_ms: u64) -> LostWrite {
+        LostWrite {
+            row,
+            key: format!("k{row}"),
+            pid,
+            term,
+            offset,
+            endpoint: "t1".into(),
+            attempted_at: ms(acked_ms - 1),
+            acked_at: ms(acked_ms),
+        }
+    }
+
+    fn history(pid: Pid, terms: &[(u64, u64)]) -> Observed {
+        Observed {
+            partitions: vec![PartitionFinal { pid, term_offset: terms.to_vec(), replicas: vec![] }],
+            ops_stuck: vec![],
+        }
+    }
+
+    fn layout(pid: Pid) -> Vec<PartitionLayout> {
+        vec![PartitionLayout { pid, replicas: vec!["t1".into(), "t2".into(), "t3".into()] }]
+    }
+
+    fn power_loss(endpoint: &str, at_ms: u64) -> FaultEvent {
+        FaultEvent {
+            at: ms(at_ms),
+            kind: FaultKind::Down,
+            endpoint: endpoint.into(),
+            cause: FaultCause::MachineRestart,
+        }
+    }
+
+    fn fsync() -> Fsync {
+        Fsync { interval: ms(1000), slack: ms(100) }
+    }
+
+    #[test]
+    fn the_overwritten_suffix_is_allowed_and_charged_to_its_failover() {
+        // Term 2 began at offset 10: entries 10.. of term 1 were the old leader's un-replicated suffix.
+        let obs = history(0, &[(1, 0), (2, 10)]);
+        let ls = vec![lost(1, 0, 1, 10, 100), lost(2, 0, 1, 11, 110), lost(3, 0, 1, 12, 120)];
+        let r = check_loss_bound(&ls, &obs, &layout(0), &[], fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty() && r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.allowed.len(), 3);
+        assert_eq!(r.allowed[0].1, LossReason::Overwritten { term: 2, start: 10 });
+        assert_eq!(r.per_failover.len(), 1);
+        let f = &r.per_failover[0];
+        assert_eq!((f.pid, f.term, f.start, f.lost, f.offsets), (0, 2, 10, 3, (10, 12)));
+        assert_eq!(f.acked_terms, vec![1]);
+        assert_eq!(r.largest(), Some(f));
+    }
+
+    #[test]
+    fn a_lost_write_outside_the_bound_is_a_violation() {
+        // Term 2 began at 10, after offset 9: the new leader had entry 9, so losing it is a bug.
+        let obs = history(0, &[(1, 0), (2, 10)]);
+        let ls = vec![lost(1, 0, 1, 9, 90), lost(2, 0, 1, 10, 100)];
+        let r = check_loss_bound(&ls, &obs, &layout(0), &[], fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.iter().map(|l| l.row).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(r.allowed.len(), 1);
+        assert_eq!(r.violations.len(), 1);
+        let v = &r.violations[0];
+        assert_eq!((v.kind, v.pid), (ViolationKind::LostOutsideBound, Some(0)));
+        assert_eq!(v.keys.first, vec!["k1"]);
+        assert_eq!((v.terms.clone(), v.offsets.clone()), (vec![1], vec![9]));
+        assert_eq!(v.hint.from, ms(89));
+        assert!(v.why.contains("offset 9") && v.why.contains("[(1, 0), (2, 10)]"), "{}", v.why);
+    }
+
+    #[test]
+    fn a_loss_in_the_latest_term_is_a_violation() {
+        let obs = history(0, &[(1, 0), (2, 10)]);
+        let r = check_loss_bound(&[lost(1, 0, 2, 15, 100)], &obs, &layout(0), &[], fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+        assert_eq!(r.violations[0].kind, ViolationKind::LostOutsideBound);
+    }
+
+    #[test]
+    fn the_first_later_term_that_overwrote_is_charged() {
+        // Term 3 began after offset 7 (its leader had it), term 4 was elected from a replica that lagged.
+        let obs = history(0, &[(2, 0), (3, 10), (4, 5)]);
+        let r = check_loss_bound(&[lost(1, 0, 2, 7, 70)], &obs, &layout(0), &[], fsync(), LossPolicy::Bounded);
+        assert_eq!(r.allowed[0].1, LossReason::Overwritten { term: 4, start: 5 });
+    }
+
+    #[test]
+    fn power_loss_of_every_replica_before_fsync_is_allowed() {
+        let obs = history(0, &[(1, 0)]);
+        let faults = vec![power_loss("t1", 500), power_loss("t2", 900), power_loss("t3", 1150)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &faults, fsync(), LossPolicy::Bounded);
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert_eq!(r.fsync.len(), 1);
+        assert_eq!(r.fsync[0].restarts.len(), 3);
+        assert!(r.per_failover.is_empty() && r.largest().is_none());
+    }
+
+    #[test]
+    fn power_loss_of_some_replicas_or_too_late_explains_nothing() {
+        let obs = history(0, &[(1, 0)]);
+        let two = vec![power_loss("t1", 500), power_loss("t2", 500)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &two, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1, "t3 kept its disk");
+        // The third restart comes after interval + slack (100ms + 1s + 100ms = 1.2s).
+        let late = vec![power_loss("t1", 500), power_loss("t2", 500), power_loss("t3", 1201)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &late, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1, "t3 had fsynced by then");
+        // A restart before the write was attempted cannot have lost it.
+        let early = vec![power_loss("t1", 50), power_loss("t2", 500), power_loss("t3", 500)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &early, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+        // Crashes keep the page cache: never an explanation.
+        let crashes: Vec<_> =
+            ["t1", "t2", "t3"].iter().map(|e| FaultEvent { cause: FaultCause::Crash, ..power_loss(e, 500) }).collect();
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &crashes, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+    }
+
+    #[test]
+    fn without_a_layout_the_final_replicas_are_used() {
+        let mut obs = history(0, &[(1, 0)]);
+        obs.partitions[0].replicas = vec![
+            crate::check::set::tests::replica("t1", true, &[]),
+            crate::check::set::tests::replica("t2", false, &[]),
+        ];
+        let faults = vec![power_loss("t1", 500), power_loss("t2", 600)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &[], &faults, fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty());
+    }
+
+    #[test]
+    fn policy_none_forbids_even_bounded_loss_and_any_forbids_nothing() {
+        let obs = history(0, &[(1, 0), (2, 10)]);
+        let ls = vec![lost(1, 0, 1, 9, 90), lost(2, 0, 1, 10, 100)];
+        let r = check_loss_bound(&ls, &obs, &layout(0), &[], fsync(), LossPolicy::None);
+        let kinds: Vec<_> = r.violations.iter().map(|v| v.kind).collect();
+        assert_eq!(kinds, vec![ViolationKind::LostOutsideBound, ViolationKind::LostUnexpectedly]);
+        let r = check_loss_bound(&ls, &obs, &layout(0), &[], fsync(), LossPolicy::Any);
+        assert!(r.violations.is_empty());
+        assert_eq!((r.allowed.len(), r.forbidden.len()), (1, 1), "still classified");
+    }
+
+    #[test]
+    fn losses_are_counted_per_failover_and_the_largest_named() {
+        let obs = Observed {
+            partitions: vec![
+                PartitionFinal { pid: 0, term_offset: vec![(1, 0), (2, 10), (3, 20)], replicas: vec![] },
+                PartitionFinal { pid: 1, term_offset: vec![(1, 0), (2, 4)], replicas: vec![] },
+            ],
+            ops_stuck: vec![],
+        };
+        let ls = vec![
+            lost(1, 0, 1, 10, 10),
+            lost(2, 0, 2, 20, 20),
+            lost(3, 0, 2, 21, 30),
+            lost(4, 1, 1, 4, 40),
+            lost(5, 1, 1, 5, 50),
+            lost(6, 1, 1, 6, 60),
+        ];
+        let mut layouts = layout(0);
+        layouts.extend(layout(1));
+        let r = check_loss_bound(&ls, &obs, &layouts, &[], fsync(), LossPolicy::Bounded);
+        let groups: Vec<_> = r.per_failover.iter().map(|f| (f.pid, f.term, f.lost)).collect();
+        assert_eq!(groups, vec![(0, 2, 1), (0, 3, 2), (1, 2, 3)]);
+        assert_eq!(r.largest().map(|f| (f.pid, f.term)), Some((1, 2)));
+        assert_eq!((r.allowed_in(0), r.allowed_in(1), r.forbidden_in(0)), (3, 3, 0));
+    }
+}

@@ -1,0 +1,178 @@
+//! What the checkers read: plain data the runner converts its records into.
+//!
+//! Times are [`Duration`]s since the scenario started. One table at a time: `pid` identifies a partition of the
+//! table being checked ([`super::report`] aggregates tables).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// A partition id within one table.
+pub type Pid = u32;
+
+/// One write a workload attempted, with a unique row id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteRecord {
+    pub row: u64,
+    /// The row's key as the replicas store it (what [`ReplicaFinal::rows`] holds).
+    pub key: String,
+    /// The partition the client routed it to, when known; an ack's own pid takes precedence.
+    pub pid: Option<Pid>,
+    pub attempted_at: Duration,
+    pub outcome: WriteOutcome,
+}
+
+/// How a write ended, as the client saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// A leader acknowledged it: entry `offset` of partition `pid`, written in `term`.
+    Acked { pid: Pid, term: u64, offset: u64, endpoint: String, at: Duration },
+    /// The write was refused; it must not appear (if it does, it is "recovered", which is allowed).
+    Failed { reason: String },
+    /// Timeout or lost connection: it may or may not have been applied.
+    Unknown { reason: String },
+}
+
+/// The acknowledgement of a write, borrowed from its [`WriteOutcome::Acked`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack<'a> {
+    pub pid: Pid,
+    pub term: u64,
+    pub offset: u64,
+    pub endpoint: &'a str,
+    pub at: Duration,
+}
+
+impl WriteRecord {
+    pub fn ack(&self) -> Option<Ack<'_>> {
+        match &self.outcome {
+            WriteOutcome::Acked { pid, term, offset, endpoint, at } => {
+                Some(Ack { pid: *pid, term: *term, offset: *offset, endpoint, at: *at })
+            }
+            _ => None,
+        }
+    }
+
+    /// The partition of the write: the ack's, else the routed one.
+    pub fn pid(&self) -> Option<Pid> {
+        self.ack().map(|a| a.pid).or(self.pid)
+    }
+
+    pub fn is_acked(&self) -> bool {
+        self.ack().is_some()
+    }
+}
+
+/// The final state of one table after the scenario healed and (as far as it could) converged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub partitions: Vec<PartitionFinal>,
+    /// Ops still kInited or kDoing, one line each (op id, type, table, pid, current task).
+    pub ops_stuck: Vec<String>,
+}
+
+impl Observed {
+    pub fn partition(&self, pid: Pid) -> Option<&PartitionFinal> {
+        self.partitions.iter().find(|p| p.pid == pid)
+    }
+
+    /// The layout as the final state lists it; the runner should prefer the layout at table creation, which
+    /// still names replicas a manual `offlineendpoint` removed.
+    pub fn layout(&self) -> Vec<PartitionLayout> {
+        self.partitions
+            .iter()
+            .map(|p| PartitionLayout { pid: p.pid, replicas: p.replicas.iter().map(|r| r.endpoint.clone()).collect() })
+            .collect()
+    }
+}
+
+/// One partition: its term history (the nameserver's `term_offset`) and its replicas.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionFinal {
+    pub pid: Pid,
+    /// `(term, first offset of that term)`: entries at or after that offset written in an earlier term were
+    /// overwritten when the term began (they were in the un-replicated suffix of the old leader).
+    pub term_offset: Vec<(u64, u64)>,
+    pub replicas: Vec<ReplicaFinal>,
+}
+
+/// One replica of a partition: the nameserver's view (leader, alive) and what the tablet itself holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaFinal {
+    pub endpoint: String,
+    pub is_leader: bool,
+    pub is_alive: bool,
+    /// The replica's binlog offset; `None` when it could not be read.
+    pub offset: Option<u64>,
+    /// Every key the replica holds; `None` when it could not be read.
+    pub rows: Option<BTreeSet<String>>,
+}
+
+/// The replicas a partition was created with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionLayout {
+    pub pid: Pid,
+    pub replicas: Vec<String>,
+}
+
+/// A replica's tablet going offline or coming back, for one cause. The runner maps its faults to the tablet
+/// endpoints they take offline: a machine restart to every tablet of the machine, a partition or isolation to the
+/// tablets cut off from the nameserver or the coordination server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultEvent {
+    pub at: Duration,
+    pub kind: FaultKind,
+    pub endpoint: String,
+    pub cause: FaultCause,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    Down,
+    /// Ends the `Down` of the same endpoint and cause (a restart after a crash, a heal, a resume, the manual start
+    /// after a machine restart). An endpoint is offline while any cause is down.
+    Up,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultCause {
+    Crash,
+    /// Power loss: unsynced binlog is gone, and the seed's automatic recovery does not apply.
+    MachineRestart,
+    Partition,
+    Pause,
+    CoordIsolation,
+}
+
+/// Who the nameserver said led a partition, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderSpan {
+    pub pid: Pid,
+    pub endpoint: String,
+    pub from: Duration,
+    /// `None`: still the leader at the end.
+    pub to: Option<Duration>,
+}
+
+impl LeaderSpan {
+    pub fn covers(&self, at: Duration) -> bool {
+        self.from <= at && self.to.is_none_or(|to| at < to)
+    }
+}
+
+/// When the tablets fsync their binlog: data appended up to `interval` before a power loss may be gone. `slack`
+/// covers a follower that appends a little after the leader acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fsync {
+    /// `binlog_sync_to_disk_interval`.
+    pub interval: Duration,
+    pub slack: Duration,
+}
+
+impl Fsync {
+    /// The slack [`Fsync::new`] uses: a few replication round trips.
+    pub const DEFAULT_SLACK: Duration = Duration::from_millis(500);
+
+    pub fn new(interval: Duration) -> Self {
+        Fsync { interval, slack: Self::DEFAULT_SLACK }
+    }
+}

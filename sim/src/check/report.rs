@@ -1,0 +1,436 @@
+//! Every checker over one run: the runner fills a [`RunData`], [`Report::build`] checks it, and the report gives
+//! the per-seed line ([`Report::summary_line`]) and the detailed text of a failure ([`Report::detail`]).
+
+use std::collections::BTreeSet;
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use super::bound::{BoundReport, LossPolicy, check_loss_bound};
+use super::converge::{ConvergeReport, check_convergence};
+use super::determinism::{DeterminismReport, check_determinism};
+use super::input::{FaultEvent, Fsync, LeaderSpan, Observed, PartitionLayout, Pid, WriteRecord};
+use super::set::{SetReport, check_set};
+use super::table::{
+    Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure, failovers, judge, service_seen,
+};
+use super::{Violation, secs};
+
+/// What the run recorded about one table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableData {
+    pub name: String,
+    pub writes: Vec<WriteRecord>,
+    /// The final snapshot (the last one the convergence loop took).
+    pub observed: Observed,
+    /// The replicas each partition was created with.
+    pub layouts: Vec<PartitionLayout>,
+    pub leaders: Vec<LeaderSpan>,
+    /// The scenario's `[expect] loss`.
+    pub loss: LossPolicy,
+    /// The scenario's `[expect]`, applied to the partitions the faults touched.
+    pub expect: Expect,
+}
+
+/// What the run recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunData {
+    pub tables: Vec<TableData>,
+    pub faults: Vec<FaultEvent>,
+    pub fsync: Fsync,
+    /// Endpoints that should be alive at the end (after a full heal: every tablet).
+    pub expected_alive: BTreeSet<String>,
+    /// When healing began; convergence violations' trace windows start there.
+    pub healed_at: Duration,
+    /// The convergence loop reached a clean snapshot within `converge_within` and no manual recovery command
+    /// (recoverendpoint, recovertable, recoverdata, changeleader) ran.
+    pub auto_recovered: bool,
+    /// `(seed, first hash, second hash)` when the seed was run twice.
+    pub determinism: Option<(u64, u64, u64)>,
+}
+
+/// The availability-table oracle for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionAvailability {
+    pub exposure: Exposure,
+    pub failovers: Vec<Failover>,
+    /// Writes from the moment the most replicas were offline on.
+    pub service: ServiceSeen,
+    pub verdict: Verdict,
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableReport {
+    pub name: String,
+    pub set: SetReport,
+    pub bound: BoundReport,
+    pub convergence: ConvergeReport,
+    pub availability: Vec<PartitionAvailability>,
+}
+
+impl TableReport {
+    fn build(t: &TableData, run: &RunData) -> TableReport {
+        let set = check_set(&t.writes, &t.observed);
+        let bound = check_loss_bound(&set.lost, &t.observed, &t.layouts, &run.faults, run.fsync, t.loss);
+        let convergence = check_convergence(&t.observed, &t.layouts, &run.expected_alive, run.healed_at);
+        let availability = t
+            .layouts
+            .iter()
+            .map(|layout| {
+                let exposure = exposure(layout, &run.faults, &t.leaders);
+                let failovers = failovers(&exposure, &t.leaders);
+                let since = exposure.max_at.unwrap_or_default();
+                let service = service_seen(&t.writes, layout.pid, since);
+                let mut documented = exposure.documented();
+                if exposure.offline_max > 0 {
+                    documented = documented.with_expect(&t.expect);
+                }
+                let observed = ObservedCell {
+                    service_ok: service.ok(),
+                    lost_acked: bound.allowed_in(layout.pid),
+                    lost_forbidden: bound.forbidden_in(layout.pid),
+                    auto_recovered: run.auto_recovered
+                        && !convergence.violations.iter().any(|v| v.pid == Some(layout.pid)),
+                    failover_time: failovers.iter().filter_map(Failover::time).max(),
+                };
+                let verdict = judge(&documented, &observed);
+                let violations = verdict.violations(layout.pid, since);
+                PartitionAvailability { exposure, failovers, service, verdict, violations }
+            })
+            .collect();
+        TableReport { name: t.name.clone(), set, bound, convergence, availability }
+    }
+
+    pub fn violations(&self) -> impl Iterator<Item = &Violation> {
+        self.set
+            .violations
+            .iter()
+            .chain(&self.bound.violations)
+            .chain(&self.convergence.violations)
+            .chain(self.availability.iter().flat_map(|a| &a.violations))
+    }
+}
+
+/// All checkers over one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub tables: Vec<TableReport>,
+    pub determinism: Option<DeterminismReport>,
+}
+
+/// The figures of the per-seed line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub attempted: usize,
+    pub acked: usize,
+    pub lost_allowed: usize,
+    pub lost_forbidden: usize,
+    pub unexpected: usize,
+    pub recovered: usize,
+    /// The failover that lost the most: `(table, pid, term, lost)`.
+    pub largest_failover_loss: Option<(String, Pid, u64, usize)>,
+    /// The slowest failover of the run.
+    pub failover_time: Option<Duration>,
+    pub violations: usize,
+    /// Availability cells better than documented.
+    pub better: usize,
+}
+
+impl fmt::Display for Summary {
+    /// `acked 930/1000, lost 3 allowed/0 forbidden (largest: flow pid 0 term 2, 3), unexpected 0, recovered 5,
+    /// failover 1.200s, 0 violations`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "acked {}/{}, lost {} allowed/{} forbidden",
+            self.acked, self.attempted, self.lost_allowed, self.lost_forbidden
+        )?;
+        if let Some((table, pid, term, lost)) = &self.largest_failover_loss {
+            write!(f, " (largest: {table} pid {pid} term {term}, {lost})")?;
+        }
+        write!(f, ", unexpected {}, recovered {}, failover ", self.unexpected, self.recovered)?;
+        match self.failover_time {
+            Some(t) => f.write_str(&secs(t))?,
+            None => f.write_str("-")?,
+        }
+        write!(f, ", {} violations", self.violations)?;
+        if self.better > 0 {
+            write!(f, ", {} cells better than documented", self.better)?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    pub fn build(run: &RunData) -> Report {
+        Report {
+            tables: run.tables.iter().map(|t| TableReport::build(t, run)).collect(),
+            determinism: run.determinism.map(|(seed, a, b)| check_determinism(seed, a, b)),
+        }
+    }
+
+    pub fn violations(&self) -> Vec<&Violation> {
+        let mut all: Vec<&Violation> = self.tables.iter().flat_map(TableReport::violations).collect();
+        all.extend(self.determinism.iter().filter_map(|d| d.violation.as_ref()));
+        all
+    }
+
+    pub fn passed(&self) -> bool {
+        self.violations().is_empty()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        let mut largest: Option<(String, Pid, u64, usize)> = None;
+        for t in &self.tables {
+            s.attempted += t.set.attempted;
+            s.acked += t.set.acked;
+            s.lost_allowed += t.bound.allowed.len();
+            s.lost_forbidden += t.bound.forbidden.len();
+            s.unexpected += t.set.unexpected.len();
+            s.recovered += t.set.recovered.len();
+            if let Some(f) = t.bound.largest()
+                && largest.as_ref().is_none_or(|l| f.lost > l.3)
+            {
+                largest = Some((t.name.clone(), f.pid, f.term, f.lost));
+            }
+            for a in &t.availability {
+                s.failover_time = s.failover_time.max(a.verdict.observed.failover_time);
+                s.better += a.verdict.better().count();
+            }
+        }
+        s.largest_failover_loss = largest;
+        s.violations = self.violations().len();
+        s
+    }
+
+    /// The figures for the runner's per-seed line (it adds PASS/FAIL, times and the trace hash).
+    pub fn summary_line(&self) -> String {
+        self.summary().to_string()
+    }
+
+    /// Everything, one fact a line: per table the set, the loss bound, convergence and every partition's cell of
+    /// the availability table; then every violation.
+    pub fn detail(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            let s = &t.set;
+            let _ = writeln!(
+                out,
+                "table {}: {} attempted, {} acked, {} failed, {} unknown; {} present",
+                t.name, s.attempted, s.acked, s.failed, s.unknown, s.present
+            );
+            let _ = writeln!(
+                out,
+                "  set: lost {}, unexpected {}, recovered {}, misplaced {}, unverified {}",
+                s.lost.len(),
+                s.unexpected.len(),
+                s.recovered.len(),
+                s.misplaced.len(),
+                s.unverified.values().sum::<usize>()
+            );
+            let _ =
+                writeln!(out, "  loss bound: {} allowed, {} forbidden", t.bound.allowed.len(), t.bound.forbidden.len());
+            for f in &t.bound.per_failover {
+                let _ = writeln!(
+                    out,
+                    "    failover pid {} to term {} (from offset {}): {} lost, acked in terms {:?} at offsets {}..={}: {}",
+                    f.pid, f.term, f.start, f.lost, f.acked_terms, f.offsets.0, f.offsets.1, f.keys
+                );
+            }
+            for f in &t.bound.fsync {
+                let restarts: Vec<String> = f.restarts.iter().map(|(e, at)| format!("{e} at {}", secs(*at))).collect();
+                let _ = writeln!(
+                    out,
+                    "    power loss pid {}: {} lost before fsync ({}): {}",
+                    f.pid,
+                    f.lost,
+                    restarts.join(", "),
+                    f.keys
+                );
+            }
+            let c = &t.convergence;
+            if c.converged() {
+                let _ = writeln!(out, "  convergence: converged");
+            } else {
+                let _ = writeln!(out, "  convergence: {} problems", c.violations.len());
+            }
+            let _ = writeln!(out, "  availability:");
+            for a in &t.availability {
+                let _ =
+                    writeln!(out, "    pid {}: {}: {}", a.exposure.pid, a.verdict.documented.row_label(), a.verdict);
+            }
+        }
+        if let Some(d) = &self.determinism {
+            let _ = writeln!(
+                out,
+                "determinism: seed {} {:016x} / {:016x} {}",
+                d.seed,
+                d.first,
+                d.second,
+                if d.same() { "same" } else { "DIFFERENT" }
+            );
+        }
+        let violations = self.violations();
+        if violations.is_empty() {
+            let _ = writeln!(out, "no violations");
+        } else {
+            let _ = writeln!(out, "{} violations:", violations.len());
+            for v in violations {
+                let _ = writeln!(out, "  {v}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::ViolationKind;
+    use crate::check::input::{FaultCause, FaultKind, PartitionFinal};
+    use crate::check::set::tests::{acked, failed, ms, replica, unknown};
+    use crate::check::table::Comparison;
+
+    fn layout(pid: Pid) -> PartitionLayout {
+        PartitionLayout { pid, replicas: vec!["t1".into(), "t2".into(), "t3".into()] }
+    }
+
+    /// Two partitions. Partition 0: leader t1 crashes at 1s and its un-replicated entries 3..=4 of term 1 are lost
+    /// when t2 takes over in term 2 from offset 3 at 2.5s; t1 comes back at 4s. Partition 1: untouched.
+    fn leader_crash() -> RunData {
+        let mut writes = vec![
+            acked(1, 0, 1, 1, 100),
+            acked(2, 0, 1, 2, 200),
+            acked(3, 0, 1, 3, 900),
+            acked(4, 0, 1, 4, 950),
+            failed(5, 0, 1500),
+            unknown(6, 0, 1600),
+            acked(7, 0, 2, 3, 3000),
+            acked(8, 1, 1, 1, 300),
+        ];
+        writes[6].outcome =
+            crate::check::WriteOutcome::Acked { pid: 0, term: 2, offset: 3, endpoint: "t2".into(), at: ms(3000) };
+        let p0 = PartitionFinal {
+            pid: 0,
+            term_offset: vec![(1, 0), (2, 3)],
+            replicas: vec![
+                replica("t2", true, &[1, 2, 6, 7]),
+                replica("t1", false, &[1, 2, 6, 7]),
+                replica("t3", false, &[1, 2, 6, 7]),
+            ],
+        };
+        let p1 = PartitionFinal {
+            pid: 1,
+            term_offset: vec![(1, 0)],
+            replicas: vec![replica("t3", true, &[8]), replica("t1", false, &[8]), replica("t2", false, &[8])],
+        };
+        let table = TableData {
+            name: "flow".into(),
+            writes,
+            observed: Observed { partitions: vec![p0, p1], ops_stuck: vec![] },
+            layouts: vec![layout(0), layout(1)],
+            leaders: vec![
+                LeaderSpan { pid: 0, endpoint: "t1".into(), from: ms(0), to: Some(ms(2500)) },
+                LeaderSpan { pid: 0, endpoint: "t2".into(), from: ms(2500), to: None },
+                LeaderSpan { pid: 1, endpoint: "t3".into(), from: ms(0), to: None },
+            ],
+            loss: LossPolicy::Bounded,
+            expect: Expect::default(),
+        };
+        RunData {
+            tables: vec![table],
+            faults: vec![
+                FaultEvent { at: ms(1000), kind: FaultKind::Down, endpoint: "t1".into(), cause: FaultCause::Crash },
+                FaultEvent { at: ms(4000), kind: FaultKind::Up, endpoint: "t1".into(), cause: FaultCause::Crash },
+            ],
+            fsync: Fsync::new(ms(1000)),
+            expected_alive: ["t1", "t2", "t3"].iter().map(|s| s.to_string()).collect(),
+            healed_at: ms(4000),
+            auto_recovered: true,
+            determinism: Some((42, 0x1234, 0x1234)),
+        }
+    }
+
+    #[test]
+    fn a_leader_crash_within_the_bound_passes() {
+        let r = Report::build(&leader_crash());
+        assert!(r.passed(), "{}", r.detail());
+        let s = r.summary();
+        assert_eq!(
+            (s.attempted, s.acked, s.lost_allowed, s.lost_forbidden, s.unexpected, s.recovered),
+            (8, 6, 2, 0, 0, 1)
+        );
+        assert_eq!(s.largest_failover_loss, Some(("flow".to_string(), 0, 2, 2)));
+        assert_eq!(s.failover_time, Some(ms(1500)));
+        assert_eq!(
+            r.summary_line(),
+            "acked 6/8, lost 2 allowed/0 forbidden (largest: flow pid 0 term 2, 2), unexpected 0, recovered 1, \
+             failover 1.500s, 0 violations"
+        );
+        let t = &r.tables[0];
+        let a0 = &t.availability[0];
+        assert_eq!((a0.exposure.offline_max, a0.exposure.leader_among), (1, true));
+        assert_eq!(a0.service.acked, 1, "row 7 was acknowledged by the new leader");
+        assert!(a0.verdict.cells.iter().all(|c| c.comparison == Comparison::Same));
+        let a1 = &t.availability[1];
+        assert_eq!(a1.exposure.offline_max, 1, "t1 is a follower of partition 1");
+        assert!(!a1.exposure.leader_among);
+        assert!(a1.verdict.passed());
+    }
+
+    #[test]
+    fn the_detail_text_names_every_figure() {
+        let r = Report::build(&leader_crash());
+        insta::assert_snapshot!(r.detail());
+    }
+
+    #[test]
+    fn a_failing_run_lists_every_violation() {
+        let mut run = leader_crash();
+        let t = &mut run.tables[0];
+        // Row 2 (offset 2, before term 2 began at 3) disappears; t3 diverges; an op hangs.
+        for r in &mut t.observed.partitions[0].replicas {
+            r.rows.as_mut().expect("rows").remove(&crate::check::set::tests::key(2));
+        }
+        t.observed.partitions[0].replicas[2].rows.as_mut().expect("rows").insert("stranger".into());
+        t.observed.ops_stuck.push("61 kReAddReplicaOP flow 1 kDoing kLoadTable".into());
+        run.auto_recovered = false;
+        run.determinism = Some((42, 1, 2));
+        let r = Report::build(&run);
+        assert!(!r.passed());
+        let kinds: Vec<ViolationKind> = r.violations().iter().map(|v| v.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ViolationKind::Unexpected,
+                ViolationKind::LostOutsideBound,
+                ViolationKind::RowsDiffer,
+                ViolationKind::OpStuck,
+                ViolationKind::WorseThanDocumented,
+                ViolationKind::WorseThanDocumented,
+                ViolationKind::WorseThanDocumented,
+                ViolationKind::Nondeterministic,
+            ]
+        );
+        let s = r.summary();
+        assert_eq!((s.lost_allowed, s.lost_forbidden, s.unexpected, s.violations), (2, 1, 1, 8));
+        let detail = r.detail();
+        assert!(detail.contains("8 violations:"), "{detail}");
+        assert!(detail.contains("[loss-bound] pid 0: 1 acknowledged writes lost outside the bound"), "{detail}");
+        assert!(detail.contains("determinism: seed 42 0000000000000001 / 0000000000000002 DIFFERENT"), "{detail}");
+    }
+
+    #[test]
+    fn expect_applies_only_to_partitions_the_faults_touched() {
+        let mut run = leader_crash();
+        run.tables[0].expect = Expect { loss: Some(crate::check::Loss::None), ..Expect::default() };
+        let r = Report::build(&run);
+        let a = &r.tables[0].availability;
+        assert!(a[0].verdict.documented.overridden && !a[0].verdict.passed(), "2 lost, none expected");
+        assert!(a[1].verdict.documented.overridden, "t1's crash touched partition 1 too");
+        run.faults.clear();
+        let r = Report::build(&run);
+        assert!(!r.tables[0].availability[1].verdict.documented.overridden);
+    }
+}
