@@ -18,4 +18,6 @@ pub mod harness;
 #[cfg(madsim)]
 pub mod probes;
 #[cfg(madsim)]
+pub mod run;
+#[cfg(madsim)]
 pub mod runner;

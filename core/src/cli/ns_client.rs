@@ -140,6 +140,15 @@ impl NsClient {
         Err(last.expect("at least one attempt"))
     }
 
+    /// Creates a table from its full description (what `create` builds from its arguments, plus options the
+    /// command line has no syntax for, such as the replication mode).
+    pub async fn create_table(&self, info: pb::TableInfo) -> Result<(), String> {
+        self.call(m::CreateTable, pb::CreateTableRequest { table_info: Some(info) })
+            .await
+            .map(drop)
+            .map_err(|e| fail("create table", e))
+    }
+
     /// Runs one command line; `Ok` is what to print on success, `Err` what to print on failure.
     pub async fn execute(&self, line: &str) -> Result<String, String> {
         let w = words(line);

@@ -485,6 +485,12 @@ impl SimDisk {
         self.lock().file("durable_len", &p).ok()?.durable_len()
     }
 
+    /// Every file under this view's root, as paths relative to it, in order (fault injection picks files by it).
+    pub fn files(&self) -> Vec<String> {
+        let prefix = if self.root.is_empty() { String::new() } else { format!("{}/", self.root) };
+        self.lock().files.keys().filter_map(|f| f.strip_prefix(prefix.as_str()).map(str::to_string)).collect()
+    }
+
     /// Bytes a power loss would lose or revert, summed over every file of the machine.
     pub fn unsynced_bytes(&self) -> u64 {
         self.lock().inodes.values().filter(|i| i.linked).map(Inode::unsynced).sum()

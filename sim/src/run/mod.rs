@@ -1,0 +1,324 @@
+//! Runs one scenario under one seed (DESIGN 6 to 8): builds the cluster, creates the tables, runs the workloads
+//! and the steps at their simulated times, heals, waits for convergence, observes every replica, and hands it all
+//! to the checkers.
+//!
+//! - [`setup`]: flags and placement;
+//! - [`world`]: targets, the nemesis, the daemon model, the client steps, the fault timeline;
+//! - [`workload`]: writers and readers through the routing client;
+//! - [`observe`]: leader spans and the final replicas.
+
+pub mod observe;
+pub mod setup;
+pub mod workload;
+pub mod world;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use openmldb::proto::nameserver as pb;
+use tokio::time::Instant;
+
+use crate::check::{
+    self, AutoRecovery, Fsync, LossPolicy, PartitionLayout, Report, RunData, Summary, TableData, WriteRecord,
+};
+use crate::runner::run_seed;
+use crate::scenario::{self, Scenario, StepTime, WorkloadKind};
+use crate::trace::Trace;
+use setup::{Flags, build};
+use world::{POLL, World};
+
+/// Convergence bound when the scenario names none.
+pub const DEFAULT_CONVERGE_WITHIN: Duration = Duration::from_secs(60);
+
+/// The result of one seed of one scenario.
+pub struct SeedResult {
+    pub seed: u64,
+    pub report: Option<Report>,
+    /// Steps that failed (expectations, timeouts, targets naming nothing), and a run that panicked.
+    pub failures: Vec<String>,
+    pub hash: u64,
+    pub trace: Trace,
+    pub sim_elapsed: Duration,
+    pub wall_elapsed: Duration,
+}
+
+impl SeedResult {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty() && self.report.as_ref().is_some_and(Report::passed)
+    }
+
+    pub fn summary(&self) -> Option<Summary> {
+        self.report.as_ref().map(Report::summary)
+    }
+}
+
+/// Runs `scenario` under `seed`. A panic inside the simulation (a broken invariant, the time limit) becomes a
+/// failure of this seed, not of the caller.
+pub fn run(scenario: &Scenario, seed: u64) -> SeedResult {
+    let converge = scenario.expect.converge_within.unwrap_or(DEFAULT_CONVERGE_WITHIN);
+    let limit = scenario.duration + converge + Duration::from_secs(120);
+    let s = scenario.clone();
+    let wall = std::time::Instant::now();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_seed(seed, Some(limit), move |trace| async move { body(s, trace).await })
+    }));
+    match outcome {
+        Ok(out) => {
+            let (report, failures) = out.value;
+            SeedResult {
+                seed,
+                report: Some(report),
+                failures,
+                hash: out.hash,
+                trace: out.trace,
+                sim_elapsed: out.sim_elapsed,
+                wall_elapsed: out.wall_elapsed,
+            }
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            SeedResult {
+                seed,
+                report: None,
+                failures: vec![format!("the run panicked: {msg}")],
+                hash: 0,
+                trace: Trace::new(),
+                sim_elapsed: Duration::ZERO,
+                wall_elapsed: wall.elapsed(),
+            }
+        }
+    }
+}
+
+/// The table a scenario's `[[table]]` describes: the runner's schema (`id` key, `ts` order, `v`).
+fn table_info(spec: &scenario::TableSpec, cluster: &scenario::Cluster) -> pb::TableInfo {
+    let mut info = openmldb::cli::ns_client::parse_create(&[
+        &spec.name,
+        "0",
+        &spec.partitions.to_string(),
+        &spec.replica_count(cluster).to_string(),
+        "id:string:index",
+        "ts:int64:ts",
+        "v:string",
+    ])
+    .expect("the runner's schema parses");
+    info.replication = match spec.replication {
+        scenario::Replication::Async => openmldb::proto::tablet::ReplicationMode::Async,
+        scenario::Replication::Semisync => openmldb::proto::tablet::ReplicationMode::Semisync,
+    } as i32;
+    info
+}
+
+async fn body(s: Scenario, trace: Trace) -> (Report, Vec<String>) {
+    let flags = Flags::of(&s);
+    let built = build(&s, &flags, trace.clone());
+    let mut w = World::new(built, s.clone(), flags, trace.clone()).await;
+    let mut failures = Vec::new();
+
+    // Setup, before time zero: every tablet registered, a nameserver active, the tables created.
+    let tablets = s.cluster.tablets;
+    let ns = w.ns_client();
+    let ready = w
+        .on_client(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(out) = ns.execute("showtablet").await
+                    && out.matches("kTabletHealthy").count() == tablets
+                {
+                    return true;
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        })
+        .await;
+    if !ready {
+        failures.push("setup: the tablets did not all register with an active nameserver within 60 s".into());
+    }
+    for spec in &s.tables {
+        let info = table_info(spec, &s.cluster);
+        let ns = w.ns_client();
+        if let Err(e) = w.on_client(async move { ns.create_table(info).await }).await {
+            failures.push(format!("setup: create table {}: {e}", spec.name));
+        }
+    }
+    // The layouts as created: they still name replicas a manual command later removes.
+    let created = w.tables().await;
+    let layouts = |name: &str| -> Vec<PartitionLayout> {
+        created
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| {
+                t.table_partition
+                    .iter()
+                    .map(|p| PartitionLayout {
+                        pid: p.pid,
+                        replicas: p.partition_meta.iter().map(|m| m.endpoint.clone()).collect(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Let every replica settle (the leaders' replicators connect) before time zero.
+    w.sleep(Duration::from_millis(500)).await;
+    w.start = Instant::now();
+    w.log(format_args!("scenario {:?} starts", s.name));
+
+    // The leader observer and the workloads, on the client machine.
+    let spans: observe::Spans = Default::default();
+    let poller =
+        w.b.cluster
+            .spawn_on(setup::CLIENT, observe::leader_poller(w.session.clone(), w.start, POLL, spans.clone()))
+            .expect("the client process");
+    let end_reads = Arc::new(AtomicBool::new(false));
+    let read_counts = Arc::new(workload::ReadCounts::default());
+    let mut writers = Vec::new();
+    for (i, wl) in s.workloads.iter().enumerate() {
+        let spec = workload::WorkloadSpec {
+            index: i,
+            table: wl.table.clone(),
+            rate: wl.rate,
+            zero: w.start,
+            start: wl.start,
+            stop: wl.stop,
+        };
+        match wl.kind {
+            WorkloadKind::Write => {
+                let task =
+                    w.b.cluster
+                        .spawn_on(setup::CLIENT, workload::writer(spec, w.session.clone(), w.stop_writes.clone()))
+                        .expect("the client process");
+                writers.push((wl.table.clone(), task));
+            }
+            WorkloadKind::Read => {
+                let fut = workload::reader(spec, w.session.clone(), read_counts.clone(), end_reads.clone());
+                drop(w.b.cluster.spawn_on(setup::CLIENT, fut).expect("the client process"));
+            }
+        }
+    }
+
+    // The steps, in file order, each at its time.
+    let mut previous_end = w.start;
+    for (i, step) in s.steps.iter().enumerate() {
+        let due = match step.time {
+            StepTime::At(d) => w.start + d,
+            StepTime::AfterPrevious(wait) => previous_end + wait,
+        };
+        w.advance_to(due).await;
+        w.log(format_args!("step {i} (line {}): {}", step.line, step.action.verb()));
+        if let Err(e) = w.exec(&step.action).await {
+            w.log(format_args!("step {i} (line {}) failed: {e}", step.line));
+            failures.push(format!("step {} (line {}, {}): {e}", i + 1, step.line, step.action.verb()));
+        }
+        previous_end = Instant::now();
+    }
+    // Workloads with a stop time run until it; the others stop after the last step.
+    let last_stop = s.workloads.iter().filter_map(|wl| wl.stop).max().map(|d| w.start + d);
+    if let Some(stop) = last_stop {
+        w.advance_to(stop).await;
+    }
+    if w.now() > s.duration {
+        failures.push(format!("the steps ran until {:?}, past the scenario's duration {:?}", w.now(), s.duration));
+    }
+    w.stop_writes.store(true, Ordering::SeqCst);
+    end_reads.store(true, Ordering::SeqCst);
+    let mut writes: Vec<(String, Vec<WriteRecord>)> = Vec::new();
+    for (table, task) in writers {
+        writes.push((table, task.await.unwrap_or_default()));
+    }
+
+    // Heal, let the daemons finish, and wait for convergence.
+    w.final_heal();
+    let healed_at = w.now();
+    let converge = s.expect.converge_within.unwrap_or(DEFAULT_CONVERGE_WITHIN);
+    let manual_expected = matches!(s.expect.recovery, Some(scenario::Recovery::Manual | scenario::Recovery::None));
+    let deadline = Instant::now() + converge;
+    let (observed, auto_recovered, ops_stuck) = loop {
+        let running = w.running_tablets();
+        let tables = w.tables().await;
+        let mut observed = Vec::new();
+        for t in &tables {
+            let info = t.clone();
+            let r = running.clone();
+            let obs = w.on_client(async move { observe::observe_table(&info, &r).await }).await;
+            observed.push((t.name.clone(), obs));
+        }
+        let ops_stuck = w.ops_stuck().await.unwrap_or_else(|| vec!["showopstatus could not be read".into()]);
+        let expected: BTreeSet<String> = if manual_expected { BTreeSet::new() } else { running.clone() };
+        let converged = observed.iter().all(|(name, o)| {
+            let mut o = o.clone();
+            o.ops_stuck = ops_stuck.clone();
+            check::check_convergence(&o, &layouts(name), &expected, healed_at).converged()
+        });
+        let all_alive = observed.iter().all(|(_, o)| {
+            o.partitions.iter().all(|p| p.replicas.iter().all(|r| r.is_alive || !running.contains(&r.endpoint)))
+        });
+        if converged || Instant::now() >= deadline {
+            w.log(format_args!("observed: converged={converged} after {:?}", w.now() - healed_at));
+            break (observed, all_alive && !w.manual_recovery, ops_stuck);
+        }
+        w.sleep(Duration::from_millis(500)).await;
+    };
+    poller.abort();
+    let expected_alive: BTreeSet<String> = if manual_expected { BTreeSet::new() } else { w.running_tablets() };
+
+    let loss = match s.expect.loss {
+        Some(scenario::Loss::None) => LossPolicy::None,
+        Some(scenario::Loss::Any) => LossPolicy::Any,
+        _ => LossPolicy::Bounded,
+    };
+    let expect = check::Expect {
+        service: s.expect.service.map(|v| match v {
+            scenario::Service::Available => check::Service::Available,
+            scenario::Service::Unavailable => check::Service::Unavailable,
+        }),
+        loss: s.expect.loss.map(|v| match v {
+            scenario::Loss::None => check::Loss::None,
+            scenario::Loss::Bounded => check::Loss::Bounded,
+            scenario::Loss::Any => check::Loss::NoGuarantee,
+        }),
+        recovery: s.expect.recovery.map(|v| match v {
+            scenario::Recovery::Auto => AutoRecovery::Yes,
+            scenario::Recovery::Manual => AutoRecovery::Manual,
+            scenario::Recovery::None => AutoRecovery::No,
+        }),
+    };
+    let spans = spans.lock().expect("spans").clone();
+    let tables = s
+        .tables
+        .iter()
+        .map(|spec| {
+            let mut obs = observed.iter().find(|(n, _)| *n == spec.name).map(|(_, o)| o.clone()).unwrap_or_default();
+            obs.ops_stuck = ops_stuck.clone();
+            TableData {
+                name: spec.name.clone(),
+                writes: writes.iter().filter(|(t, _)| *t == spec.name).flat_map(|(_, r)| r.clone()).collect(),
+                observed: obs,
+                layouts: layouts(&spec.name),
+                leaders: spans.get(&spec.name).cloned().unwrap_or_default(),
+                loss,
+                expect,
+            }
+        })
+        .collect();
+    let run = RunData {
+        tables,
+        faults: w.faults.clone(),
+        fsync: Fsync::new(w.flags.tablet.binlog_sync_to_disk_interval),
+        expected_alive,
+        healed_at,
+        auto_recovered,
+        determinism: None,
+    };
+    let report = Report::build(&run);
+    w.log(format_args!("report: {}", report.summary()));
+    (report, failures)
+}

@@ -1,0 +1,577 @@
+//! The running scenario: the cluster, the client's coordination session, the fault timeline the availability
+//! oracle reads, the per-machine daemon model, and every step verb (the nemesis and the client steps). Targets
+//! resolve when their step runs: `leader(flow,0)` is the leader at that moment.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use openmldb::cli::ns_client::NsClient;
+use openmldb::coord::layout::DEFAULT_ROOT;
+use openmldb::coord::{ClientOptions, Coordinator, Layout, ModelCoordinator};
+use openmldb::nameserver::meta::MetaStore;
+use openmldb::proto::nameserver::TableInfo;
+use openmldb::rpc::{ClientConfig, RpcClient};
+use tokio::time::Instant;
+
+use super::setup::{Built, CLIENT, Flags};
+use crate::check::{FaultCause, FaultEvent, FaultKind};
+use crate::scenario::{
+    Action, ClientExpect, Condition, DiskFault, MachineRef, ProcessId, ProcessTarget, Scenario, Target,
+};
+use crate::trace::Trace;
+
+/// How often conditions and leaders are polled.
+pub const POLL: Duration = Duration::from_millis(100);
+
+pub struct World {
+    pub b: Built,
+    pub s: Scenario,
+    pub flags: Flags,
+    pub trace: Trace,
+    /// The scenario's time zero.
+    pub start: Instant,
+    pub session: Arc<dyn Coordinator>,
+    pub faults: Vec<FaultEvent>,
+    /// Causes currently holding each tablet endpoint down.
+    down: BTreeSet<(String, FaultCause)>,
+    /// Numbered machines whose daemon is gone (after a machine restart, until started by hand).
+    daemon_gone: BTreeSet<usize>,
+    /// Processes the daemon will start, and when.
+    pending: Vec<(Instant, String)>,
+    /// Set by `stop_writes`: every writer stops.
+    pub stop_writes: Arc<AtomicBool>,
+    /// ns_client commands that are manual failover or recovery, seen in steps (then recovery is not automatic).
+    pub manual_recovery: bool,
+}
+
+/// The process names a [`Target`] covers: one process, or every process of a machine.
+enum Resolved {
+    Process(String),
+    Machine(usize),
+}
+
+impl World {
+    pub async fn new(b: Built, s: Scenario, flags: Flags, trace: Trace) -> World {
+        let coord = b.coord.clone();
+        let timeout = flags.zk_session_timeout.max(Duration::from_secs(2));
+        let session = b
+            .cluster
+            .spawn_on(CLIENT, async move {
+                loop {
+                    match ModelCoordinator::connect(&coord, ClientOptions::new(timeout)).await {
+                        Ok(c) => return Arc::new(c) as Arc<dyn Coordinator>,
+                        Err(_) => tokio::time::sleep(POLL).await,
+                    }
+                }
+            })
+            .expect("the client process")
+            .await
+            .expect("the client task");
+        World {
+            b,
+            s,
+            flags,
+            trace,
+            start: Instant::now(),
+            session,
+            faults: Vec::new(),
+            down: BTreeSet::new(),
+            daemon_gone: BTreeSet::new(),
+            pending: Vec::new(),
+            stop_writes: Arc::new(AtomicBool::new(false)),
+            manual_recovery: false,
+        }
+    }
+
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub fn log(&self, event: impl std::fmt::Display) {
+        self.trace.record("runner", event);
+    }
+
+    /// Runs `fut` on the client machine and waits for it.
+    pub async fn on_client<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.b.cluster.spawn_on(CLIENT, fut).expect("the client process").await.expect("the client task")
+    }
+
+    /// Every table's metadata, read by the client.
+    pub async fn tables(&self) -> Vec<TableInfo> {
+        let session = self.session.clone();
+        self.on_client(async move {
+            let layout = Layout::new(DEFAULT_ROOT);
+            MetaStore { coord: session.as_ref(), layout: &layout }.load_tables().await.unwrap_or_default()
+        })
+        .await
+    }
+
+    pub fn ns_client(&self) -> NsClient {
+        NsClient::new(self.session.clone(), DEFAULT_ROOT, Duration::from_secs(5))
+    }
+
+    /// The process that serves `endpoint`.
+    pub fn process_of(&self, endpoint: &str) -> Option<String> {
+        self.b.endpoints.iter().find(|(_, e)| *e == endpoint).map(|(p, _)| p.clone())
+    }
+
+    pub fn is_tablet(process: &str) -> bool {
+        process.starts_with("tablet-")
+    }
+
+    // ---- targets --------------------------------------------------------------------------------------------
+
+    /// The process a target names now.
+    pub async fn resolve(&self, t: &ProcessTarget) -> Result<String, String> {
+        match t {
+            ProcessTarget::Process(p) => Ok(p.to_string()),
+            ProcessTarget::ActiveNameserver | ProcessTarget::StandbyNameserver => {
+                let ns = self.ns_client();
+                let active = self.on_client(async move { ns.active().await }).await?;
+                let active = self.process_of(&active).ok_or_else(|| format!("no process serves {active}"))?;
+                if matches!(t, ProcessTarget::ActiveNameserver) {
+                    return Ok(active);
+                }
+                (1..=self.s.cluster.nameservers)
+                    .map(|i| ProcessId::Nameserver(i).to_string())
+                    .find(|p| *p != active && self.b.cluster.is_running(p))
+                    .ok_or_else(|| "no standby nameserver is running".to_string())
+            }
+            ProcessTarget::ActiveTaskmanager => {
+                Err("active_taskmanager: the TaskManager is not built yet (issue 6)".to_string())
+            }
+            ProcessTarget::Leader(p) | ProcessTarget::Follower(p) => {
+                let tables = self.tables().await;
+                let table = tables
+                    .iter()
+                    .find(|x| x.name == p.table)
+                    .ok_or_else(|| format!("table {} is not created", p.table))?;
+                let part = table
+                    .table_partition
+                    .iter()
+                    .find(|x| x.pid == p.pid)
+                    .ok_or_else(|| format!("{} has no pid {}", p.table, p.pid))?;
+                let leader = matches!(t, ProcessTarget::Leader(_));
+                let ep = part
+                    .partition_meta
+                    .iter()
+                    .find(|m| m.is_alive && m.is_leader == leader)
+                    .map(|m| m.endpoint.clone())
+                    .ok_or_else(|| format!("{t:?}: no alive {} now", if leader { "leader" } else { "follower" }))?;
+                self.process_of(&ep).ok_or_else(|| format!("no process serves {ep}"))
+            }
+        }
+    }
+
+    async fn resolve_target(&self, t: &Target) -> Result<Resolved, String> {
+        match t {
+            Target::Process(p) => self.resolve(p).await.map(Resolved::Process),
+            Target::Machine(p) => {
+                let name = self.resolve(p).await?;
+                let id = ProcessId::parse(&name).ok_or_else(|| format!("{name} is not a scenario process"))?;
+                match self.s.cluster.machine_of(id) {
+                    MachineRef::Numbered(m) => Ok(Resolved::Machine(m)),
+                    MachineRef::Coord => Err("the coordination server's machine cannot be restarted".into()),
+                }
+            }
+        }
+    }
+
+    fn machine_processes(&self, m: usize) -> Vec<String> {
+        self.s.cluster.processes_on(MachineRef::Numbered(m)).iter().map(ProcessId::to_string).collect()
+    }
+
+    fn machine_of_process(&self, name: &str) -> Option<usize> {
+        match self.s.cluster.machine_of(ProcessId::parse(name)?) {
+            MachineRef::Numbered(m) => Some(m),
+            MachineRef::Coord => None,
+        }
+    }
+
+    // ---- the fault timeline -----------------------------------------------------------------------------------
+
+    fn fault(&mut self, process: &str, kind: FaultKind, cause: FaultCause) {
+        if !Self::is_tablet(process) {
+            return;
+        }
+        let Some(endpoint) = self.b.endpoints.get(process).cloned() else { return };
+        let key = (endpoint.clone(), cause);
+        let changed = match kind {
+            FaultKind::Down => self.down.insert(key),
+            FaultKind::Up => self.down.remove(&key),
+        };
+        if changed {
+            self.faults.push(FaultEvent { at: self.now(), kind, endpoint, cause });
+        }
+    }
+
+    /// Ends every network and pause fault of the timeline (a heal, or a resume).
+    fn up_all(&mut self, causes: &[FaultCause]) {
+        let held: Vec<(String, FaultCause)> = self.down.iter().filter(|(_, c)| causes.contains(c)).cloned().collect();
+        for (endpoint, cause) in held {
+            if let Some(p) = self.process_of(&endpoint) {
+                self.fault(&p, FaultKind::Up, cause);
+            }
+        }
+    }
+
+    // ---- the daemon -------------------------------------------------------------------------------------------
+
+    /// A crashed process is started again by its machine's daemon after `restart_delay`, unless the daemon is off
+    /// or gone with a machine restart.
+    fn daemon_watch(&mut self, process: &str) {
+        if !self.s.cluster.daemon || process == "coord" {
+            return;
+        }
+        if self.machine_of_process(process).is_some_and(|m| self.daemon_gone.contains(&m)) {
+            return;
+        }
+        let due = Instant::now() + self.flags.restart_delay;
+        self.pending.push((due, process.to_string()));
+    }
+
+    /// Starts the processes whose daemon restart is due.
+    pub fn run_daemon(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self.pending.iter().filter(|(t, _)| *t <= now).map(|(_, p)| p.clone()).collect();
+        self.pending.retain(|(t, _)| *t > now);
+        for p in due {
+            if !self.b.cluster.is_running(&p) {
+                self.log(format_args!("daemon starts {p}"));
+                if self.b.cluster.start(&p).is_ok() {
+                    self.fault(&p, FaultKind::Up, FaultCause::Crash);
+                }
+            }
+        }
+    }
+
+    /// The next daemon restart, if any.
+    pub fn next_daemon(&self) -> Option<Instant> {
+        self.pending.iter().map(|(t, _)| *t).min()
+    }
+
+    /// Sleeps until `at`, running the daemon on the way.
+    pub async fn advance_to(&mut self, at: Instant) {
+        loop {
+            self.run_daemon();
+            let next = self.next_daemon().map_or(at, |d| d.min(at));
+            if next > Instant::now() {
+                tokio::time::sleep_until(next).await;
+            }
+            if Instant::now() >= at {
+                self.run_daemon();
+                return;
+            }
+        }
+    }
+
+    /// Sleeps for `d`, running the daemon on the way.
+    pub async fn sleep(&mut self, d: Duration) {
+        self.advance_to(Instant::now() + d).await;
+    }
+
+    // ---- the verbs ------------------------------------------------------------------------------------------
+
+    /// Carries out one step. An error is a scenario failure (a client expectation not met, a timeout, a target
+    /// naming nothing at that moment).
+    pub async fn exec(&mut self, action: &Action) -> Result<(), String> {
+        let h = |e: crate::harness::HarnessError| e.to_string();
+        match action {
+            Action::Crash(t) => {
+                let p = self.resolve(t).await?;
+                self.b.cluster.crash(&p).map_err(h)?;
+                self.fault(&p, FaultKind::Down, FaultCause::Crash);
+                self.daemon_watch(&p);
+            }
+            Action::Restart(t) => {
+                let p = self.resolve(t).await?;
+                self.b.cluster.restart(&p).map_err(h)?;
+                self.fault(&p, FaultKind::Down, FaultCause::Crash);
+                self.fault(&p, FaultKind::Up, FaultCause::Crash);
+            }
+            Action::MachineRestart(t) => {
+                let m = match self.resolve_target(t).await? {
+                    Resolved::Machine(m) => m,
+                    Resolved::Process(p) => self.machine_of_process(&p).ok_or("no machine")?,
+                };
+                self.b.cluster.machine_restart(self.b.machines[&m]).map_err(h)?;
+                self.daemon_gone.insert(m);
+                for p in self.machine_processes(m) {
+                    self.pending.retain(|(_, q)| *q != p);
+                    self.fault(&p, FaultKind::Down, FaultCause::MachineRestart);
+                }
+            }
+            Action::Start(t) => {
+                let procs = match self.resolve_target(t).await? {
+                    Resolved::Machine(m) => {
+                        self.daemon_gone.remove(&m);
+                        self.machine_processes(m)
+                    }
+                    Resolved::Process(p) => {
+                        if let Some(m) = self.machine_of_process(&p) {
+                            self.daemon_gone.remove(&m);
+                        }
+                        vec![p]
+                    }
+                };
+                for p in procs {
+                    if !self.b.cluster.is_running(&p) {
+                        self.b.cluster.start(&p).map_err(h)?;
+                    }
+                    self.pending.retain(|(_, q)| *q != p);
+                    self.fault(&p, FaultKind::Up, FaultCause::Crash);
+                    self.fault(&p, FaultKind::Up, FaultCause::MachineRestart);
+                }
+            }
+            Action::Partition { groups } => {
+                let mut names = Vec::new();
+                for g in groups {
+                    let mut group = Vec::new();
+                    for t in g {
+                        match self.resolve_target(t).await? {
+                            Resolved::Process(p) => group.push(p),
+                            Resolved::Machine(m) => group.extend(self.machine_processes(m)),
+                        }
+                    }
+                    names.push(group);
+                }
+                self.b.cluster.partition(&names).map_err(h)?;
+                // A tablet cut off from the coordination server is offline for the nameserver. A group without
+                // the coordination server is cut off from it.
+                for g in &names {
+                    if !g.iter().any(|p| p == "coord") {
+                        for p in g {
+                            self.fault(p, FaultKind::Down, FaultCause::Partition);
+                        }
+                    }
+                }
+            }
+            Action::Isolate(t) => {
+                let p = self.resolve(t).await?;
+                self.b.cluster.isolate(&p).map_err(h)?;
+                self.fault(&p, FaultKind::Down, FaultCause::Partition);
+            }
+            Action::IsolateFromCoord(t) => {
+                let p = self.resolve(t).await?;
+                self.b.cluster.isolate_from(&p, "coord").map_err(h)?;
+                self.fault(&p, FaultKind::Down, FaultCause::CoordIsolation);
+            }
+            Action::Heal => {
+                self.b.cluster.heal();
+                self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation]);
+            }
+            Action::Clog { from, to } => {
+                let (a, b) = (self.resolve(from).await?, self.resolve(to).await?);
+                self.b.cluster.clog(&a, &b).map_err(h)?;
+            }
+            Action::Pause(t) => {
+                let p = self.resolve(t).await?;
+                self.b.cluster.pause(&p).map_err(h)?;
+                self.fault(&p, FaultKind::Down, FaultCause::Pause);
+            }
+            Action::Resume(t) => {
+                let p = self.resolve(t).await?;
+                self.b.cluster.resume(&p).map_err(h)?;
+                self.fault(&p, FaultKind::Up, FaultCause::Pause);
+            }
+            Action::DiskFault { target, fault } => {
+                let p = self.resolve(target).await?;
+                match fault {
+                    DiskFault::SlowFsync { delay } => self.b.cluster.slow_fsync(&p, *delay).map_err(h)?,
+                    DiskFault::WriteError => self.b.cluster.write_errors(&p, true).map_err(h)?,
+                    DiskFault::Clear => self.b.cluster.clear_disk_faults(&p).map_err(h)?,
+                    DiskFault::CorruptTail { path, bytes } => {
+                        let path = match path {
+                            Some(path) => format!("{p}/{path}"),
+                            None => self.newest_binlog(&p).await?,
+                        };
+                        self.b.cluster.corrupt_tail(&p, &path, *bytes).map_err(h)?;
+                    }
+                }
+            }
+            Action::NsClient { cmd, expect } => {
+                let mut line = String::new();
+                for part in &cmd.parts {
+                    match part {
+                        crate::scenario::CmdPart::Text(t) => line.push_str(t),
+                        crate::scenario::CmdPart::Endpoint(t) => {
+                            let p = self.resolve(t).await?;
+                            line.push_str(self.b.endpoints.get(&p).ok_or_else(|| format!("{p} has no endpoint"))?);
+                        }
+                    }
+                }
+                let first = line.split_whitespace().next().unwrap_or_default();
+                if ["offlineendpoint", "recoverendpoint", "recovertable", "changeleader", "updatetablealive", "migrate"]
+                    .contains(&first)
+                {
+                    self.manual_recovery = true;
+                }
+                let ns = self.ns_client();
+                let l = line.clone();
+                let out = self.on_client(async move { ns.execute(&l).await }).await;
+                self.log(format_args!("ns_client `{line}`: {}", summary(&out)));
+                check_output(&line, &out, expect)?;
+            }
+            Action::TabletClient { target, cmd, expect } => {
+                let p = self.resolve(target).await?;
+                let endpoint = self.b.endpoints.get(&p).cloned().ok_or_else(|| format!("{p} has no endpoint"))?;
+                let mut line = String::new();
+                for part in &cmd.parts {
+                    match part {
+                        crate::scenario::CmdPart::Text(t) => line.push_str(t),
+                        crate::scenario::CmdPart::Endpoint(t) => {
+                            let q = self.resolve(t).await?;
+                            line.push_str(self.b.endpoints.get(&q).ok_or_else(|| format!("{q} has no endpoint"))?);
+                        }
+                    }
+                }
+                let l = line.clone();
+                let out = self
+                    .on_client(async move {
+                        let client = RpcClient::new(endpoint, ClientConfig::default());
+                        openmldb::cli::tablet_client::execute(&client, &l).await
+                    })
+                    .await;
+                self.log(format_args!("tablet_client {p} `{line}`: {}", summary(&out)));
+                check_output(&line, &out, expect)?;
+            }
+            Action::Recoverdata => {
+                self.manual_recovery = true;
+                return Err("recoverdata: the one-click recovery tool is not built yet (issue 6)".into());
+            }
+            Action::WaitUntil { condition, timeout } => {
+                let deadline = Instant::now() + *timeout;
+                loop {
+                    if self.condition_holds(*condition).await {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!("wait_until {condition:?}: not reached within {timeout:?}"));
+                    }
+                    self.sleep(POLL).await;
+                }
+            }
+            Action::StopWrites => self.stop_writes.store(true, Ordering::SeqCst),
+        }
+        Ok(())
+    }
+
+    /// The newest binlog segment of the tablet's partitions (what `corrupt_tail` damages by default).
+    async fn newest_binlog(&self, process: &str) -> Result<String, String> {
+        let disk = self.b.cluster.disk_of(process).map_err(|e| e.to_string())?;
+        let scoped = disk.scoped(process).map_err(|e| e.to_string())?;
+        scoped
+            .files()
+            .into_iter()
+            .filter(|f| f.contains("/binlog/"))
+            .max()
+            .map(|f| format!("{process}/{f}"))
+            .ok_or_else(|| format!("{process} has no binlog file to corrupt"))
+    }
+
+    pub async fn condition_holds(&self, condition: Condition) -> bool {
+        match condition {
+            Condition::AllAlive => {
+                let tables = self.tables().await;
+                !tables.is_empty()
+                    && tables
+                        .iter()
+                        .all(|t| t.table_partition.iter().all(|p| p.partition_meta.iter().all(|m| m.is_alive)))
+            }
+            Condition::LeadersElected => {
+                let tables = self.tables().await;
+                let alive = |ep: &str| self.process_of(ep).is_some_and(|p| self.b.cluster.is_running(&p));
+                !tables.is_empty()
+                    && tables.iter().all(|t| {
+                        t.table_partition
+                            .iter()
+                            .all(|p| p.partition_meta.iter().any(|m| m.is_leader && m.is_alive && alive(&m.endpoint)))
+                    })
+            }
+            Condition::OpsDone => self.ops_stuck().await.is_some_and(|s| s.is_empty()),
+        }
+    }
+
+    /// Ops still kInited or kDoing, one line each; None when showopstatus cannot be read.
+    pub async fn ops_stuck(&self) -> Option<Vec<String>> {
+        let ns = self.ns_client();
+        let out = self.on_client(async move { ns.execute("showopstatus").await }).await.ok()?;
+        Some(
+            out.lines()
+                .skip(2)
+                .filter(|l| l.contains("kInited") || l.contains("kDoing"))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect(),
+        )
+    }
+
+    /// The end of the scenario: every network fault healed and every paused process resumed, as DESIGN 8's
+    /// checks run "after the scenario heals".
+    pub fn final_heal(&mut self) {
+        self.b.cluster.heal();
+        for p in self.b.endpoints.keys().cloned().collect::<Vec<_>>() {
+            if self.b.cluster.is_running(&p) {
+                let _ = self.b.cluster.resume(&p);
+            }
+        }
+        self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation, FaultCause::Pause]);
+        self.log("final heal");
+    }
+
+    /// Tablet endpoints whose process runs now.
+    pub fn running_tablets(&self) -> BTreeSet<String> {
+        self.b
+            .endpoints
+            .iter()
+            .filter(|(p, _)| Self::is_tablet(p) && self.b.cluster.is_running(p))
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Endpoint by process name.
+    pub fn endpoints(&self) -> &BTreeMap<String, String> {
+        &self.b.endpoints
+    }
+}
+
+fn summary(out: &Result<String, String>) -> String {
+    let (tag, text) = match out {
+        Ok(t) => ("ok", t),
+        Err(t) => ("error", t),
+    };
+    let first = text.lines().next().unwrap_or_default();
+    format!("{tag}: {first}{}", if text.lines().count() > 1 { " ..." } else { "" })
+}
+
+/// Holds a client step's output to its expectations.
+fn check_output(line: &str, out: &Result<String, String>, expect: &ClientExpect) -> Result<(), String> {
+    let text = match out {
+        Ok(t) | Err(t) => t,
+    };
+    if let Some(ok) = expect.ok
+        && ok != out.is_ok()
+    {
+        return Err(format!(
+            "`{line}` {} but expect_ok = {ok}:\n{text}",
+            if out.is_ok() { "succeeded" } else { "failed" }
+        ));
+    }
+    for want in &expect.contains {
+        if !text.contains(want.as_str()) {
+            return Err(format!("`{line}` output does not contain {want:?}:\n{text}"));
+        }
+    }
+    for bad in &expect.not_contains {
+        if text.contains(bad.as_str()) {
+            return Err(format!("`{line}` output contains {bad:?}:\n{text}"));
+        }
+    }
+    Ok(())
+}
