@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod machine;
+pub mod matrix;
 pub mod scenario;
 pub mod trace;
 

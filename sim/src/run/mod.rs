@@ -36,6 +36,11 @@ pub const DEFAULT_CONVERGE_WITHIN: Duration = Duration::from_secs(60);
 pub struct SeedResult {
     pub seed: u64,
     pub report: Option<Report>,
+    /// What the report was built from.
+    pub data: Option<RunData>,
+    /// Trace time at the scenario's time zero (setup comes before it): add it to a report's times to find
+    /// their trace lines.
+    pub zero: Duration,
     /// Steps that failed (expectations, timeouts, targets naming nothing), and a run that panicked.
     pub failures: Vec<String>,
     pub hash: u64,
@@ -66,10 +71,12 @@ pub fn run(scenario: &Scenario, seed: u64) -> SeedResult {
     }));
     match outcome {
         Ok(out) => {
-            let (report, failures) = out.value;
+            let (report, data, failures, zero) = out.value;
             SeedResult {
                 seed,
                 report: Some(report),
+                data: Some(data),
+                zero,
                 failures,
                 hash: out.hash,
                 trace: out.trace,
@@ -86,6 +93,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> SeedResult {
             SeedResult {
                 seed,
                 report: None,
+                data: None,
+                zero: Duration::ZERO,
                 failures: vec![format!("the run panicked: {msg}")],
                 hash: 0,
                 trace: Trace::new(),
@@ -115,7 +124,7 @@ fn table_info(spec: &scenario::TableSpec, cluster: &scenario::Cluster) -> pb::Ta
     info
 }
 
-async fn body(s: Scenario, trace: Trace) -> (Report, Vec<String>) {
+async fn body(s: Scenario, trace: Trace) -> (Report, RunData, Vec<String>, Duration) {
     let flags = Flags::of(&s);
     let built = build(&s, &flags, trace.clone());
     let mut w = World::new(built, s.clone(), flags, trace.clone()).await;
@@ -170,6 +179,7 @@ async fn body(s: Scenario, trace: Trace) -> (Report, Vec<String>) {
     // Let every replica settle (the leaders' replicators connect) before time zero.
     w.sleep(Duration::from_millis(500)).await;
     w.start = Instant::now();
+    let zero = trace.elapsed();
     w.log(format_args!("scenario {:?} starts", s.name));
 
     // The leader observer and the workloads, on the client machine.
@@ -258,10 +268,12 @@ async fn body(s: Scenario, trace: Trace) -> (Report, Vec<String>) {
             o.ops_stuck = ops_stuck.clone();
             check::check_convergence(&o, &layouts(name), &expected, healed_at).converged()
         });
+        // Recovered: every replica alive again on a running tablet (a tablet left down has not recovered).
         let all_alive = observed.iter().all(|(_, o)| {
-            o.partitions.iter().all(|p| p.replicas.iter().all(|r| r.is_alive || !running.contains(&r.endpoint)))
+            o.partitions.iter().all(|p| p.replicas.iter().all(|r| r.is_alive && running.contains(&r.endpoint)))
         });
-        if converged || Instant::now() >= deadline {
+        let converge_expected = !matches!(s.expect.recovery, Some(scenario::Recovery::None));
+        if converged || !converge_expected || Instant::now() >= deadline {
             w.log(format_args!("observed: converged={converged} after {:?}", w.now() - healed_at));
             break (observed, all_alive && !w.manual_recovery, ops_stuck);
         }
@@ -317,8 +329,9 @@ async fn body(s: Scenario, trace: Trace) -> (Report, Vec<String>) {
         healed_at,
         auto_recovered,
         determinism: None,
+        converge: !matches!(s.expect.recovery, Some(scenario::Recovery::None)),
     };
     let report = Report::build(&run);
     w.log(format_args!("report: {}", report.summary()));
-    (report, failures)
+    (report, run, failures, zero)
 }

@@ -45,6 +45,8 @@ pub struct World {
     pub stop_writes: Arc<AtomicBool>,
     /// ns_client commands that are manual failover or recovery, seen in steps (then recovery is not automatic).
     pub manual_recovery: bool,
+    /// Processes paused by a step and not resumed yet.
+    paused: BTreeSet<String>,
 }
 
 /// The process names a [`Target`] covers: one process, or every process of a machine.
@@ -83,6 +85,7 @@ impl World {
             pending: Vec::new(),
             stop_writes: Arc::new(AtomicBool::new(false)),
             manual_recovery: false,
+            paused: BTreeSet::new(),
         }
     }
 
@@ -374,11 +377,13 @@ impl World {
             Action::Pause(t) => {
                 let p = self.resolve(t).await?;
                 self.b.cluster.pause(&p).map_err(h)?;
+                self.paused.insert(p.clone());
                 self.fault(&p, FaultKind::Down, FaultCause::Pause);
             }
             Action::Resume(t) => {
                 let p = self.resolve(t).await?;
                 self.b.cluster.resume(&p).map_err(h)?;
+                self.paused.remove(&p);
                 self.fault(&p, FaultKind::Up, FaultCause::Pause);
             }
             Action::DiskFault { target, fault } => {
@@ -516,7 +521,7 @@ impl World {
     /// checks run "after the scenario heals".
     pub fn final_heal(&mut self) {
         self.b.cluster.heal();
-        for p in self.b.endpoints.keys().cloned().collect::<Vec<_>>() {
+        for p in std::mem::take(&mut self.paused) {
             if self.b.cluster.is_running(&p) {
                 let _ = self.b.cluster.resume(&p);
             }
