@@ -17,6 +17,7 @@ pub mod client;
 pub mod codes;
 pub mod coord;
 pub mod nameserver;
+pub mod planted;
 pub mod proto;
 pub mod rpc;
 pub mod storage;

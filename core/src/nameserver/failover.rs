@@ -51,7 +51,7 @@ impl Nameserver {
     /// Reference 5.1 `OnTabletOffline`: with auto_failover on, marks the tablet's replicas not alive (never a
     /// partition's last alive one) and fails its partitions over.
     pub(super) async fn on_tablet_offline(&self, endpoint: &str, startup: bool) {
-        if !self.is_active() || !self.auto_failover() {
+        if !self.is_active() || !self.auto_failover() || self.config.planted.never_fail_over {
             return;
         }
         if !startup && self.is_healthy(endpoint) {

@@ -53,6 +53,8 @@ pub struct NameserverConfig {
     pub max_op_num: usize,
     /// `check_binlog_sync_progress_delta`: how close a re-added replica must be to its leader to count as alive.
     pub check_binlog_sync_progress_delta: u64,
+    /// Deliberately broken behaviours, for tests only ([`crate::planted`]).
+    pub planted: crate::planted::Planted,
 }
 
 impl NameserverConfig {
@@ -72,6 +74,7 @@ impl NameserverConfig {
             name_server_task_concurrency: 2,
             max_op_num: 10_000,
             check_binlog_sync_progress_delta: 100_000,
+            planted: crate::planted::Planted::default(),
         }
     }
 }
@@ -173,6 +176,10 @@ impl Nameserver {
         });
         let rpc = ns.clone().rpc_server().bind(&ns.config.endpoint).await?;
         tracing::info!(endpoint = %ns.config.endpoint, "nameserver started");
+        if ns.config.planted.nondeterministic_trace {
+            let run = crate::planted::RUNS.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(run, "planted bug: a process-wide counter in the trace");
+        }
         let loops = vec![tokio::spawn(ns.clone().session_loop()), tokio::spawn(ns.clone().status_loop())];
         Ok(NameserverHandle { nameserver: ns, _rpc: rpc, loops })
     }

@@ -41,6 +41,8 @@ pub struct TabletConfig {
     /// How long a semi-synchronous write waits for a follower before it reports failure.
     pub semisync_timeout: Duration,
     pub replicator: ReplicatorConfig,
+    /// Deliberately broken behaviours, for tests only ([`crate::planted`]).
+    pub planted: crate::planted::Planted,
 }
 
 impl TabletConfig {
@@ -55,6 +57,7 @@ impl TabletConfig {
             gc_interval: Duration::from_secs(60),
             semisync_timeout: Duration::from_secs(2),
             replicator: ReplicatorConfig::default(),
+            planted: crate::planted::Planted::default(),
         }
     }
 }

@@ -98,6 +98,9 @@ pub struct Partition {
     written: Arc<Signal>,
     /// The highest offset any follower acknowledged; semi-synchronous writers wait on it.
     replicated: Signal,
+    /// [`crate::planted::Planted::follower_skips_apply_every`], and the entries counted for it.
+    skip_apply_every: std::sync::atomic::AtomicU64,
+    applied: std::sync::atomic::AtomicU64,
 }
 
 /// Directory of a partition on its tablet's disk.
@@ -124,7 +127,14 @@ impl Partition {
             }),
             written: Arc::new(Signal::new(0)),
             replicated: Signal::new(0),
+            skip_apply_every: std::sync::atomic::AtomicU64::new(0),
+            applied: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Switches on this partition's planted bugs (tests only).
+    pub fn plant(&self, planted: crate::planted::Planted) {
+        self.skip_apply_every.store(planted.follower_skips_apply_every, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn dir(&self) -> String {
@@ -231,7 +241,11 @@ impl Partition {
         let binlog = g.binlog_mut()?;
         binlog.append_batch(&fresh).await.map_err(|e| Code::WriteDataFailed.with(e))?;
         let new_last = binlog.last_offset();
+        let skip = self.skip_apply_every.load(std::sync::atomic::Ordering::SeqCst);
         for e in &fresh {
+            if skip > 0 && (self.applied.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1).is_multiple_of(skip) {
+                continue;
+            }
             if let Err(err) = g.table.apply(e) {
                 tracing::error!(tid = self.tid, pid = self.pid, offset = e.log_index, error = %err, "replicated entry does not apply");
             }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,6 +38,8 @@ pub struct Tablet {
     clients: Mutex<BTreeMap<String, RpcClient>>,
     /// False while the coordination session is in doubt (DESIGN 5.1); always true without coordination.
     session_ok: AtomicBool,
+    /// Puts seen, for the planted bugs' "every n-th".
+    planted_puts: AtomicU64,
 }
 
 /// A running tablet; dropping it stops the server and the background loops.
@@ -87,6 +89,7 @@ impl Tablet {
             tasks: TaskTable::default(),
             clients: Mutex::new(BTreeMap::new()),
             session_ok: AtomicBool::new(standalone),
+            planted_puts: AtomicU64::new(0),
         });
         let rpc = tablet.clone().rpc_server().bind(&tablet.config.endpoint).await?;
         tracing::info!(endpoint = %tablet.config.endpoint, "tablet started");
@@ -193,6 +196,21 @@ impl Tablet {
     async fn put(&self, req: pb::PutRequest) -> Result<pb::PutResponse, Status> {
         let part = self.partition(req.tid, req.pid)?;
         let row = req.row.ok_or_else(|| Status::invalid_argument("put without a row"))?;
+        let planted = self.config.planted;
+        if planted.any() {
+            let n = self.planted_puts.fetch_add(1, Ordering::SeqCst) + 1;
+            if planted.ack_without_append_every > 0 && n.is_multiple_of(planted.ack_without_append_every) {
+                let status = part.status().await;
+                return Ok(pb::PutResponse { term: status.term, offset: status.offset });
+            }
+            if planted.phantom_row_every > 0 && n.is_multiple_of(planted.phantom_row_every) {
+                let mut phantom = row.clone();
+                if let Some(key) = phantom.values.first_mut() {
+                    *key = format!("phantom-{n}");
+                }
+                part.write(EntryBody::Put(phantom), self.session_ok.load(Ordering::SeqCst)).await?;
+            }
+        }
         let (term, offset) = part.write(EntryBody::Put(row), self.session_ok.load(Ordering::SeqCst)).await?;
         self.await_semisync(&part, offset).await?;
         Ok(pb::PutResponse { term, offset })
@@ -301,6 +319,7 @@ impl Tablet {
             }
         }
         let part = Arc::new(Partition::new(meta.clone(), schema, TableState::Normal));
+        part.plant(self.config.planted);
         self.insert(part.clone())?;
         let opened = async {
             self.write_meta(&meta).await?;
@@ -373,6 +392,7 @@ impl Tablet {
         let meta = self.merge_meta(meta).await?;
         let schema = Self::schema_of(&meta)?;
         let part = Arc::new(Partition::new(meta.clone(), schema.clone(), TableState::Loading));
+        part.plant(self.config.planted);
         self.insert(part.clone())?;
         if let Err(e) = self.write_meta(&meta).await {
             self.partitions.lock().expect("partition map lock").remove(&(meta.tid, meta.pid));

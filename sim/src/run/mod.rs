@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use openmldb::planted::Planted;
 use openmldb::proto::nameserver as pb;
 use tokio::time::Instant;
 
@@ -62,12 +63,18 @@ impl SeedResult {
 /// Runs `scenario` under `seed`. A panic inside the simulation (a broken invariant, the time limit) becomes a
 /// failure of this seed, not of the caller.
 pub fn run(scenario: &Scenario, seed: u64) -> SeedResult {
+    run_planted(scenario, seed, Planted::default())
+}
+
+/// [`run`] with planted bugs switched on in every tablet and nameserver: how the tests prove that each checker
+/// can fail.
+pub fn run_planted(scenario: &Scenario, seed: u64, planted: Planted) -> SeedResult {
     let converge = scenario.expect.converge_within.unwrap_or(DEFAULT_CONVERGE_WITHIN);
     let limit = scenario.duration + converge + Duration::from_secs(120);
     let s = scenario.clone();
     let wall = std::time::Instant::now();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_seed(seed, Some(limit), move |trace| async move { body(s, trace).await })
+        run_seed(seed, Some(limit), move |trace| async move { body(s, trace, planted).await })
     }));
     match outcome {
         Ok(out) => {
@@ -124,8 +131,10 @@ fn table_info(spec: &scenario::TableSpec, cluster: &scenario::Cluster) -> pb::Ta
     info
 }
 
-async fn body(s: Scenario, trace: Trace) -> (Report, RunData, Vec<String>, Duration) {
-    let flags = Flags::of(&s);
+async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, Vec<String>, Duration) {
+    let mut flags = Flags::of(&s);
+    flags.tablet.planted = planted;
+    flags.nameserver.planted = planted;
     let built = build(&s, &flags, trace.clone());
     let mut w = World::new(built, s.clone(), flags, trace.clone()).await;
     let mut failures = Vec::new();

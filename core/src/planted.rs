@@ -1,0 +1,29 @@
+//! Deliberately broken behaviours ("planted bugs"), for the tests that prove each checker of the simulator can
+//! fail (issue 5) and for the fuzzer to find. Every field breaks one guarantee; all default to off, and nothing
+//! but a test sets them.
+
+/// The switches, carried in the tablet's and the nameserver's configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Planted {
+    /// Tablet: every n-th put is acknowledged (with the current term and offset) without being written at all:
+    /// an acknowledged write that was never in the binlog.
+    pub ack_without_append_every: u64,
+    /// Tablet: every n-th put also writes a row whose key no client ever sent.
+    pub phantom_row_every: u64,
+    /// Tablet: a follower appends every n-th replicated entry to its binlog but never applies it to memory, so
+    /// its rows diverge from the leader's while the offsets agree.
+    pub follower_skips_apply_every: u64,
+    /// Nameserver: a tablet that goes away is never failed over.
+    pub never_fail_over: bool,
+    /// Nameserver: logs a counter shared by every run of the process, so one seed's trace differs between runs.
+    pub nondeterministic_trace: bool,
+}
+
+impl Planted {
+    pub fn any(&self) -> bool {
+        *self != Planted::default()
+    }
+}
+
+/// The counter behind [`Planted::nondeterministic_trace`]: deliberately process-wide.
+pub static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
