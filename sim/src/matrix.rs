@@ -177,6 +177,18 @@ impl Matrix {
     }
 }
 
+/// The scenarios of the availability table, compiled in so `table` runs from anywhere.
+pub const TABLE_SCENARIOS: &[(&str, &str)] = &[
+    ("row1_follower_crash.toml", include_str!("../../scenarios/table/row1_follower_crash.toml")),
+    ("row1_leader_crash.toml", include_str!("../../scenarios/table/row1_leader_crash.toml")),
+    ("row2_followers_crash.toml", include_str!("../../scenarios/table/row2_followers_crash.toml")),
+    ("row2_leader_and_follower_crash.toml", include_str!("../../scenarios/table/row2_leader_and_follower_crash.toml")),
+    ("row3_all_crash.toml", include_str!("../../scenarios/table/row3_all_crash.toml")),
+    ("one_replica_one_tablet.toml", include_str!("../../scenarios/table/one_replica_one_tablet.toml")),
+    ("two_replicas_two_tablets.toml", include_str!("../../scenarios/table/two_replicas_two_tablets.toml")),
+    ("row1_machine_restart.toml", include_str!("../../scenarios/table/row1_machine_restart.toml")),
+];
+
 /// The seed's table, as documented, for printing above the observed matrix.
 pub const SEED_TABLE: &str = "\
 | Offline tablets of the shard | Service | Data integrity                                                      | Auto recovery (non machine restart) |

@@ -74,21 +74,6 @@ mod sim_main {
         },
     }
 
-    /// The scenarios of the availability table, compiled in so `table` runs from anywhere.
-    const TABLE_SCENARIOS: &[(&str, &str)] = &[
-        ("row1_follower_crash.toml", include_str!("../../../scenarios/table/row1_follower_crash.toml")),
-        ("row1_leader_crash.toml", include_str!("../../../scenarios/table/row1_leader_crash.toml")),
-        ("row2_followers_crash.toml", include_str!("../../../scenarios/table/row2_followers_crash.toml")),
-        (
-            "row2_leader_and_follower_crash.toml",
-            include_str!("../../../scenarios/table/row2_leader_and_follower_crash.toml"),
-        ),
-        ("row3_all_crash.toml", include_str!("../../../scenarios/table/row3_all_crash.toml")),
-        ("one_replica_one_tablet.toml", include_str!("../../../scenarios/table/one_replica_one_tablet.toml")),
-        ("two_replicas_two_tablets.toml", include_str!("../../../scenarios/table/two_replicas_two_tablets.toml")),
-        ("row1_machine_restart.toml", include_str!("../../../scenarios/table/row1_machine_restart.toml")),
-    ];
-
     fn trace_dir() -> PathBuf {
         PathBuf::from(std::env::var("MLDB_SIM_TRACE_DIR").unwrap_or_else(|_| "target/mldb-sim".into()))
     }
@@ -297,7 +282,7 @@ mod sim_main {
 
     fn table(seeds: u64, jobs: usize) -> ExitCode {
         let mut work = Vec::new();
-        for (name, src) in TABLE_SCENARIOS {
+        for (name, src) in mldb_sim::matrix::TABLE_SCENARIOS {
             let path = PathBuf::from(format!("scenarios/table/{name}"));
             let s = match scenario::parse_str(src, &path.display().to_string()) {
                 Ok(s) => s,
