@@ -593,6 +593,24 @@ impl Nameserver {
         let candidate = (!data.candidate_leader.is_empty()).then_some(data.candidate_leader.as_str());
         let choice = select_leader(&part.partition_meta, &probes, candidate, global, auto_failover)
             .map_err(|e| e.to_string())?;
+        // A manual change with the old leader still alive: demote it now, so it refuses writes from clients that
+        // have not seen the change yet instead of acknowledging writes the fenced followers will never take
+        // (they would be lost when it is re-added). Best effort: the metadata change that follows stops it anyway.
+        if let Some(old) = alive_leader(&part)
+            && old != choice.leader
+            && self.is_healthy(old)
+        {
+            let req = tpb::ChangeRoleRequest {
+                tid,
+                pid: op.info.pid,
+                mode: TableMode::Follower as i32,
+                term: terms.fence_term,
+                replicas: vec![],
+            };
+            if let Err(e) = self.client(old).call(t::ChangeRole, req).await {
+                tracing::warn!(endpoint = %old, error = %e, "cannot demote the old leader; it stops at the metadata change");
+            }
+        }
         tracing::info!(
             name = %op.info.name,
             pid = op.info.pid,

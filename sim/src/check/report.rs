@@ -93,10 +93,11 @@ impl TableReport {
                 let failovers = failovers(&exposure, &t.leaders);
                 let since = exposure.max_at.unwrap_or_default();
                 let service = service_seen(&t.writes, layout.pid, since);
-                let mut documented = exposure.documented();
-                if exposure.offline_max > 0 {
-                    documented = documented.with_expect(&t.expect);
-                }
+                // `service` is an expectation for the partitions the faults touched (DESIGN 7); `loss` and `recovery`
+                // hold for every partition, since manual commands (changeleader, updatetablealive) change a
+                // partition's leader or replicas without any fault.
+                let expect = if exposure.offline_max > 0 { t.expect } else { Expect { service: None, ..t.expect } };
+                let documented = exposure.documented().with_expect(&expect);
                 let observed = ObservedCell {
                     service_ok: service.ok(),
                     lost_acked: bound.allowed_in(layout.pid),
@@ -435,14 +436,18 @@ mod tests {
     }
 
     #[test]
-    fn expect_applies_only_to_partitions_the_faults_touched() {
+    fn expect_service_applies_only_to_partitions_the_faults_touched() {
         let mut run = leader_crash();
         run.tables[0].expect = Expect { loss: Some(crate::check::Loss::None), ..Expect::default() };
         let r = Report::build(&run);
         let a = &r.tables[0].availability;
         assert!(a[0].verdict.documented.overridden && !a[0].verdict.passed(), "2 lost, none expected");
         assert!(a[1].verdict.documented.overridden, "t1's crash touched partition 1 too");
+        // Loss and recovery expectations hold without faults too (manual commands); service does not.
         run.faults.clear();
+        let r = Report::build(&run);
+        assert!(r.tables[0].availability[1].verdict.documented.overridden);
+        run.tables[0].expect = Expect { service: Some(crate::check::Service::Unavailable), ..Expect::default() };
         let r = Report::build(&run);
         assert!(!r.tables[0].availability[1].verdict.documented.overridden);
     }

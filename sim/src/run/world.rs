@@ -422,7 +422,8 @@ impl World {
                 let l = line.clone();
                 let out = self.on_client(async move { ns.execute(&l).await }).await;
                 self.log(format_args!("ns_client `{line}`: {}", summary(&out)));
-                check_output(&line, &out, expect)?;
+                let expect = self.render_expect(expect).await?;
+                check_output(&line, &out, &expect)?;
             }
             Action::TabletClient { target, cmd, expect } => {
                 let p = self.resolve(target).await?;
@@ -445,7 +446,8 @@ impl World {
                     })
                     .await;
                 self.log(format_args!("tablet_client {p} `{line}`: {}", summary(&out)));
-                check_output(&line, &out, expect)?;
+                let expect = self.render_expect(expect).await?;
+                check_output(&line, &out, &expect)?;
             }
             Action::Recoverdata => {
                 self.manual_recovery = true;
@@ -466,6 +468,26 @@ impl World {
             Action::StopWrites => self.stop_writes.store(true, Ordering::SeqCst),
         }
         Ok(())
+    }
+
+    /// Renders `{target}` placeholders in the expected strings too, so an expectation can name an endpoint.
+    async fn render_expect(&self, expect: &ClientExpect) -> Result<ClientExpect, String> {
+        let mut out = expect.clone();
+        for s in out.contains.iter_mut().chain(out.not_contains.iter_mut()) {
+            let Ok(cmd) = crate::scenario::Command::parse(s) else { continue };
+            let mut text = String::new();
+            for part in &cmd.parts {
+                match part {
+                    crate::scenario::CmdPart::Text(t) => text.push_str(t),
+                    crate::scenario::CmdPart::Endpoint(t) => {
+                        let p = self.resolve(t).await?;
+                        text.push_str(self.b.endpoints.get(&p).ok_or_else(|| format!("{p} has no endpoint"))?);
+                    }
+                }
+            }
+            *s = text;
+        }
+        Ok(out)
     }
 
     /// The newest binlog segment of the tablet's partitions (what `corrupt_tail` damages by default).
