@@ -3,6 +3,9 @@
 //!
 //! `cargo sbench -p mldb-sim --bench reference -- [seeds]` (default 5).
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(madsim)]
 fn main() {
     let seeds: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5);
