@@ -26,7 +26,8 @@ use openmldb::tablet::{Tablet, TabletConfig};
 #[derive(Parser, Debug)]
 #[command(name = "openmldb", about = "OpenMLDB online high-availability system", version, rename_all = "snake_case")]
 struct Flags {
-    /// Which process to run: coord, nameserver, tablet, client or ns_client.
+    /// Which process to run: coord, nameserver, tablet, client, ns_client, or the recoverdata tool (recoverdata, or
+    /// ops with --cmd=recoverdata as OpenMLDB's ops script).
     #[arg(long)]
     role: String,
     /// Address to listen on (servers) or of the tablet to talk to (client), ip:port.
@@ -201,6 +202,32 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             println!("nameserver listening on {endpoint}");
             ns.join().await;
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        "recoverdata" | "ops" => {
+            if flags.role == "ops" && flags.cmd.as_deref() != Some("recoverdata") {
+                bail!("--role=ops supports --cmd=recoverdata only (got {:?})", flags.cmd.as_deref().unwrap_or(""));
+            }
+            if flags.zk_cluster.is_empty() {
+                bail!("--role={} needs --zk_cluster", flags.role);
+            }
+            let session = ClientOptions::new(Duration::from_millis(flags.zk_session_timeout));
+            let coord = ModelCoordinator::connect(&flags.zk_cluster, session)
+                .await
+                .with_context(|| format!("cannot reach the coordination service at {}", flags.zk_cluster))?;
+            let client = NsClient::new(Arc::new(coord.clone()), &flags.zk_root_path, Duration::from_secs(10));
+            let limits = openmldb::cli::recoverdata::Limits::default();
+            let code = match openmldb::cli::recoverdata::recoverdata(&client, limits).await {
+                Ok(out) => {
+                    print!("{}", with_newline(out));
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    print!("{}", with_newline(err));
+                    std::process::ExitCode::FAILURE
+                }
+            };
+            coord.close().await;
+            Ok(code)
         }
         "ns_client" => {
             if flags.zk_cluster.is_empty() {

@@ -1,11 +1,13 @@
 //! The command-line clients: parsing, rendering in OpenMLDB's formats, and the REPL loop shared by the clients.
 //!
 //! - [`ns_client`]: `openmldb --role=ns_client`, through whichever nameserver is active.
+//! - [`recoverdata`]: the one-click recovery (`openmldb --role=recoverdata`, or `--role=ops --cmd=recoverdata`).
 //! - [`repl`]: the interactive loop.
 //! - [`table`]: column tables as OpenMLDB's CLI prints them.
 //! - [`tablet_client`]: `openmldb --role=client --endpoint=<tablet>`.
 
 pub mod ns_client;
+pub mod recoverdata;
 pub mod repl;
 pub mod table;
 pub mod tablet_client;

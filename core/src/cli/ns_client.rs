@@ -121,7 +121,7 @@ impl NsClient {
     }
 
     /// Calls the active nameserver; if it is not (or no longer) the leader, looks again a few times.
-    async fn call<M: Method>(&self, method: M, req: M::Req) -> Result<M::Resp, RpcError>
+    pub async fn call<M: Method>(&self, method: M, req: M::Req) -> Result<M::Resp, RpcError>
     where
         M::Req: Clone,
     {

@@ -22,6 +22,7 @@ rpc_method!(pub RecoverSnapshot, "tablet.RecoverSnapshot", pb::TablePidRequest =
 rpc_method!(pub SendSnapshot, "tablet.SendSnapshot", pb::SendSnapshotRequest => pb::GeneralResponse);
 rpc_method!(pub InstallSnapshot, "tablet.InstallSnapshot", pb::InstallSnapshotRequest => pb::GeneralResponse);
 rpc_method!(pub GetTermPair, "tablet.GetTermPair", pb::TablePidRequest => pb::GetTermPairResponse);
+rpc_method!(pub GetLogOffset, "tablet.GetLogOffset", pb::TablePidRequest => pb::GetTermPairResponse);
 rpc_method!(pub GetFollower, "tablet.GetFollower", pb::TablePidRequest => pb::GetFollowerResponse);
 rpc_method!(pub DeleteBinlog, "tablet.DeleteBinlog", pb::TablePidRequest => pb::GeneralResponse);
 rpc_method!(pub GetTaskStatus, "tablet.GetTaskStatus", pb::GetTaskStatusRequest => pb::GetTaskStatusResponse);

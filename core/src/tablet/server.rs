@@ -793,6 +793,30 @@ impl Tablet {
         Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset })
     }
 
+    /// GetLogOffset (for recoverdata, not in OpenMLDB): the last entry a replica holds, counting its binlog too
+    /// when the partition is not loaded (GetTermPair counts only the snapshot, which is what survives a re-add).
+    /// Opening the binlog cuts a torn tail, as loading it would.
+    async fn get_log_offset(&self, req: pb::TablePidRequest) -> Result<pb::GetTermPairResponse, Status> {
+        if self.partition(req.tid, req.pid).is_ok() {
+            return self.get_term_pair(req).await;
+        }
+        let dir = partition_dir(req.tid, req.pid);
+        let io = |e: std::io::Error| Code::WriteDataFailed.with(e);
+        if !self.disk.exists(&dir).await.map_err(io)? {
+            return Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term: 0, offset: 0 });
+        }
+        let manifest = snapshot::read_manifest(self.disk.clone(), &snapshot_dir(&dir))
+            .await
+            .map_err(|e| Code::SnapshotIsNotExist.with(e))?;
+        let (snap_term, floor) = manifest.map(|m| (m.term, m.offset)).unwrap_or((0, 0));
+        let (binlog, _) = Binlog::open(self.disk.clone(), &binlog_dir(&dir), self.binlog_config(), floor)
+            .await
+            .map_err(|e| Code::WriteDataFailed.with(format!("binlog: {e}")))?;
+        let offset = binlog.last_offset();
+        let term = if binlog.last_term() > 0 { binlog.last_term() } else { snap_term };
+        Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset })
+    }
+
     async fn get_follower(&self, req: pb::TablePidRequest) -> Result<pb::GetFollowerResponse, Status> {
         let part = self.partition(req.tid, req.pid)?;
         if !part.lock().await.is_leader() {
@@ -845,6 +869,7 @@ impl Tablet {
         let s = route(s, &self, m::SendSnapshot, |t, r| async move { t.send_snapshot(r).await });
         let s = route(s, &self, m::InstallSnapshot, |t, r| async move { t.install_snapshot(r).await });
         let s = route(s, &self, m::GetTermPair, |t, r| async move { t.get_term_pair(r).await });
+        let s = route(s, &self, m::GetLogOffset, |t, r| async move { t.get_log_offset(r).await });
         let s = route(s, &self, m::GetFollower, |t, r| async move { t.get_follower(r).await });
         let s = route(s, &self, m::DeleteBinlog, |t, r| async move { t.delete_binlog(r).await });
         let s = route(s, &self, m::GetTaskStatus, |t, _r| async move {

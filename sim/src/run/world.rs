@@ -451,7 +451,22 @@ impl World {
             }
             Action::Recoverdata => {
                 self.manual_recovery = true;
-                return Err("recoverdata: the one-click recovery tool is not built yet (issue 6)".into());
+                let ns = self.ns_client();
+                let limits = openmldb::cli::recoverdata::Limits {
+                    load: Duration::from_secs(60),
+                    ops: Duration::from_secs(120),
+                    poll: Duration::from_millis(200),
+                };
+                let out =
+                    self.on_client(async move { openmldb::cli::recoverdata::recoverdata(&ns, limits).await }).await;
+                match &out {
+                    Ok(report) | Err(report) => {
+                        for line in report.lines() {
+                            self.log(format_args!("recoverdata> {line}"));
+                        }
+                    }
+                }
+                out?;
             }
             Action::WaitUntil { condition, timeout } => {
                 let deadline = Instant::now() + *timeout;
