@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod codes;
 pub mod coord;
+pub mod daemon;
 pub mod nameserver;
 pub mod planted;
 pub mod proto;

@@ -65,6 +65,24 @@ struct Flags {
     /// Coordination server: largest session timeout granted, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     coord_max_session_timeout: u64,
+    /// Daemon: its pid file (the supervised process's pid goes to `<file>.child`).
+    #[arg(long)]
+    daemon_pid_file: Option<std::path::PathBuf>,
+    /// Daemon: delay before restarting an exited process, in milliseconds (OpenMLDB's mon: 10 s).
+    #[arg(long, default_value_t = 10_000)]
+    restart_delay: u64,
+    /// Daemon: restarts allowed per --restart_window before it gives up.
+    #[arg(long, default_value_t = 5)]
+    restart_attempts: usize,
+    /// Daemon: the window of --restart_attempts, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    restart_window: u64,
+    /// Daemon: stop the daemon of --daemon_pid_file and its process.
+    #[arg(long, default_value_t = false)]
+    stop: bool,
+    /// Daemon: the supervised process's flags, after `--`.
+    #[arg(last = true)]
+    supervised: Vec<String>,
     /// Nameserver: the initial auto_failover when /config/auto_failover does not exist yet.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     auto_failover: bool,
@@ -203,6 +221,7 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             ns.join().await;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        "daemon" => daemon(&flags).await,
         "recoverdata" | "ops" => {
             if flags.role == "ops" && flags.cmd.as_deref() != Some("recoverdata") {
                 bail!("--role=ops supports --cmd=recoverdata only (got {:?})", flags.cmd.as_deref().unwrap_or(""));
@@ -267,7 +286,9 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
         }
         "taskmanager" => bail!("--role=taskmanager is not available in this build yet"),
         other => {
-            bail!("unknown --role={other:?}; expected coord, tablet, client, nameserver, taskmanager or ns_client")
+            bail!(
+                "unknown --role={other:?}; expected coord, tablet, client, nameserver, ns_client, daemon, recoverdata or ops"
+            )
         }
     }
 }
@@ -277,4 +298,47 @@ fn with_newline(mut s: String) -> String {
         s.push('\n');
     }
     s
+}
+
+/// `--role=daemon`: supervise the process given after `--`, or `--stop` a running daemon.
+#[cfg(not(madsim))]
+async fn daemon(flags: &Flags) -> anyhow::Result<std::process::ExitCode> {
+    use openmldb::daemon::{RestartPolicy, SupervisorConfig};
+    let pid_file = flags.daemon_pid_file.clone().context("--role=daemon needs --daemon_pid_file")?;
+    if flags.stop {
+        return match openmldb::daemon::stop(&pid_file, Duration::from_secs(10)) {
+            Ok(msg) => {
+                println!("{msg}");
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+            Err(msg) => {
+                println!("{msg}");
+                Ok(std::process::ExitCode::FAILURE)
+            }
+        };
+    }
+    if flags.supervised.is_empty() {
+        bail!("--role=daemon needs the supervised process's flags after `--`, e.g. -- --role=tablet --endpoint=...");
+    }
+    if flags.supervised.iter().any(|a| a == "--role=daemon") {
+        bail!("a daemon does not supervise another daemon");
+    }
+    let config = SupervisorConfig {
+        policy: RestartPolicy {
+            delay: Duration::from_millis(flags.restart_delay),
+            max_attempts: flags.restart_attempts,
+            window: Duration::from_millis(flags.restart_window),
+        },
+        pid_file,
+        program: std::env::current_exe().context("cannot find the openmldb binary")?,
+        args: flags.supervised.clone(),
+    };
+    let why = openmldb::daemon::supervise(config).await.context("daemon")?;
+    println!("daemon: {why}");
+    Ok(if why == "stopped" { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+}
+
+#[cfg(madsim)]
+async fn daemon(_flags: &Flags) -> anyhow::Result<std::process::ExitCode> {
+    bail!("--role=daemon supervises real processes; the simulator models daemons per machine")
 }
