@@ -4,48 +4,11 @@
 
 mod common;
 
-use common::{Kill, TempDir, free_port};
+use common::{TempDir, free_port, ns_client, ns_until as until, spawn};
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-fn spawn(args: &[String]) -> Kill {
-    Kill(
-        Command::new(env!("CARGO_BIN_EXE_openmldb"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn ns_client(zk: &str, cmd: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_openmldb"))
-        .args([
-            "--role=ns_client",
-            &format!("--zk_cluster={zk}"),
-            "--zk_root_path=/openmldb",
-            "--interactive=false",
-            &format!("--cmd={cmd}"),
-        ])
-        .output()
-        .unwrap()
-}
-
-async fn until(zk: &str, cmd: &str, pred: impl Fn(&str) -> bool) -> String {
-    let mut last = String::new();
-    for _ in 0..300 {
-        let o = ns_client(zk, cmd);
-        last = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-        if pred(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("`{cmd}` never reached the expected output; last:\n{last}");
-}
 
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()

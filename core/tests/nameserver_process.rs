@@ -4,34 +4,10 @@
 
 mod common;
 
-use common::{Kill, TempDir, free_port};
+use common::{Kill, TempDir, free_port, ns_client, ns_until, spawn};
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
-
-fn spawn(args: &[String]) -> Kill {
-    Kill(
-        Command::new(env!("CARGO_BIN_EXE_openmldb"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn ns_client(zk: &str, cmd: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_openmldb"))
-        .args([
-            "--role=ns_client",
-            &format!("--zk_cluster={zk}"),
-            "--zk_root_path=/openmldb",
-            "--interactive=false",
-            &format!("--cmd={cmd}"),
-        ])
-        .output()
-        .unwrap()
-}
 
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -97,20 +73,6 @@ async fn real_nameservers_elect_create_a_table_and_hand_over_after_kill_9() {
     drop(tablets);
 }
 
-/// Runs `cmd` until `pred` holds for its output (about 30 s at most).
-async fn until_pred(zk: &str, cmd: &str, pred: impl Fn(&str) -> bool) -> String {
-    let mut last = String::new();
-    for _ in 0..300 {
-        let o = ns_client(zk, cmd);
-        last = format!("{}{}", text(&o), String::from_utf8_lossy(&o.stderr));
-        if pred(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("`{cmd}` never reached the expected output; last output:\n{last}");
-}
-
 /// (pid, endpoint, role, is_alive) of every replica in a showtable output.
 fn replicas(showtable: &str) -> Vec<(String, String, String, String)> {
     showtable
@@ -139,17 +101,17 @@ async fn real_tablet_kill_9_fails_over_and_its_restart_is_recovered() {
     let mut tablets: Vec<Option<Kill>> = (0..3).map(|i| Some(spawn(&tablet_args(i)))).collect();
     let ns_ep = format!("127.0.0.1:{}", free_port());
     let _ns = spawn(&["--role=nameserver".into(), format!("--endpoint={ns_ep}"), zk_flag.clone()]);
-    until_pred(&zk, "showtablet", |o| o.matches("kTabletHealthy").count() == 3).await;
+    ns_until(&zk, "showtablet", |o| o.matches("kTabletHealthy").count() == 3).await;
     let created = ns_client(&zk, "create flow 0 2 3 id:string:index ts:int64:ts v:string");
     assert_eq!(text(&created).trim(), "Create table ok", "{}", String::from_utf8_lossy(&created.stderr));
-    let table = until_pred(&zk, "showtable flow", |o| replicas(o).len() == 6).await;
+    let table = ns_until(&zk, "showtable flow", |o| replicas(o).len() == 6).await;
     let leader = replicas(&table).into_iter().find(|r| r.0 == "0" && r.2 == "leader").unwrap().1;
     let victim = endpoints.iter().position(|e| *e == leader).unwrap();
 
     // kill -9 the leader of pid 0: after the session timeout and tablet_heartbeat_timeout, a new leader.
     tablets[victim] = None;
     let ep = leader.clone();
-    let failed_over = until_pred(&zk, "showtable flow", |o| {
+    let failed_over = ns_until(&zk, "showtable flow", |o| {
         let r = replicas(o);
         r.iter().filter(|x| x.1 == ep).all(|x| x.3 == "no")
             && ["0", "1"].iter().all(|pid| r.iter().any(|x| x.0 == *pid && x.2 == "leader" && x.3 == "yes"))
@@ -159,8 +121,8 @@ async fn real_tablet_kill_9_fails_over_and_its_restart_is_recovered() {
 
     // Started again on the same data directory: recovered by the nameserver's ops.
     tablets[victim] = Some(spawn(&tablet_args(victim)));
-    until_pred(&zk, "showtable flow", |o| replicas(o).len() == 6 && replicas(o).iter().all(|r| r.3 == "yes")).await;
-    let ops = until_pred(&zk, "showopstatus", |o| o.contains("kRecoverTableOP") && !o.contains("kDoing")).await;
+    ns_until(&zk, "showtable flow", |o| replicas(o).len() == 6 && replicas(o).iter().all(|r| r.3 == "yes")).await;
+    let ops = ns_until(&zk, "showopstatus", |o| o.contains("kRecoverTableOP") && !o.contains("kDoing")).await;
     assert!(!ops.contains("kFailed") && !ops.contains("kInited"), "{ops}");
     assert!(ops.contains("kChangeLeaderOP"), "{ops}");
     let manual = ns_client(&zk, "offlineendpoint 127.0.0.1:1");

@@ -229,22 +229,10 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             if flags.zk_cluster.is_empty() {
                 bail!("--role={} needs --zk_cluster", flags.role);
             }
-            let session = ClientOptions::new(Duration::from_millis(flags.zk_session_timeout));
-            let coord = ModelCoordinator::connect(&flags.zk_cluster, session)
-                .await
-                .with_context(|| format!("cannot reach the coordination service at {}", flags.zk_cluster))?;
+            let coord = connect(&flags).await?;
             let client = NsClient::new(Arc::new(coord.clone()), &flags.zk_root_path, Duration::from_secs(10));
             let limits = openmldb::cli::recoverdata::Limits::default();
-            let code = match openmldb::cli::recoverdata::recoverdata(&client, limits).await {
-                Ok(out) => {
-                    print!("{}", with_newline(out));
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    print!("{}", with_newline(err));
-                    std::process::ExitCode::FAILURE
-                }
-            };
+            let code = report(openmldb::cli::recoverdata::recoverdata(&client, limits).await);
             coord.close().await;
             Ok(code)
         }
@@ -252,10 +240,7 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             if flags.zk_cluster.is_empty() {
                 bail!("--role=ns_client needs --zk_cluster");
             }
-            let session = ClientOptions::new(Duration::from_millis(flags.zk_session_timeout));
-            let coord = ModelCoordinator::connect(&flags.zk_cluster, session)
-                .await
-                .with_context(|| format!("cannot reach the coordination service at {}", flags.zk_cluster))?;
+            let coord = connect(&flags).await?;
             let client = NsClient::new(
                 Arc::new(coord.clone()),
                 &flags.zk_root_path,
@@ -270,16 +255,7 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
                 std::process::ExitCode::SUCCESS
             } else {
                 let cmd = flags.cmd.clone().context("--interactive=false needs --cmd=\"...\"")?;
-                match client.execute(&cmd).await {
-                    Ok(out) => {
-                        print!("{}", with_newline(out));
-                        std::process::ExitCode::SUCCESS
-                    }
-                    Err(err) => {
-                        print!("{}", with_newline(err));
-                        std::process::ExitCode::FAILURE
-                    }
-                }
+                report(client.execute(&cmd).await)
             };
             coord.close().await;
             Ok(code)
@@ -341,4 +317,26 @@ async fn daemon(flags: &Flags) -> anyhow::Result<std::process::ExitCode> {
 #[cfg(madsim)]
 async fn daemon(_flags: &Flags) -> anyhow::Result<std::process::ExitCode> {
     bail!("--role=daemon supervises real processes; the simulator models daemons per machine")
+}
+
+/// A coordination session for the client roles.
+async fn connect(flags: &Flags) -> anyhow::Result<ModelCoordinator> {
+    let session = ClientOptions::new(Duration::from_millis(flags.zk_session_timeout));
+    ModelCoordinator::connect(&flags.zk_cluster, session)
+        .await
+        .with_context(|| format!("cannot reach the coordination service at {}", flags.zk_cluster))
+}
+
+/// Prints a command's output; the exit code says whether it succeeded.
+fn report(out: Result<String, String>) -> std::process::ExitCode {
+    match out {
+        Ok(out) => {
+            print!("{}", with_newline(out));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            print!("{}", with_newline(err));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -262,19 +262,7 @@ async fn recover_partition(
         let part = info.table_partition.iter().find(|p| p.pid == pid).ok_or("the partition is gone")?;
         let term = part.term_offset.iter().map(|t| t.term).max().unwrap_or(1);
         let mode = if change_leader { tpb::TableMode::Follower } else { tpb::TableMode::Leader };
-        let meta = tpb::TableMeta {
-            name: info.name.clone(),
-            db: info.db.clone(),
-            tid: info.tid,
-            pid,
-            seg_cnt: info.seg_cnt,
-            mode: mode as i32,
-            term,
-            column_desc: info.column_desc.clone(),
-            column_key: info.column_key.clone(),
-            replicas: vec![],
-            replication: info.replication,
-        };
+        let meta = crate::nameserver::Nameserver::tablet_meta(info, pid, mode, term, vec![]);
         let client = tablet(leader);
         client
             .call(t::LoadTable, tpb::LoadTableRequest { meta: Some(meta), task_info: None })

@@ -446,7 +446,8 @@ impl Nameserver {
 
     // ---- tables -----------------------------------------------------------------------------------------------
 
-    pub(super) fn tablet_meta(
+    /// The meta a tablet gets for one replica of a table's partition.
+    pub fn tablet_meta(
         info: &pb::TableInfo,
         pid: u32,
         mode: tpb::TableMode,

@@ -1,7 +1,7 @@
 //! What the real-process tests share: killing children on drop, temporary directories, free loopback ports.
 #![allow(dead_code)]
 
-use std::process::Child;
+use std::process::{Child, Command, Output, Stdio};
 
 /// A child process killed (SIGKILL) and reaped when dropped.
 pub struct Kill(pub Child);
@@ -32,4 +32,44 @@ impl Drop for TempDir {
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `openmldb` with `args`, output discarded; killed when dropped.
+pub fn spawn(args: &[String]) -> Kill {
+    Kill(
+        Command::new(env!("CARGO_BIN_EXE_openmldb"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Runs one ns_client command against the coordination service at `zk` (root `/openmldb`).
+pub fn ns_client(zk: &str, cmd: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_openmldb"))
+        .args([
+            "--role=ns_client",
+            &format!("--zk_cluster={zk}"),
+            "--zk_root_path=/openmldb",
+            "--interactive=false",
+            &format!("--cmd={cmd}"),
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Runs an ns_client command every 100 ms until `pred` holds for its output (stdout and stderr), for about 30 s.
+pub async fn ns_until(zk: &str, cmd: &str, pred: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..300 {
+        let o = ns_client(zk, cmd);
+        last = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        if pred(&last) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("`{cmd}` never reached the expected output; last output:\n{last}");
 }

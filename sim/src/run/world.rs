@@ -402,16 +402,7 @@ impl World {
                 }
             }
             Action::NsClient { cmd, expect } => {
-                let mut line = String::new();
-                for part in &cmd.parts {
-                    match part {
-                        crate::scenario::CmdPart::Text(t) => line.push_str(t),
-                        crate::scenario::CmdPart::Endpoint(t) => {
-                            let p = self.resolve(t).await?;
-                            line.push_str(self.b.endpoints.get(&p).ok_or_else(|| format!("{p} has no endpoint"))?);
-                        }
-                    }
-                }
+                let line = self.render(cmd).await?;
                 let first = line.split_whitespace().next().unwrap_or_default();
                 if ["offlineendpoint", "recoverendpoint", "recovertable", "changeleader", "updatetablealive", "migrate"]
                     .contains(&first)
@@ -428,16 +419,7 @@ impl World {
             Action::TabletClient { target, cmd, expect } => {
                 let p = self.resolve(target).await?;
                 let endpoint = self.b.endpoints.get(&p).cloned().ok_or_else(|| format!("{p} has no endpoint"))?;
-                let mut line = String::new();
-                for part in &cmd.parts {
-                    match part {
-                        crate::scenario::CmdPart::Text(t) => line.push_str(t),
-                        crate::scenario::CmdPart::Endpoint(t) => {
-                            let q = self.resolve(t).await?;
-                            line.push_str(self.b.endpoints.get(&q).ok_or_else(|| format!("{q} has no endpoint"))?);
-                        }
-                    }
-                }
+                let line = self.render(cmd).await?;
                 let l = line.clone();
                 let out = self
                     .on_client(async move {
@@ -485,22 +467,28 @@ impl World {
         Ok(())
     }
 
+    /// A command line with every `{target}` placeholder replaced by the endpoint it names now.
+    async fn render(&self, cmd: &crate::scenario::Command) -> Result<String, String> {
+        let mut line = String::new();
+        for part in &cmd.parts {
+            match part {
+                crate::scenario::CmdPart::Text(t) => line.push_str(t),
+                crate::scenario::CmdPart::Endpoint(t) => {
+                    let p = self.resolve(t).await?;
+                    line.push_str(self.b.endpoints.get(&p).ok_or_else(|| format!("{p} has no endpoint"))?);
+                }
+            }
+        }
+        Ok(line)
+    }
+
     /// Renders `{target}` placeholders in the expected strings too, so an expectation can name an endpoint.
     async fn render_expect(&self, expect: &ClientExpect) -> Result<ClientExpect, String> {
         let mut out = expect.clone();
         for s in out.contains.iter_mut().chain(out.not_contains.iter_mut()) {
-            let Ok(cmd) = crate::scenario::Command::parse(s) else { continue };
-            let mut text = String::new();
-            for part in &cmd.parts {
-                match part {
-                    crate::scenario::CmdPart::Text(t) => text.push_str(t),
-                    crate::scenario::CmdPart::Endpoint(t) => {
-                        let p = self.resolve(t).await?;
-                        text.push_str(self.b.endpoints.get(&p).ok_or_else(|| format!("{p} has no endpoint"))?);
-                    }
-                }
+            if let Ok(cmd) = crate::scenario::Command::parse(s) {
+                *s = self.render(&cmd).await?;
             }
-            *s = text;
         }
         Ok(out)
     }
