@@ -106,7 +106,12 @@ fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
         .with_ansi(false)
         .with_max_level(tracing::Level::WARN)
         .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
+    // Another test thread may have cached a callsite's interest as "never" before this subscriber existed
+    // (tracing caches interest globally): recompute it with this subscriber in place.
+    let out = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     (out, logs)
 }
