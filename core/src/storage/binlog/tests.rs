@@ -2,8 +2,8 @@
 //! ones with timers are `#[tokio::test]` (madsim tests in the sim build).
 
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::executor::block_on;
@@ -86,33 +86,38 @@ fn record_extents(data: &[u8]) -> Vec<(u64, u64)> {
     out
 }
 
-/// Collects what `tracing` prints while `f` runs on this thread.
+/// Collects what `tracing` prints (WARN and up) while `f` runs on this thread.
+///
+/// One global subscriber writes each thread's events to that thread's buffer. A scoped (`with_default`)
+/// subscriber is not enough: tracing caches each callsite's interest globally, and another test thread that hits
+/// the callsite first, with no subscriber, can have it cached as disabled (a flake seen in CI).
 fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl io::Write for Buf {
+    use std::cell::RefCell;
+    thread_local! {
+        static CAPTURED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    struct ThreadBuf;
+    impl io::Write for ThreadBuf {
         fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(data);
+            CAPTURED.with(|c| c.borrow_mut().extend_from_slice(data));
             Ok(data.len())
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    // Another test thread may have cached a callsite's interest as "never" before this subscriber existed
-    // (tracing caches interest globally): recompute it with this subscriber in place.
-    let out = tracing::subscriber::with_default(subscriber, || {
-        tracing::callsite::rebuild_interest_cache();
-        f()
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadBuf)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the unit tests");
     });
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    CAPTURED.with(|c| c.borrow_mut().clear());
+    let out = f();
+    let logs = CAPTURED.with(|c| String::from_utf8(std::mem::take(&mut *c.borrow_mut())).unwrap());
     (out, logs)
 }
 
