@@ -110,6 +110,9 @@ pub(super) struct State {
     pub(super) ops: OpBook,
     /// `/config/auto_failover`, read at takeover and changed by confset.
     pub(super) auto_failover: bool,
+    /// The creation id (czxid) of each tablet's `/nodes` entry: a new one under the same endpoint is a new
+    /// process, even when the watch never saw the old entry go.
+    pub(super) node_ids: BTreeMap<String, i64>,
 }
 
 pub struct Nameserver {
@@ -167,6 +170,7 @@ impl Nameserver {
                 replica_status: BTreeMap::new(),
                 ops: OpBook::new(config.name_server_task_max_concurrency.max(1) as usize, config.max_op_num),
                 auto_failover: config.auto_failover,
+                node_ids: BTreeMap::new(),
             }),
             clients: Mutex::new(BTreeMap::new()),
             meta_lock: tokio::sync::Mutex::new(()),
@@ -381,17 +385,41 @@ impl Nameserver {
                     continue;
                 }
             };
-            for event in self.update_tablets(&children) {
+            let mut present = Vec::with_capacity(children.len());
+            for ep in children {
+                let id = match coord.exists(&self.layout.node(&ep)).await {
+                    Ok(Some(stat)) => Some(stat.czxid),
+                    Ok(None) => continue,
+                    Err(_) => None,
+                };
+                present.push((ep, id));
+            }
+            for event in self.update_tablets(&present) {
                 self.on_tablet_event(event);
             }
             watch.changed().await;
         }
     }
 
-    fn update_tablets(&self, present: &[String]) -> Vec<TabletEvent> {
+    fn update_tablets(&self, present: &[(String, Option<i64>)]) -> Vec<TabletEvent> {
         let now = Instant::now();
         let mut events = Vec::new();
         let mut state = self.state.lock().expect("ns state");
+        for (ep, id) in present {
+            // A process that died and came back between two looks at `/nodes`: its entry is a new one.
+            if let Some(id) = id
+                && let Some(old) = state.node_ids.insert(ep.clone(), *id)
+                && old != *id
+                && state.tablets.get(ep).is_some_and(|t| t.state == TabletState::Healthy)
+            {
+                tracing::info!(endpoint = %ep, "tablet registered again under a new node (a new process)");
+                events.push(TabletEvent::Online { endpoint: ep.clone(), offline_since: now });
+                state.tablets.insert(ep.clone(), TabletEntry { state: TabletState::Healthy, since: now });
+                state.replica_status.retain(|(_, _, e), _| e != ep);
+            }
+        }
+        let present: Vec<String> = present.iter().map(|(ep, _)| ep.clone()).collect();
+        let present = &present;
         for ep in present {
             let entry = state.tablets.entry(ep.clone()).or_insert_with(|| {
                 tracing::info!(endpoint = %ep, "tablet joined");
