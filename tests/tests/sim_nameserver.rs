@@ -5,50 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mldb_sim::harness::{Cluster, ProcessCtx, ProcessMain, process_main};
+use mldb_sim::harness::Cluster;
 use mldb_sim::probes::add_coord;
 use mldb_sim::runner::run_seed;
+use mldb_tests::ns_cluster::{NS_PORT, SESSION, TABLET_PORT, ns_main, tablet_main};
 use openmldb::cli::ns_client::NsClient;
 use openmldb::coord::{ClientOptions, ModelCoordinator};
-use openmldb::nameserver::{Nameserver, NameserverConfig};
 use openmldb::proto::nameserver as pb;
 use openmldb::proto::tablet as tpb;
 use openmldb::rpc::{ClientConfig, RpcClient};
-use openmldb::storage::Disk;
-use openmldb::tablet::{Tablet, TabletConfig};
 use tokio::time::Instant;
-
-const TABLET_PORT: u16 = 9527;
-const NS_PORT: u16 = 7527;
-const SESSION: Duration = Duration::from_secs(2);
-
-fn tablet_main(coord: String) -> ProcessMain {
-    process_main(move |ctx: ProcessCtx| {
-        let coord = coord.clone();
-        async move {
-            let disk = ctx.disk.scoped(&ctx.name).expect("scope the machine's disk");
-            disk.create_dir_all("").await.expect("create the tablet's data dir");
-            let mut config = TabletConfig::new(ctx.endpoint(TABLET_PORT));
-            config.zk_cluster = coord;
-            config.zk_session_timeout = SESSION;
-            let tablet = Tablet::start(config, Arc::new(disk) as Arc<dyn Disk>).await.expect("start the tablet");
-            tablet.join().await;
-        }
-    })
-}
-
-fn ns_main(coord: String) -> ProcessMain {
-    process_main(move |ctx: ProcessCtx| {
-        let coord = coord.clone();
-        async move {
-            let mut config = NameserverConfig::new(ctx.endpoint(NS_PORT), coord);
-            config.zk_session_timeout = SESSION;
-            config.get_table_status_interval = Duration::from_millis(500);
-            let ns = Nameserver::start(config).await.expect("start the nameserver");
-            ns.join().await;
-        }
-    })
-}
 
 /// The seed's best practice: three machines, each with a tablet; nameservers on the first two.
 fn cluster(trace: mldb_sim::trace::Trace) -> (Cluster, String, Vec<String>, Vec<String>) {
@@ -60,7 +26,7 @@ fn cluster(trace: mldb_sim::trace::Trace) -> (Cluster, String, Vec<String>, Vec<
         let ip = c.add_process(m, &format!("tablet-{i}"), tablet_main(coord.clone()), true);
         tablets.push(format!("{ip}:{TABLET_PORT}"));
         if i <= 2 {
-            let ip = c.add_process(m, &format!("nameserver-{i}"), ns_main(coord.clone()), true);
+            let ip = c.add_process(m, &format!("nameserver-{i}"), ns_main(coord.clone(), true), true);
             nameservers.push(format!("{ip}:{NS_PORT}"));
         }
     }

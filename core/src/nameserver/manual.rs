@@ -201,18 +201,7 @@ impl Nameserver {
                 return Err(Code::PidAlreadyExist.with(format!("pid {pid} is already on {}", req.endpoint)));
             }
         }
-        for pid in &req.pids {
-            self.create_op(NewOp {
-                op_type: OpType::AddReplica,
-                name: req.name.clone(),
-                pid: *pid,
-                data: op_data::Kind::Endpoint(req.endpoint.clone()),
-                concurrency: REPLICA_CHANGE_CONCURRENCY,
-                parent: None,
-            })
-            .await?;
-        }
-        Ok(pb::GeneralResponse {})
+        self.replica_change_ops(OpType::AddReplica, &req).await
     }
 
     pub(super) async fn del_replica(&self, req: pb::ReplicaChangeRequest) -> Result<pb::GeneralResponse, Status> {
@@ -229,9 +218,18 @@ impl Nameserver {
                 return Err(Code::InvalidParameter.with(format!("cannot delete the leader of pid {pid}")));
             }
         }
+        self.replica_change_ops(OpType::DelReplica, &req).await
+    }
+
+    /// One addreplica or delreplica op per pid, all in one queue (reference 4.2: concurrency 1).
+    async fn replica_change_ops(
+        &self,
+        op_type: OpType,
+        req: &pb::ReplicaChangeRequest,
+    ) -> Result<pb::GeneralResponse, Status> {
         for pid in &req.pids {
             self.create_op(NewOp {
-                op_type: OpType::DelReplica,
+                op_type,
                 name: req.name.clone(),
                 pid: *pid,
                 data: op_data::Kind::Endpoint(req.endpoint.clone()),
