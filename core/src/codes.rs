@@ -35,6 +35,11 @@ pub enum Code {
     LeaderFenced = 190,
     /// Not in OpenMLDB: an AppendEntries from an older term than the follower's.
     TermIsLower = 191,
+    /// Not in OpenMLDB's enum (its TaskManager is a separate Java service): this TaskManager is a standby.
+    TaskManagerIsNotLeader = 192,
+    JobIsNotExist = 193,
+    /// stopjob of a job that already ended.
+    JobIsFinished = 194,
     NameserverIsNotLeader = 300,
     AutoFailoverIsEnabled = 301,
     EndpointIsNotExist = 302,
@@ -87,6 +92,9 @@ impl Code {
             Code::NoFollower => "has no follower",
             Code::LeaderFenced => "leader is fenced: coordination session not confirmed",
             Code::TermIsLower => "term is lower than the follower's",
+            Code::TaskManagerIsNotLeader => "taskmanager is not leader",
+            Code::JobIsNotExist => "job is not exist",
+            Code::JobIsFinished => "job is finished",
             Code::NameserverIsNotLeader => "nameserver is not leader",
             Code::AutoFailoverIsEnabled => "auto_failover is enabled",
             Code::EndpointIsNotExist => "endpoint is not exist",

@@ -11,6 +11,7 @@
 //! - [`storage`]: the disk abstraction (real filesystem and simulated disk with crash semantics), the binlog,
 //!   snapshots and the in-memory table.
 //! - [`tablet`]: partitions, replication, and the tablet's RPCs.
+//! - [`taskmanager`]: the job engine (import, export, snapshot) with active/standby failover.
 
 pub mod cli;
 pub mod client;
@@ -24,3 +25,4 @@ pub mod rpc;
 pub mod storage;
 pub mod sync;
 pub mod tablet;
+pub mod taskmanager;

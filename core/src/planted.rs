@@ -2,7 +2,7 @@
 //! fail (issue 5) and for the fuzzer to find. Every field breaks one guarantee; all default to off, and nothing
 //! but a test sets them.
 
-/// The switches, carried in the tablet's and the nameserver's configuration.
+/// The switches, carried in the tablet's, the nameserver's and the TaskManager's configuration.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Planted {
     /// Tablet: every n-th put is acknowledged (with the current term and offset) without being written at all:
@@ -17,6 +17,9 @@ pub struct Planted {
     pub never_fail_over: bool,
     /// Nameserver: logs a counter shared by every run of the process, so one seed's trace differs between runs.
     pub nondeterministic_trace: bool,
+    /// TaskManager: a resumed import writes its pending batch again without reading back what already landed,
+    /// so rows acknowledged before the takeover are written twice.
+    pub import_without_verify: bool,
 }
 
 impl Planted {

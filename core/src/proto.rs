@@ -19,3 +19,8 @@ pub mod tablet {
 pub mod nameserver {
     include!(concat!(env!("OUT_DIR"), "/openmldb.nameserver.rs"));
 }
+
+/// The TaskManager's jobs (as kept in the coordination service) and its RPCs.
+pub mod taskmanager {
+    include!(concat!(env!("OUT_DIR"), "/openmldb.taskmanager.rs"));
+}

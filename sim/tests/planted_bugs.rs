@@ -76,3 +76,15 @@ fn a_process_wide_counter_in_the_trace_is_caught_by_the_determinism_check() {
     let (c, d) = (run::run(&s, 3), run::run(&s, 3));
     assert_eq!(c.hash, d.hash);
 }
+
+#[test]
+fn an_import_that_writes_its_rows_in_doubt_again_is_caught_as_duplicated() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flows/taskmanager_crash_during_import.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let planted = Planted { import_without_verify: true, ..Planted::default() };
+    let r = run::run_planted(&s, 1, planted);
+    assert!(kinds(&r).contains(&ViolationKind::Duplicated), "{:?}", kinds(&r));
+    assert!(checkers(&r).contains(&Checker::Jobs));
+    // The same seed passes on the real build.
+    assert!(run::run(&s, 1).passed());
+}

@@ -8,7 +8,9 @@
 //! - `--role=nameserver --endpoint=ip:port --zk_cluster=..`: a nameserver (active or standby by election).
 //! - `--role=ns_client --zk_cluster=.. --zk_root_path=..`: the nameserver client, interactive or `--cmd`.
 //!
-//! The taskmanager role arrives with its component.
+//! - `--role=taskmanager --endpoint=ip:port --zk_cluster=.. [--job_data_dir=dir]`: a TaskManager (active or
+//!   standby through `<root>/taskmanager/leader`); its jobs are submitted and shown with the ns_client's
+//!   `submitjob`, `showjobs`, `showjob` and `stopjob`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +24,13 @@ use openmldb::nameserver::{Nameserver, NameserverConfig};
 use openmldb::rpc::{ClientConfig, RpcClient};
 use openmldb::storage::{Disk, RealDisk};
 use openmldb::tablet::{Tablet, TabletConfig};
+use openmldb::taskmanager::{TaskManager, TaskManagerConfig};
 
 #[derive(Parser, Debug)]
 #[command(name = "openmldb", about = "OpenMLDB online high-availability system", version, rename_all = "snake_case")]
 struct Flags {
-    /// Which process to run: coord, nameserver, tablet, client, ns_client, or the recoverdata tool (recoverdata, or
-    /// ops with --cmd=recoverdata as OpenMLDB's ops script).
+    /// Which process to run: coord, nameserver, tablet, taskmanager, client, ns_client, or the recoverdata tool
+    /// (recoverdata, or ops with --cmd=recoverdata as OpenMLDB's ops script).
     #[arg(long)]
     role: String,
     /// Address to listen on (servers) or of the tablet to talk to (client), ip:port.
@@ -83,6 +86,12 @@ struct Flags {
     /// Daemon: the supervised process's flags, after `--`.
     #[arg(last = true)]
     supervised: Vec<String>,
+    /// TaskManager: the directory import files are read from and export files written to.
+    #[arg(long, default_value = "./taskmanager_data")]
+    job_data_dir: String,
+    /// TaskManager: rows per import batch (the unit of checkpoints).
+    #[arg(long, default_value_t = 500)]
+    import_batch_rows: u64,
     /// Nameserver: the initial auto_failover when /config/auto_failover does not exist yet.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     auto_failover: bool,
@@ -260,10 +269,29 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             coord.close().await;
             Ok(code)
         }
-        "taskmanager" => bail!("--role=taskmanager is not available in this build yet"),
+        "taskmanager" => {
+            let endpoint = endpoint()?;
+            if flags.zk_cluster.is_empty() {
+                bail!("--role=taskmanager needs --zk_cluster");
+            }
+            if flags.import_batch_rows == 0 {
+                bail!("--import_batch_rows must be at least 1");
+            }
+            std::fs::create_dir_all(&flags.job_data_dir)
+                .with_context(|| format!("cannot create --job_data_dir={}", flags.job_data_dir))?;
+            let mut config = TaskManagerConfig::new(&endpoint, &flags.zk_cluster);
+            config.zk_root_path = flags.zk_root_path.clone();
+            config.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+            config.import_batch_rows = flags.import_batch_rows;
+            let disk: Arc<dyn Disk> = Arc::new(RealDisk::new(&flags.job_data_dir));
+            let tm = TaskManager::start(config, disk).await.with_context(|| format!("cannot listen on {endpoint}"))?;
+            println!("taskmanager listening on {endpoint}");
+            tm.join().await;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         other => {
             bail!(
-                "unknown --role={other:?}; expected coord, tablet, client, nameserver, ns_client, daemon, recoverdata or ops"
+                "unknown --role={other:?}; expected coord, tablet, client, nameserver, taskmanager, ns_client, daemon, recoverdata or ops"
             )
         }
     }

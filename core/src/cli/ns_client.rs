@@ -12,8 +12,10 @@ use crate::nameserver::codes::Code;
 use crate::nameserver::rpc as m;
 use crate::proto::nameserver as pb;
 use crate::proto::tablet as tpb;
+use crate::proto::taskmanager as jpb;
 use crate::rpc::{ClientConfig, Method, RpcClient, RpcError};
 use crate::storage::ttl;
+use crate::taskmanager::{TmClient, job as tm_job, rpc as tm};
 
 pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
@@ -87,6 +89,14 @@ pub const COMMANDS: &[CommandHelp] = &[
         usage: "deleteop op_id|done|failed|canceled",
         about: "forget one finished op, or every op of a status",
     },
+    CommandHelp { name: "showjobs", usage: "showjobs", about: "show the TaskManager's jobs" },
+    CommandHelp { name: "showjob", usage: "showjob job_id", about: "show one job of the TaskManager" },
+    CommandHelp {
+        name: "submitjob",
+        usage: "submitjob import table_name file|gen:rows[:prefix] | export table_name file | snapshot table_name",
+        about: "submit a job to the active TaskManager; files are relative to its --job_data_dir",
+    },
+    CommandHelp { name: "stopjob", usage: "stopjob job_id", about: "stop a job that has not ended" },
     CommandHelp { name: "help", usage: "help", about: "show this list" },
 ];
 
@@ -94,16 +104,17 @@ fn usage(name: &str) -> String {
     super::usage(COMMANDS, name)
 }
 
-/// A session with whichever nameserver is active.
+/// A session with whichever nameserver is active (and, for the job commands, whichever TaskManager is).
 pub struct NsClient {
     coord: Arc<dyn Coordinator>,
     layout: Layout,
     timeout: Duration,
+    tm: TmClient,
 }
 
 impl NsClient {
     pub fn new(coord: Arc<dyn Coordinator>, root: &str, timeout: Duration) -> Self {
-        Self { coord, layout: Layout::new(root), timeout }
+        Self { tm: TmClient::new(coord.clone(), root, timeout), coord, layout: Layout::new(root), timeout }
     }
 
     /// The active nameserver: the value of the first `/leader/lock_request` node (reference 1.3).
@@ -216,6 +227,36 @@ impl NsClient {
                 self.call(m::DropTable, req).await.map_err(|e| fail("drop table", e))?;
                 Ok("drop ok".into())
             }
+            "showjobs" => {
+                if !args.is_empty() {
+                    return Err(usage(cmd));
+                }
+                let resp =
+                    self.tm.call(tm::ShowJobs, jpb::ShowJobsRequest {}).await.map_err(|e| fail("show jobs", e))?;
+                Ok(render_jobs(&resp.jobs))
+            }
+            "showjob" | "stopjob" => {
+                let [id] = args else { return Err(usage(cmd)) };
+                let id = number::<u64>(id).ok_or_else(|| format!("Invalid job_id {id:?}. {}", usage(cmd)))?;
+                let job = if cmd == "showjob" {
+                    self.tm.call(tm::ShowJob, jpb::ShowJobRequest { id }).await.map_err(|e| fail("show job", e))?.job
+                } else {
+                    self.tm.call(tm::StopJob, jpb::StopJobRequest { id }).await.map_err(|e| fail("stop job", e))?.job
+                };
+                Ok(render_jobs(job.as_slice()))
+            }
+            "submitjob" => {
+                let req = match args {
+                    ["import", table, source] => ("import", table, *source),
+                    ["export", table, file] => ("export", table, *file),
+                    ["snapshot", table] => ("snapshot", table, ""),
+                    _ => return Err(usage(cmd)),
+                };
+                let req =
+                    jpb::SubmitJobRequest { job_type: req.0.into(), table: req.1.to_string(), path: req.2.into() };
+                let resp = self.tm.call(tm::SubmitJob, req).await.map_err(|e| fail("submit job", e))?;
+                Ok(render_jobs(resp.job.as_slice()))
+            }
             _ => self.send(parse_request(line)?).await,
         }
     }
@@ -274,6 +315,27 @@ impl NsClient {
             }
         }
     }
+}
+
+/// Jobs as `showjobs` prints them, by id.
+pub fn render_jobs(jobs: &[jpb::JobInfo]) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.to_string(),
+                j.job_type.clone(),
+                tm_job::state_name(j.state()).to_string(),
+                j.table.clone(),
+                j.path.clone(),
+                tm_job::progress(j),
+                j.owner.clone(),
+                j.attempts.to_string(),
+                j.error.clone(),
+            ]
+        })
+        .collect();
+    table::render(&["id", "job_type", "state", "table", "path", "progress", "endpoint", "attempts", "error"], &rows)
 }
 
 /// One op or manual command, parsed from its command line and ready to send (see [`parse_request`]).

@@ -105,6 +105,8 @@ pub struct ReplicaFinal {
     pub offset: Option<u64>,
     /// Every key the replica holds; `None` when it could not be read.
     pub rows: Option<BTreeSet<String>>,
+    /// Keys the replica holds more than once.
+    pub duplicates: Vec<String>,
 }
 
 /// The replicas a partition was created with.

@@ -26,6 +26,7 @@ pub mod bound;
 pub mod converge;
 pub mod determinism;
 pub mod input;
+pub mod jobs;
 pub mod report;
 pub mod set;
 pub mod table;
@@ -37,6 +38,7 @@ pub use input::{
     Ack, FaultCause, FaultEvent, FaultKind, Fsync, LeaderSpan, Observed, PartitionFinal, PartitionLayout, Pid,
     ReplicaFinal, WriteOutcome, WriteRecord,
 };
+pub use jobs::{JobFinal, JobsReport, check_jobs};
 pub use report::{PartitionAvailability, Report, RunData, Summary, TableData, TableReport};
 pub use set::{LostWrite, Misplaced, SetReport, Unexpected, check_set};
 pub use table::{
@@ -55,6 +57,8 @@ pub enum Checker {
     Convergence,
     Availability,
     Determinism,
+    /// Exactly once: no row held twice, every row of a finished import present, no job left running.
+    Jobs,
 }
 
 impl fmt::Display for Checker {
@@ -65,6 +69,7 @@ impl fmt::Display for Checker {
             Checker::Convergence => "convergence",
             Checker::Availability => "availability",
             Checker::Determinism => "determinism",
+            Checker::Jobs => "jobs",
         })
     }
 }
@@ -100,6 +105,12 @@ pub enum ViolationKind {
     WorseThanDocumented,
     /// Two runs of one seed produced different traces.
     Nondeterministic,
+    /// An alive replica holds a row more than once.
+    Duplicated,
+    /// A row of a finished import is missing from a partition whose leader never changed.
+    ImportRowMissing,
+    /// A TaskManager job neither finished nor failed.
+    JobNotEnded,
 }
 
 impl ViolationKind {
@@ -112,6 +123,7 @@ impl ViolationKind {
             | RowsDiffer | OpStuck => Checker::Convergence,
             WorseThanDocumented => Checker::Availability,
             Nondeterministic => Checker::Determinism,
+            Duplicated | ImportRowMissing | JobNotEnded => Checker::Jobs,
         }
     }
 }

@@ -9,6 +9,7 @@ use super::bound::{BoundReport, LossPolicy, check_loss_bound};
 use super::converge::{ConvergeReport, check_convergence};
 use super::determinism::{DeterminismReport, check_determinism};
 use super::input::{FaultEvent, Fsync, LeaderSpan, Observed, PartitionLayout, Pid, WriteRecord};
+use super::jobs::{JobFinal, JobsReport, check_jobs};
 use super::set::{SetReport, check_set};
 use super::table::{
     Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure, failovers, judge, service_seen,
@@ -29,6 +30,8 @@ pub struct TableData {
     pub loss: LossPolicy,
     /// The scenario's `[expect]`, applied to the partitions the faults touched.
     pub expect: Expect,
+    /// The TaskManager jobs on this table.
+    pub jobs: Vec<JobFinal>,
 }
 
 /// What the run recorded.
@@ -70,11 +73,23 @@ pub struct TableReport {
     pub bound: BoundReport,
     pub convergence: ConvergeReport,
     pub availability: Vec<PartitionAvailability>,
+    pub jobs: JobsReport,
 }
 
 impl TableReport {
     fn build(t: &TableData, run: &RunData) -> TableReport {
-        let mut set = check_set(&t.writes, &t.observed);
+        let jobs = check_jobs(&t.jobs, &t.observed, &t.leaders);
+        // Imported rows are the jobs checker's: the set checker sees the workload's rows only.
+        let imported = JobsReport::imported_keys(&t.jobs);
+        let mut workload_rows = t.observed.clone();
+        if !imported.is_empty() {
+            for r in workload_rows.partitions.iter_mut().flat_map(|p| p.replicas.iter_mut()) {
+                if let Some(rows) = r.rows.as_mut() {
+                    rows.retain(|k| !imported.contains(k.as_str()));
+                }
+            }
+        }
+        let mut set = check_set(&t.writes, &workload_rows);
         if t.loss == LossPolicy::Any {
             // Any loss is accepted, so writes nobody can read back are no violation either.
             set.violations.retain(|v| v.kind != super::ViolationKind::Unverified);
@@ -111,7 +126,7 @@ impl TableReport {
                 PartitionAvailability { exposure, failovers, service, verdict, violations }
             })
             .collect();
-        TableReport { name: t.name.clone(), set, bound, convergence, availability }
+        TableReport { name: t.name.clone(), set, bound, convergence, availability, jobs }
     }
 
     pub fn violations(&self) -> impl Iterator<Item = &Violation> {
@@ -121,6 +136,7 @@ impl TableReport {
             .chain(&self.bound.violations)
             .chain(&self.convergence.violations)
             .chain(self.availability.iter().flat_map(|a| &a.violations))
+            .chain(&self.jobs.violations)
     }
 }
 
@@ -242,6 +258,12 @@ impl Report {
                 s.misplaced.len(),
                 s.unverified.values().sum::<usize>()
             );
+            for j in &t.jobs.jobs {
+                let _ = writeln!(out, "  {j}");
+            }
+            if t.jobs.missing_allowed > 0 {
+                let _ = writeln!(out, "  imported rows lost in a failover (allowed): {}", t.jobs.missing_allowed);
+            }
             let _ =
                 writeln!(out, "  loss bound: {} allowed, {} forbidden", t.bound.allowed.len(), t.bound.forbidden.len());
             for f in &t.bound.per_failover {
@@ -350,6 +372,7 @@ mod tests {
             ],
             loss: LossPolicy::Bounded,
             expect: Expect::default(),
+            jobs: vec![],
         };
         RunData {
             tables: vec![table],

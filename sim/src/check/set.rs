@@ -283,6 +283,7 @@ pub(crate) mod tests {
             is_alive: true,
             offset: Some(rows.len() as u64),
             rows: Some(rows.iter().map(|r| key(*r)).collect()),
+            duplicates: vec![],
         }
     }
 

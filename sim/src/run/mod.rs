@@ -135,6 +135,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     let mut flags = Flags::of(&s);
     flags.tablet.planted = planted;
     flags.nameserver.planted = planted;
+    flags.taskmanager.planted = planted;
     let built = build(&s, &flags, trace.clone());
     let mut w = World::new(built, s.clone(), flags, trace.clone()).await;
     let mut failures = Vec::new();
@@ -260,7 +261,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     let converge = s.expect.converge_within.unwrap_or(DEFAULT_CONVERGE_WITHIN);
     let manual_expected = matches!(s.expect.recovery, Some(scenario::Recovery::Manual | scenario::Recovery::None));
     let deadline = Instant::now() + converge;
-    let (observed, auto_recovered, ops_stuck) = loop {
+    let (observed, auto_recovered, ops_stuck, jobs) = loop {
         let running = w.running_tablets();
         let tables = w.tables().await;
         let mut observed = Vec::new();
@@ -271,6 +272,10 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
             observed.push((t.name.clone(), obs));
         }
         let ops_stuck = w.ops_stuck().await.unwrap_or_else(|| vec!["showopstatus could not be read".into()]);
+        let session = w.session.clone();
+        let infos = tables.clone();
+        let jobs = w.on_client(async move { observe::read_jobs(session, &infos).await }).await.unwrap_or_default();
+        let jobs_ended = jobs.iter().all(|(_, j)| j.ended());
         let expected: BTreeSet<String> = if manual_expected { BTreeSet::new() } else { running.clone() };
         let converged = observed.iter().all(|(name, o)| {
             let mut o = o.clone();
@@ -282,9 +287,12 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
             o.partitions.iter().all(|p| p.replicas.iter().all(|r| r.is_alive && running.contains(&r.endpoint)))
         });
         let converge_expected = !matches!(s.expect.recovery, Some(scenario::Recovery::None));
-        if converged || !converge_expected || Instant::now() >= deadline {
-            w.log(format_args!("observed: converged={converged} after {:?}", w.now() - healed_at));
-            break (observed, all_alive && !w.manual_recovery, ops_stuck);
+        if (converged && jobs_ended) || !converge_expected || Instant::now() >= deadline {
+            w.log(format_args!(
+                "observed: converged={converged} jobs_ended={jobs_ended} after {:?}",
+                w.now() - healed_at
+            ));
+            break (observed, all_alive && !w.manual_recovery, ops_stuck, jobs);
         }
         w.sleep(Duration::from_millis(500)).await;
     };
@@ -327,6 +335,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
                 leaders: spans.get(&spec.name).cloned().unwrap_or_default(),
                 loss,
                 expect,
+                jobs: jobs.iter().filter(|(t, _)| *t == spec.name).map(|(_, j)| j.clone()).collect(),
             }
         })
         .collect();

@@ -1,10 +1,11 @@
 //! What the checkers read: who led each partition over time (polled from the metadata), and the final state of
 //! every replica (metadata, offsets and rows read from each tablet).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openmldb::client::partition::{partition_count, partition_of, row_key};
 use openmldb::coord::Coordinator;
 use openmldb::coord::Layout;
 use openmldb::coord::layout::DEFAULT_ROOT;
@@ -13,9 +14,12 @@ use openmldb::proto::nameserver::TableInfo;
 use openmldb::proto::tablet as tpb;
 use openmldb::rpc::{ClientConfig, RpcClient};
 use openmldb::tablet::rpc as t;
+use openmldb::taskmanager::job::{self, JobType};
+use openmldb::taskmanager::source::{self, Source};
+use openmldb::taskmanager::store::JobStore;
 use tokio::time::Instant;
 
-use crate::check::{LeaderSpan, Observed, PartitionFinal, ReplicaFinal};
+use crate::check::{JobFinal, LeaderSpan, Observed, PartitionFinal, ReplicaFinal};
 
 /// Leader spans by table name.
 pub type Spans = Arc<Mutex<BTreeMap<String, Vec<LeaderSpan>>>>;
@@ -53,15 +57,15 @@ pub async fn leader_poller(session: Arc<dyn Coordinator>, zero: Instant, every: 
 }
 
 /// The final state of one table: the metadata's view of each replica, and what each reachable tablet holds.
-pub async fn observe_table(info: &TableInfo, running: &std::collections::BTreeSet<String>) -> Observed {
+pub async fn observe_table(info: &TableInfo, running: &BTreeSet<String>) -> Observed {
     let mut partitions = Vec::new();
     for p in &info.table_partition {
         let mut replicas = Vec::new();
         for m in &p.partition_meta {
-            let (offset, rows) = if running.contains(&m.endpoint) {
+            let (offset, rows, duplicates) = if running.contains(&m.endpoint) {
                 read_replica(&m.endpoint, info.tid, p.pid).await
             } else {
-                (None, None)
+                (None, None, Vec::new())
             };
             replicas.push(ReplicaFinal {
                 endpoint: m.endpoint.clone(),
@@ -69,6 +73,7 @@ pub async fn observe_table(info: &TableInfo, running: &std::collections::BTreeSe
                 is_alive: m.is_alive,
                 offset,
                 rows,
+                duplicates,
             });
         }
         partitions.push(PartitionFinal {
@@ -80,11 +85,48 @@ pub async fn observe_table(info: &TableInfo, running: &std::collections::BTreeSe
     Observed { partitions, ops_stuck: Vec::new() }
 }
 
-async fn read_replica(endpoint: &str, tid: u32, pid: u32) -> (Option<u64>, Option<std::collections::BTreeSet<String>>) {
+/// A replica's offset, the keys it holds, and the keys it holds more than once.
+async fn read_replica(endpoint: &str, tid: u32, pid: u32) -> (Option<u64>, Option<BTreeSet<String>>, Vec<String>) {
     let client = RpcClient::new(endpoint, ClientConfig { timeout: Duration::from_secs(5), ..Default::default() });
     let status = client.call(t::GetTableStatus, tpb::GetTableStatusRequest { tid, pid, all: false }).await;
     let offset = status.ok().and_then(|s| s.all_table_status.first().map(|s| s.offset));
-    let dump = client.call(t::Dump, tpb::DumpRequest { tid, pid, limit: 0 }).await;
-    let rows = dump.ok().map(|d| d.rows.into_iter().filter_map(|r| r.values.into_iter().next()).collect());
-    (offset, rows)
+    let Ok(dump) = client.call(t::Dump, tpb::DumpRequest { tid, pid, limit: 0 }).await else {
+        return (offset, None, Vec::new());
+    };
+    let mut rows = BTreeSet::new();
+    let mut duplicates = BTreeSet::new();
+    for key in dump.rows.into_iter().filter_map(|r| r.values.into_iter().next()) {
+        if let Some(again) = rows.replace(key) {
+            duplicates.insert(again);
+        }
+    }
+    (offset, Some(rows), duplicates.into_iter().collect())
+}
+
+/// Every TaskManager job, with the keys of generated imports (and their partitions) so the checkers can verify
+/// them; jobs whose table is not in `tables` get no keys.
+pub async fn read_jobs(session: Arc<dyn Coordinator>, tables: &[TableInfo]) -> Option<Vec<(String, JobFinal)>> {
+    let layout = Layout::new(DEFAULT_ROOT);
+    let all = JobStore { coord: session.as_ref(), layout: &layout }.load_all().await.ok()?;
+    let mut out = Vec::new();
+    for cell in all.into_iter().flatten() {
+        let j = cell.info;
+        let mut keys = Vec::new();
+        if JobType::parse(&j.job_type) == Some(JobType::Import)
+            && let Ok(Source::Generated { rows, prefix }) = Source::parse(&j.path)
+            && let Some(info) = tables.iter().find(|t| t.name == j.table)
+        {
+            let n = partition_count(info);
+            for i in 0..rows {
+                let row = source::generated_row(info, &prefix, i);
+                let pid = row_key(info, &tpb::Row { values: row.clone() }).map(|k| partition_of(&k, n)).unwrap_or(0);
+                if let Some(key) = row.into_iter().next() {
+                    keys.push((key, pid));
+                }
+            }
+        }
+        let state = job::state_name(j.state()).to_string();
+        out.push((j.table.clone(), JobFinal { id: j.id, job_type: j.job_type, state, error: j.error, keys }));
+    }
+    Some(out)
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use openmldb::nameserver::{Nameserver, NameserverConfig};
 use openmldb::storage::Disk;
 use openmldb::tablet::{Tablet, TabletConfig};
+use openmldb::taskmanager::{TaskManager, TaskManagerConfig};
 
 use crate::harness::{Cluster, ProcessCtx, ProcessMain, process_main};
 use crate::machine::MachineId;
@@ -30,6 +31,7 @@ pub const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(10);
 pub struct Flags {
     pub tablet: TabletConfig,
     pub nameserver: NameserverConfig,
+    pub taskmanager: TaskManagerConfig,
     pub restart_delay: Duration,
     pub zk_session_timeout: Duration,
 }
@@ -50,6 +52,7 @@ impl Flags {
     pub fn of(s: &Scenario) -> Flags {
         let mut tablet = TabletConfig::new("");
         let mut nameserver = NameserverConfig::new("", "");
+        let mut taskmanager = TaskManagerConfig::new("", "");
         let mut restart_delay = DEFAULT_RESTART_DELAY;
         for (name, v) in &s.flags {
             match name.as_str() {
@@ -57,7 +60,9 @@ impl Flags {
                 "zk_session_timeout" => {
                     tablet.zk_session_timeout = ms(v);
                     nameserver.zk_session_timeout = ms(v);
+                    taskmanager.zk_session_timeout = ms(v);
                 }
+                "import_batch_rows" => taskmanager.import_batch_rows = int(v).max(1),
                 "tablet_heartbeat_timeout" => nameserver.tablet_heartbeat_timeout = ms(v),
                 "get_table_status_interval" => nameserver.get_table_status_interval = ms(v),
                 "get_task_status_interval" => nameserver.get_task_status_interval = ms(v),
@@ -85,7 +90,7 @@ impl Flags {
             }
         }
         let zk_session_timeout = tablet.zk_session_timeout;
-        Flags { tablet, nameserver, restart_delay, zk_session_timeout }
+        Flags { tablet, nameserver, taskmanager, restart_delay, zk_session_timeout }
     }
 }
 
@@ -115,6 +120,20 @@ fn ns_main(coord: String, config: NameserverConfig) -> ProcessMain {
     })
 }
 
+fn tm_main(coord: String, config: TaskManagerConfig) -> ProcessMain {
+    process_main(move |ctx: ProcessCtx| {
+        let (coord, mut config) = (coord.clone(), config.clone());
+        async move {
+            let disk = ctx.disk.scoped(&ctx.name).expect("scope the machine's disk");
+            disk.create_dir_all("").await.expect("create the taskmanager's data dir");
+            config.endpoint = ctx.endpoint(TM_PORT);
+            config.zk_cluster = coord;
+            let tm = TaskManager::start(config, Arc::new(disk) as Arc<dyn Disk>).await.expect("start the taskmanager");
+            tm.join().await;
+        }
+    })
+}
+
 /// The cluster of a scenario, with the names tests and the nemesis need.
 pub struct Built {
     pub cluster: Cluster,
@@ -126,9 +145,6 @@ pub struct Built {
 }
 
 /// Builds and starts the scenario's cluster.
-///
-/// TaskManagers (issue 6) are placed as idle processes: they hold their address and can be faulted, but run no
-/// TaskManager yet.
 pub fn build(s: &Scenario, flags: &Flags, trace: crate::trace::Trace) -> Built {
     let mut cluster = Cluster::new(trace);
     let coord = add_coord(&mut cluster);
@@ -144,7 +160,7 @@ pub fn build(s: &Scenario, flags: &Flags, trace: crate::trace::Trace) -> Built {
             let (main, port) = match p {
                 ProcessId::Tablet(_) => (tablet_main(coord.clone(), flags.tablet.clone()), TABLET_PORT),
                 ProcessId::Nameserver(_) => (ns_main(coord.clone(), flags.nameserver.clone()), NS_PORT),
-                ProcessId::Taskmanager(_) => (Cluster::idle(), TM_PORT),
+                ProcessId::Taskmanager(_) => (tm_main(coord.clone(), flags.taskmanager.clone()), TM_PORT),
                 ProcessId::Coord => continue,
             };
             let ip = cluster.add_process(machines[&m], &name, main, true);

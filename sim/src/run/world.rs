@@ -14,6 +14,7 @@ use openmldb::coord::{ClientOptions, Coordinator, Layout, ModelCoordinator};
 use openmldb::nameserver::meta::MetaStore;
 use openmldb::proto::nameserver::TableInfo;
 use openmldb::rpc::{ClientConfig, RpcClient};
+use openmldb::taskmanager::TmClient;
 use tokio::time::Instant;
 
 use super::setup::{Built, CLIENT, Flags};
@@ -148,7 +149,9 @@ impl World {
                     .ok_or_else(|| "no standby nameserver is running".to_string())
             }
             ProcessTarget::ActiveTaskmanager => {
-                Err("active_taskmanager: the TaskManager is not built yet (issue 6)".to_string())
+                let tm = TmClient::new(self.session.clone(), DEFAULT_ROOT, Duration::from_secs(5));
+                let active = self.on_client(async move { tm.active().await }).await?;
+                self.process_of(&active).ok_or_else(|| format!("no process serves {active}"))
             }
             ProcessTarget::Leader(p) | ProcessTarget::Follower(p) => {
                 let tables = self.tables().await;

@@ -52,6 +52,7 @@ pub const KNOWN_FLAGS: &[FlagSpec] = &[
     int("binlog_coffee_time", 0, "tablet: replicator back-off after a failed sync, ms"),
     int("binlog_match_logoffset_interval", 1, "tablet: replicator offset probe retry period, ms"),
     int("gc_interval", 1, "tablet: expired row eviction period, minutes"),
+    int("import_batch_rows", 1, "taskmanager: rows per import batch (the unit of checkpoints)"),
     int("restart_delay", 0, "daemon (OpenMLDB's mon): delay before an exited process is restarted, ms"),
 ];
 

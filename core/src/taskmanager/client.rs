@@ -1,0 +1,54 @@
+//! Talking to whichever TaskManager is active: its endpoint is the value of `<root>/taskmanager/leader`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codes::Code;
+use crate::coord::{CoordError, Coordinator, Layout};
+use crate::rpc::{ClientConfig, Method, RpcClient, RpcError};
+
+pub struct TmClient {
+    coord: Arc<dyn Coordinator>,
+    layout: Layout,
+    timeout: Duration,
+}
+
+impl TmClient {
+    pub fn new(coord: Arc<dyn Coordinator>, root: &str, timeout: Duration) -> Self {
+        Self { coord, layout: Layout::new(root), timeout }
+    }
+
+    /// The active TaskManager's endpoint.
+    pub async fn active(&self) -> Result<String, String> {
+        match self.coord.get(&self.layout.taskmanager_leader()).await {
+            Ok((data, _)) => Ok(String::from_utf8_lossy(&data).to_string()),
+            Err(CoordError::NoNode(_)) => Err("no taskmanager is active".into()),
+            Err(e) => Err(format!("cannot read the active taskmanager: {e}")),
+        }
+    }
+
+    /// Calls the active TaskManager; while there is none, or it is no longer the leader, looks again a few times.
+    pub async fn call<M: Method>(&self, method: M, req: M::Req) -> Result<M::Resp, RpcError>
+    where
+        M::Req: Clone,
+    {
+        let mut last = None;
+        for attempt in 0..5u32 {
+            match self.active().await {
+                Ok(endpoint) => {
+                    let client = RpcClient::new(endpoint, ClientConfig { timeout: self.timeout, ..Default::default() });
+                    match client.call(method, req.clone()).await {
+                        Err(RpcError::Status(s)) if Code::TaskManagerIsNotLeader.is(&s) => {
+                            last = Some(RpcError::Status(s))
+                        }
+                        Err(e @ RpcError::Unavailable { .. }) => last = Some(e),
+                        other => return other,
+                    }
+                }
+                Err(reason) => last = Some(RpcError::Unavailable { addr: "taskmanager".into(), reason }),
+            }
+            tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        }
+        Err(last.expect("at least one attempt"))
+    }
+}
