@@ -6,7 +6,9 @@
 //! and a standby takes over, nothing of the old owner still writes; the versioned job writes of [`JobStore`] are
 //! the second fence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -509,6 +511,8 @@ impl TaskManager {
     }
 
     /// Writes `todo` (indexes into `rows`) with a bounded number in flight; the error of each row that failed.
+    /// The writes run inside this future, not as spawned tasks: a runner stopped on step-down takes every write
+    /// it has in flight (and the routing client's retries of them) with it.
     async fn write_rows(
         &self,
         routing: &Arc<RoutingClient>,
@@ -516,50 +520,48 @@ impl TaskManager {
         rows: &[Vec<String>],
         todo: &[u64],
     ) -> Vec<Option<ClientError>> {
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.config.import_in_flight.max(1)));
-        let mut tasks = Vec::with_capacity(todo.len());
-        for &i in todo {
-            let Ok(slot) = slots.clone().acquire_owned().await else { break };
-            let (routing, table) = (routing.clone(), table.to_string());
-            let row = tpb::Row { values: rows[i as usize].clone() };
-            tasks.push(tokio::spawn(async move {
-                let r = routing.put(&table, row).await;
-                drop(slot);
-                r.err()
-            }));
-        }
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            out.push(t.await.unwrap_or_else(|e| {
-                Some(ClientError::Unknown {
-                    table: table.to_string(),
-                    pid: 0,
-                    endpoint: String::new(),
-                    reason: format!("write task ended: {e}"),
-                })
-            }));
-        }
-        out
+        let writes: Vec<_> = todo
+            .iter()
+            .map(|&i| {
+                let (routing, table) = (routing.clone(), table.to_string());
+                let row = tpb::Row { values: rows[i as usize].clone() };
+                async move { routing.put(&table, row).await.err() }
+            })
+            .collect();
+        futures::stream::iter(writes)
+        .buffer_unordered(self.config.import_in_flight.max(1))
+        .collect()
+        .await
     }
 
     /// How many copies of each distinct row of the batch the table holds now (read from the leaders).
     async fn count_present(
         &self,
-        routing: &RoutingClient,
+        routing: &Arc<RoutingClient>,
         table: &str,
         info: &TableInfo,
         rows: &[Vec<String>],
         batch: Batch,
     ) -> Result<BTreeMap<Vec<String>, usize>, String> {
         let end = (batch.end as usize).min(rows.len());
-        let mut keys: BTreeMap<String, ()> = BTreeMap::new();
+        let mut keys = BTreeSet::new();
         for r in &rows[batch.start as usize..end] {
-            let key = row_key(info, &tpb::Row { values: r.clone() }).map_err(|e| e.to_string())?;
-            keys.insert(key, ());
+            keys.insert(row_key(info, &tpb::Row { values: r.clone() }).map_err(|e| e.to_string())?);
         }
+        let scans: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let (routing, table) = (routing.clone(), table.to_string());
+                async move { routing.scan(&table, &key, 0, 0, 0, 0).await }
+            })
+            .collect();
+        let scans: Vec<_> = futures::stream::iter(scans)
+            .buffer_unordered(self.config.import_in_flight.max(1))
+            .collect()
+            .await;
         let mut found: BTreeMap<Vec<String>, usize> = BTreeMap::new();
-        for key in keys.keys() {
-            for f in routing.scan(table, key, 0, 0, 0, 0).await.map_err(|e| e.to_string())? {
+        for scan in scans {
+            for f in scan.map_err(|e| e.to_string())? {
                 *found.entry(f.row.values).or_default() += 1;
             }
         }
