@@ -89,6 +89,7 @@ pub const COMMANDS: &[CommandHelp] = &[
         usage: "deleteop op_id|done|failed|canceled",
         about: "forget one finished op, or every op of a status",
     },
+    CommandHelp { name: "showtaskmanager", usage: "showtaskmanager", about: "show the active TaskManager" },
     CommandHelp { name: "showjobs", usage: "showjobs", about: "show the TaskManager's jobs" },
     CommandHelp { name: "showjob", usage: "showjob job_id", about: "show one job of the TaskManager" },
     CommandHelp {
@@ -226,6 +227,10 @@ impl NsClient {
                 let req = pb::DropTableRequest { name: args[0].into(), db: String::new() };
                 self.call(m::DropTable, req).await.map_err(|e| fail("drop table", e))?;
                 Ok("drop ok".into())
+            }
+            "showtaskmanager" => {
+                let active = self.tm.active().await.map_err(|e| format!("Fail to show taskmanager. error msg: {e}"))?;
+                Ok(table::render(&["endpoint", "role"], &[vec![active, "leader".into()]]))
             }
             "showjobs" => {
                 if !args.is_empty() {

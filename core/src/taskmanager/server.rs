@@ -528,10 +528,7 @@ impl TaskManager {
                 async move { routing.put(&table, row).await.err() }
             })
             .collect();
-        futures::stream::iter(writes)
-        .buffer_unordered(self.config.import_in_flight.max(1))
-        .collect()
-        .await
+        futures::stream::iter(writes).buffer_unordered(self.config.import_in_flight.max(1)).collect().await
     }
 
     /// How many copies of each distinct row of the batch the table holds now (read from the leaders).
@@ -555,10 +552,8 @@ impl TaskManager {
                 async move { routing.scan(&table, &key, 0, 0, 0, 0).await }
             })
             .collect();
-        let scans: Vec<_> = futures::stream::iter(scans)
-            .buffer_unordered(self.config.import_in_flight.max(1))
-            .collect()
-            .await;
+        let scans: Vec<_> =
+            futures::stream::iter(scans).buffer_unordered(self.config.import_in_flight.max(1)).collect().await;
         let mut found: BTreeMap<Vec<String>, usize> = BTreeMap::new();
         for scan in scans {
             for f in scan.map_err(|e| e.to_string())? {

@@ -1,0 +1,127 @@
+//! A fuzz campaign: proptest generates cases, each runs in the simulator, a failure is shrunk by proptest to a
+//! small schedule and written as a scenario file. Failing proptest seeds are persisted in
+//! `fuzz/proptest-regressions/schedules.txt`, which every later campaign (CI's included) replays first.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openmldb::planted::Planted;
+use proptest::test_runner::{
+    Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner,
+};
+
+use crate::case::FuzzCase;
+use crate::probes::ProbeCounts;
+use crate::property::run_case;
+use crate::strategy;
+
+/// The committed proptest regressions: seeds of cases that once failed, replayed before any new case.
+pub const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proptest-regressions/schedules.txt");
+
+#[derive(Debug, Clone)]
+pub struct CampaignConfig {
+    /// New cases to run (the persisted regressions come on top).
+    pub cases: u32,
+    pub planted: Planted,
+    /// Run every passing case twice and compare trace hashes.
+    pub determinism: bool,
+    /// Where a shrunk failing case is written as a scenario file.
+    pub out_dir: Option<PathBuf>,
+    /// Replay and extend the committed regression file.
+    pub persist: bool,
+    /// The generator's seed: the same seed generates the same cases.
+    pub rng_seed: u64,
+    /// Most shrink steps after a failure.
+    pub max_shrink_iters: u32,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        Self {
+            cases: 10,
+            planted: Planted::default(),
+            determinism: true,
+            out_dir: None,
+            persist: true,
+            rng_seed: 1,
+            max_shrink_iters: 256,
+        }
+    }
+}
+
+/// A failure, shrunk.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub case: FuzzCase,
+    pub violations: String,
+    /// The shrunk case as a scenario file.
+    pub scenario: String,
+    /// Where it was written, if it was.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CampaignReport {
+    /// Runs of the property (generated cases, replayed regressions and shrink steps).
+    pub runs: u64,
+    pub wall: Duration,
+    pub sim_secs: f64,
+    pub probes: ProbeCounts,
+    pub found: Option<Found>,
+}
+
+impl CampaignReport {
+    pub fn cases_per_minute(&self) -> f64 {
+        self.runs as f64 / self.wall.as_secs_f64().max(1e-9) * 60.0
+    }
+}
+
+fn rng(seed: u64) -> TestRng {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+}
+
+/// Runs a campaign.
+pub fn campaign(cfg: &CampaignConfig) -> CampaignReport {
+    let config = Config {
+        cases: cfg.cases,
+        max_shrink_iters: cfg.max_shrink_iters,
+        failure_persistence: cfg.persist.then(|| {
+            Box::new(FileFailurePersistence::Direct(REGRESSIONS)) as Box<dyn proptest::test_runner::FailurePersistence>
+        }),
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(config, rng(cfg.rng_seed));
+    let stats = Mutex::new((0u64, 0f64, ProbeCounts::default()));
+    let start = Instant::now();
+    let result = runner.run(&strategy::case(), |case| {
+        let out = run_case(&case, cfg.planted, cfg.determinism);
+        let mut s = stats.lock().expect("stats");
+        s.0 += 1;
+        s.1 += out.sim_secs;
+        s.2.add(&out.probes);
+        if out.violations.is_empty() { Ok(()) } else { Err(TestCaseError::fail(out.violations.join("\n"))) }
+    });
+    let (runs, sim_secs, probes) = stats.into_inner().expect("stats");
+    let found = match result {
+        Ok(()) => None,
+        Err(TestError::Fail(reason, case)) => {
+            let scenario = case.to_toml(&format!("fuzz: {} fault(s), seed {}", case.fault_count(), case.seed));
+            let path = cfg.out_dir.as_ref().and_then(|dir| write_case(dir, &case, &scenario));
+            Some(Found { case, violations: reason.to_string(), scenario, path })
+        }
+        Err(TestError::Abort(reason)) => {
+            panic!("the fuzz campaign aborted: {reason}");
+        }
+    };
+    CampaignReport { runs, wall: start.elapsed(), sim_secs, probes, found }
+}
+
+fn write_case(dir: &Path, case: &FuzzCase, text: &str) -> Option<PathBuf> {
+    std::fs::create_dir_all(dir).ok()?;
+    let path = dir.join(format!("fuzz-seed{}-{}faults.toml", case.seed, case.fault_count()));
+    std::fs::write(&path, text).ok()?;
+    Some(path)
+}
