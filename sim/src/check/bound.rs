@@ -36,6 +36,10 @@ pub enum LossReason {
     Overwritten { term: u64, start: u64 },
     /// Every replica lost power before the binlog was fsynced: `(endpoint, time of its machine restart)`.
     NotFsynced { restarts: Vec<(String, Duration)> },
+    /// A `corrupt_tail` disk fault destroyed the final binlog record of the acknowledging replica at `at`, and no
+    /// other replica held the write: the disk lost it, not the system. At most the highest-offset write that
+    /// replica acknowledged before the fault, per partition and fault.
+    CorruptedTail { endpoint: String, at: Duration },
 }
 
 /// The writes one failover lost: term `term` of partition `pid` began at `start`.
@@ -143,6 +147,24 @@ pub fn check_loss_bound(
         match unsynced_everywhere(l, &replicas, &restarts, fsync) {
             Some(restarts) => report.allowed.push((l.clone(), LossReason::NotFsynced { restarts })),
             None => report.forbidden.push(l.clone()),
+        }
+    }
+    // A damaged final record takes the write it held with it.
+    for c in faults.iter().filter(|f| f.kind == FaultKind::Down && f.cause == FaultCause::CorruptTail) {
+        let mut last: BTreeMap<Pid, usize> = BTreeMap::new();
+        for (i, l) in report.forbidden.iter().enumerate() {
+            if l.endpoint == c.endpoint && l.acked_at <= c.at {
+                let best = last.entry(l.pid).or_insert(i);
+                if report.forbidden[*best].offset < l.offset {
+                    *best = i;
+                }
+            }
+        }
+        let mut take: Vec<usize> = last.into_values().collect();
+        take.sort_unstable_by(|a, b| b.cmp(a));
+        for i in take {
+            let l = report.forbidden.remove(i);
+            report.allowed.push((l, LossReason::CorruptedTail { endpoint: c.endpoint.clone(), at: c.at }));
         }
     }
     report.per_failover = per_failover(&report.allowed);
@@ -297,6 +319,24 @@ mod tests {
 
     fn fsync() -> Fsync {
         Fsync { interval: ms(1000), slack: ms(100) }
+    }
+
+    #[test]
+    fn a_corrupted_tail_allows_only_the_last_write_its_replica_acknowledged_before_it() {
+        let obs = history(0, &[(1, 0)]);
+        let ls = vec![lost(1, 0, 1, 5, 100), lost(2, 0, 1, 6, 110), lost(3, 0, 1, 7, 300)];
+        let corrupt = FaultEvent { cause: FaultCause::CorruptTail, ..power_loss("t1", 200) };
+        let r = check_loss_bound(&ls, &obs, &layout(0), &[corrupt.clone()], fsync(), LossPolicy::Bounded);
+        let allowed: Vec<u64> = r.allowed.iter().map(|(l, _)| l.offset).collect();
+        assert_eq!(allowed, [6]);
+        assert!(matches!(&r.allowed[0].1, LossReason::CorruptedTail { endpoint, .. } if endpoint == "t1"));
+        // Offset 5 was not the final record, offset 7 was acknowledged after the fault.
+        let forbidden: Vec<u64> = r.forbidden.iter().map(|l| l.offset).collect();
+        assert_eq!(forbidden, [5, 7]);
+        // A corruption of another replica allows nothing.
+        let other = FaultEvent { endpoint: "t2".into(), ..corrupt };
+        let r = check_loss_bound(&ls, &obs, &layout(0), &[other], fsync(), LossPolicy::Bounded);
+        assert!(r.allowed.is_empty());
     }
 
     #[test]

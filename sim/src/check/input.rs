@@ -143,6 +143,9 @@ pub enum FaultCause {
     Partition,
     Pause,
     CoordIsolation,
+    /// A `corrupt_tail` disk fault on the endpoint's newest binlog (a `Down` alone, at the moment it struck): it
+    /// takes nothing offline; the loss bound uses it.
+    CorruptTail,
 }
 
 /// Who the nameserver said led a partition, and when.

@@ -401,6 +401,8 @@ impl World {
                             None => self.newest_binlog(&p).await?,
                         };
                         self.b.cluster.corrupt_tail(&p, &path, *bytes).map_err(h)?;
+                        self.fault(&p, FaultKind::Down, FaultCause::CorruptTail);
+                        self.fault(&p, FaultKind::Up, FaultCause::CorruptTail);
                     }
                 }
             }
