@@ -2,7 +2,9 @@
 //! back, and the offlineendpoint / recoverendpoint algorithms shared by the automatic path and the manual
 //! commands.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -16,6 +18,9 @@ use crate::coord::{Coordinator, Layout};
 use crate::proto::nameserver as pb;
 use crate::proto::nameserver::op_data;
 use crate::rpc::Status;
+
+/// The longest wait between two recoveries of one dead replica.
+const MAX_RECOVERY_BACKOFF: Duration = Duration::from_secs(300);
 
 /// A change of a tablet's state seen in `/nodes`.
 #[derive(Debug, Clone)]
@@ -102,7 +107,7 @@ impl Nameserver {
             self.on_tablet_offline(endpoint, true).await;
         }
         tracing::info!(endpoint, restarted, "recovering a returning tablet");
-        self.recover_endpoint_internal(endpoint, false, self.config.name_server_task_concurrency).await;
+        self.recover_endpoint_internal(endpoint, false, restarted, self.config.name_server_task_concurrency).await;
     }
 
     /// Every (table, pid) with a replica on `endpoint`, in table-name order.
@@ -220,10 +225,36 @@ impl Nameserver {
     /// Reference 5.5: per partition on `endpoint` whose replica is not alive (or is the only one), a
     /// kRecoverTableOP; with `need_restore`, leadership goes back to `endpoint` afterwards and the demoted leader
     /// is recovered in turn.
-    pub(super) async fn recover_endpoint_internal(&self, endpoint: &str, need_restore: bool, concurrency: u32) {
+    pub(super) async fn recover_endpoint_internal(
+        &self,
+        endpoint: &str,
+        need_restore: bool,
+        restarted: bool,
+        concurrency: u32,
+    ) {
         for (name, pid) in self.partitions_on(endpoint) {
             let Some(p) = self.partition_meta(&name, pid) else { continue };
             let Some(mine) = p.partition_meta.iter().find(|m| m.endpoint == endpoint).cloned() else { continue };
+            let only_alive = mine.is_alive && p.partition_meta.iter().filter(|m| m.is_alive).count() == 1;
+            if restarted && mine.is_leader && only_alive && p.partition_meta.len() > 1 {
+                // The partition's last alive replica (never failed over: no follower was alive) is on a tablet
+                // that restarted and lost it from memory. It is still the partition's authority, so it is loaded
+                // back from its own disk, as a single replica would be; its followers are re-added afterwards.
+                // OpenMLDB leaves it marked alive and unloaded until an operator steps in.
+                tracing::info!(name, pid, endpoint, "reloading the last alive leader of a restarted tablet");
+                let reload = NewOp {
+                    op_type: OpType::ReLoadTable,
+                    name: name.clone(),
+                    pid,
+                    data: op_data::Kind::Endpoint(endpoint.to_string()),
+                    concurrency,
+                    parent: None,
+                };
+                if let Err(e) = self.create_op(reload).await {
+                    tracing::warn!(name, pid, endpoint, error = %e, "cannot reload the leader");
+                }
+                continue;
+            }
             if mine.is_alive && p.partition_meta.len() > 1 {
                 continue;
             }
@@ -293,7 +324,25 @@ impl Nameserver {
     /// with an alive leader (or of a single replica) and no op queued, are recovered. They are those of a tablet
     /// that came back while no nameserver was active, or while the previous one was failing: OpenMLDB's new
     /// leader only reacts to transitions it sees, so they would stay out of service until recovered by hand.
-    pub(super) async fn recover_dead_replicas(&self) {
+    /// While active: at takeover and then every `recover_dead_replica_interval`, a replica marked not alive on a
+    /// healthy tablet that no op handles gets a RecoverTable op (not in OpenMLDB, where a failed recovery op
+    /// waits for an operator: a transient disk error during a tablet's restart would leave the partition dead).
+    /// A replica that stays dead is tried again with a doubling delay, up to 5 min.
+    pub(super) async fn dead_replica_loop(self: Arc<Self>) {
+        let mut backoff: BTreeMap<(String, u32, String), (Instant, u32)> = BTreeMap::new();
+        let mut at_takeover = true;
+        loop {
+            self.recover_dead_replicas(&mut backoff, at_takeover).await;
+            at_takeover = false;
+            tokio::time::sleep(self.config.recover_dead_replica_interval).await;
+        }
+    }
+
+    async fn recover_dead_replicas(
+        &self,
+        backoff: &mut BTreeMap<(String, u32, String), (Instant, u32)>,
+        at_takeover: bool,
+    ) {
         if !self.auto_failover() {
             return;
         }
@@ -319,8 +368,18 @@ impl Nameserver {
             }
         }
         let concurrency = self.config.name_server_task_concurrency;
+        let now = Instant::now();
+        backoff.retain(|k, _| todo.iter().any(|(n, p, e, _)| (n, p, e) == (&k.0, &k.1, &k.2)));
         for (name, pid, endpoint, is_leader) in todo {
-            tracing::info!(name, pid, endpoint, "a dead replica on a healthy tablet is recovered at takeover");
+            let key = (name.clone(), pid, endpoint.clone());
+            let (next, tries) = backoff.get(&key).copied().unwrap_or((now, 0));
+            if next > now {
+                continue;
+            }
+            let delay =
+                self.config.recover_dead_replica_interval.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
+            backoff.insert(key, (now + delay, tries + 1));
+            tracing::info!(name, pid, endpoint, at_takeover, "a dead replica on a healthy tablet is recovered");
             let new = NewOp {
                 op_type: OpType::RecoverTable,
                 name: name.clone(),

@@ -78,7 +78,7 @@ impl Nameserver {
         self.refuse_if_auto()?;
         self.healthy_endpoint(&req.endpoint)?;
         let concurrency = self.concurrency(req.concurrency)?;
-        self.recover_endpoint_internal(&req.endpoint, req.need_restore, concurrency).await;
+        self.recover_endpoint_internal(&req.endpoint, req.need_restore, false, concurrency).await;
         Ok(pb::GeneralResponse {})
     }
 

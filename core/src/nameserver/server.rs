@@ -53,6 +53,9 @@ pub struct NameserverConfig {
     pub max_op_num: usize,
     /// `check_binlog_sync_progress_delta`: how close a re-added replica must be to its leader to count as alive.
     pub check_binlog_sync_progress_delta: u64,
+    /// Not an OpenMLDB flag: how often the active nameserver looks for replicas marked not alive on healthy
+    /// tablets that no op handles (a failed recovery), and recovers them.
+    pub recover_dead_replica_interval: Duration,
     /// Deliberately broken behaviours, for tests only ([`crate::planted`]).
     pub planted: crate::planted::Planted,
 }
@@ -74,6 +77,7 @@ impl NameserverConfig {
             name_server_task_concurrency: 2,
             max_op_num: 10_000,
             check_binlog_sync_progress_delta: 100_000,
+            recover_dead_replica_interval: Duration::from_secs(5),
             planted: crate::planted::Planted::default(),
         }
     }
@@ -371,7 +375,7 @@ impl Nameserver {
         }
         self.schedule_offline_checks();
         let ns = self.clone();
-        self.keep_session_task(tokio::spawn(async move { ns.recover_dead_replicas().await }));
+        self.keep_session_task(tokio::spawn(ns.dead_replica_loop()));
     }
 
     /// Follows `/nodes`: a new endpoint is healthy, a vanished one offline, a returning one healthy again.
