@@ -51,7 +51,8 @@ pub struct Load {
 pub enum Fault {
     Crash(Proc),
     Restart(Proc),
-    /// Power loss of the machine of tablet `m`; the machine is started by hand `dur_ms` later.
+    /// Power loss of the machine of tablet `m`; the machine is started by hand `dur_ms` later and `recoverdata`
+    /// runs 3 s after that, as the seed's procedure says.
     MachineRestart {
         m: u8,
         dur_ms: u64,
@@ -172,6 +173,8 @@ impl FuzzCase {
                     let machine = format!("machine({})", self.tablet(*m));
                     add(at, format!("do = \"machine_restart\"\ntarget = \"{machine}\"\n"));
                     add(at + dur_ms, format!("do = \"start\"\ntarget = \"{machine}\"\n"));
+                    // The seed's procedure after a power loss: start the processes, then the one-click recovery.
+                    add(at + dur_ms + 3000, "do = \"recoverdata\"\n".to_string());
                 }
                 Fault::Partition { mask, dur_ms } => {
                     let all = self.processes();
@@ -353,6 +356,7 @@ mod tests {
             "resume",
             "disk_fault",
             "heal",
+            "recoverdata",
         ] {
             assert!(verbs.contains(&verb), "{verb} missing: {verbs:?}");
         }
