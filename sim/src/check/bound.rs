@@ -37,8 +37,8 @@ pub enum LossReason {
     /// Every replica lost power before the binlog was fsynced: `(endpoint, time of its machine restart)`.
     NotFsynced { restarts: Vec<(String, Duration)> },
     /// A `corrupt_tail` disk fault destroyed the final binlog record of the acknowledging replica at `at`, and no
-    /// other replica held the write: the disk lost it, not the system. At most the highest-offset write that
-    /// replica acknowledged before the fault, per partition and fault.
+    /// other replica held the write: the disk lost it, not the system. At most the highest-offset write sent to
+    /// that replica before the fault, per partition and fault.
     CorruptedTail { endpoint: String, at: Duration },
 }
 
@@ -153,7 +153,8 @@ pub fn check_loss_bound(
     for c in faults.iter().filter(|f| f.kind == FaultKind::Down && f.cause == FaultCause::CorruptTail) {
         let mut last: BTreeMap<Pid, usize> = BTreeMap::new();
         for (i, l) in report.forbidden.iter().enumerate() {
-            if l.endpoint == c.endpoint && l.acked_at <= c.at {
+            // Sent before the fault (its answer may reach the client after it).
+            if l.endpoint == c.endpoint && l.attempted_at <= c.at {
                 let best = last.entry(l.pid).or_insert(i);
                 if report.forbidden[*best].offset < l.offset {
                     *best = i;
@@ -324,13 +325,14 @@ mod tests {
     #[test]
     fn a_corrupted_tail_allows_only_the_last_write_its_replica_acknowledged_before_it() {
         let obs = history(0, &[(1, 0)]);
-        let ls = vec![lost(1, 0, 1, 5, 100), lost(2, 0, 1, 6, 110), lost(3, 0, 1, 7, 300)];
+        // Offset 6 was sent before the fault and acknowledged just after it; offset 7 was sent after.
+        let ls = vec![lost(1, 0, 1, 5, 100), lost(2, 0, 1, 6, 201), lost(3, 0, 1, 7, 300)];
         let corrupt = FaultEvent { cause: FaultCause::CorruptTail, ..power_loss("t1", 200) };
         let r = check_loss_bound(&ls, &obs, &layout(0), &[corrupt.clone()], fsync(), LossPolicy::Bounded);
         let allowed: Vec<u64> = r.allowed.iter().map(|(l, _)| l.offset).collect();
         assert_eq!(allowed, [6]);
         assert!(matches!(&r.allowed[0].1, LossReason::CorruptedTail { endpoint, .. } if endpoint == "t1"));
-        // Offset 5 was not the final record, offset 7 was acknowledged after the fault.
+        // Offset 5 was not the final record, offset 7 was sent after the fault.
         let forbidden: Vec<u64> = r.forbidden.iter().map(|l| l.offset).collect();
         assert_eq!(forbidden, [5, 7]);
         // A corruption of another replica allows nothing.

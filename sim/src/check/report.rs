@@ -117,7 +117,9 @@ impl TableReport {
                     service_ok: service.ok(),
                     lost_acked: bound.allowed_in(layout.pid),
                     lost_forbidden: bound.forbidden_in(layout.pid),
-                    auto_recovered: run.auto_recovered
+                    // A manual recovery step (recoverdata after a power loss elsewhere) says nothing about a
+                    // partition no fault touched: it recovered by itself if it converged.
+                    auto_recovered: (run.auto_recovered || exposure.offline_max == 0)
                         && !convergence.violations.iter().any(|v| v.pid == Some(layout.pid)),
                     failover_time: failovers.iter().filter_map(Failover::time).max(),
                 };
