@@ -326,8 +326,9 @@ impl Nameserver {
     /// leader only reacts to transitions it sees, so they would stay out of service until recovered by hand.
     /// While active: at takeover and then every `recover_dead_replica_interval`, a replica marked not alive on a
     /// healthy tablet that no op handles gets a RecoverTable op (not in OpenMLDB, where a failed recovery op
-    /// waits for an operator: a transient disk error during a tablet's restart would leave the partition dead).
-    /// A replica that stays dead is tried again with a doubling delay, up to 5 min.
+    /// waits for an operator: a transient disk error during a tablet's restart would leave the partition dead);
+    /// and a partition left without an alive leader but with an alive follower on a healthy tablet (every tablet
+    /// offline at once, then back) gets a ChangeLeader op. Each is tried again with a doubling delay, up to 5 min.
     pub(super) async fn dead_replica_loop(self: Arc<Self>) {
         let mut backoff: BTreeMap<(String, u32, String), (Instant, u32)> = BTreeMap::new();
         let mut at_takeover = true;
@@ -355,12 +356,17 @@ impl Nameserver {
                         continue;
                     }
                     let single = p.partition_meta.len() == 1;
+                    let healthy = |ep: &str| state.tablets.get(ep).is_some_and(|e| e.state == TabletState::Healthy);
                     if !single && alive_leader(p).is_none() {
+                        // Leaderless with an alive follower that is reachable again (every tablet went offline at
+                        // once, so no failover could pick one then): fail over now, as for a lost leader.
+                        if p.partition_meta.iter().any(|m| m.is_alive && !m.is_leader && healthy(&m.endpoint)) {
+                            todo.push((name.clone(), p.pid, String::new(), true));
+                        }
                         continue;
                     }
                     for m in p.partition_meta.iter().filter(|m| !m.is_alive) {
-                        let healthy = state.tablets.get(&m.endpoint).is_some_and(|e| e.state == TabletState::Healthy);
-                        if healthy {
+                        if healthy(&m.endpoint) {
                             todo.push((name.clone(), p.pid, m.endpoint.clone(), m.is_leader));
                         }
                     }
@@ -379,6 +385,13 @@ impl Nameserver {
             let delay =
                 self.config.recover_dead_replica_interval.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
             backoff.insert(key, (now + delay, tries + 1));
+            if endpoint.is_empty() {
+                tracing::info!(name, pid, at_takeover, "a leaderless partition with an alive follower fails over");
+                if let Err(e) = self.create_change_leader_op(&name, pid, "", false, concurrency).await {
+                    tracing::warn!(name, pid, error = %e, "cannot change the leader");
+                }
+                continue;
+            }
             tracing::info!(name, pid, endpoint, at_takeover, "a dead replica on a healthy tablet is recovered");
             let new = NewOp {
                 op_type: OpType::RecoverTable,
