@@ -9,8 +9,13 @@
 //! - [`probes`]: coverage counters over the trace (each op type, re-add variant, election, fencing, torn tail).
 //! - [`campaign`]: many cases, shrinking, persistence, figures.
 
+//!
+//! `property` and `campaign` run the simulator, so they exist in the simulator build only (`--cfg madsim`).
+
+#[cfg(madsim)]
 pub mod campaign;
 pub mod case;
 pub mod probes;
+#[cfg(madsim)]
 pub mod property;
 pub mod strategy;

@@ -28,12 +28,16 @@ struct Args {
     no_persist: bool,
 }
 
+#[cfg(not(madsim))]
+fn main() -> ExitCode {
+    let _ = Args::parse();
+    eprintln!("mldb-fuzz runs the simulator: build it with `cargo srun --release -p mldb-fuzz --bin mldb-fuzz`");
+    ExitCode::from(2)
+}
+
+#[cfg(madsim)]
 fn main() -> ExitCode {
     let args = Args::parse();
-    if !cfg!(madsim) {
-        eprintln!("mldb-fuzz runs the simulator: build it with `cargo srun --release -p mldb-fuzz --bin mldb-fuzz`");
-        return ExitCode::from(2);
-    }
     let cfg = mldb_fuzz::campaign::CampaignConfig {
         cases: args.cases,
         determinism: !args.no_determinism,

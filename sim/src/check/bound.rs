@@ -328,7 +328,7 @@ mod tests {
         // Offset 6 was sent before the fault and acknowledged just after it; offset 7 was sent after.
         let ls = vec![lost(1, 0, 1, 5, 100), lost(2, 0, 1, 6, 201), lost(3, 0, 1, 7, 300)];
         let corrupt = FaultEvent { cause: FaultCause::CorruptTail, ..power_loss("t1", 200) };
-        let r = check_loss_bound(&ls, &obs, &layout(0), &[corrupt.clone()], fsync(), LossPolicy::Bounded);
+        let r = check_loss_bound(&ls, &obs, &layout(0), std::slice::from_ref(&corrupt), fsync(), LossPolicy::Bounded);
         let allowed: Vec<u64> = r.allowed.iter().map(|(l, _)| l.offset).collect();
         assert_eq!(allowed, [6]);
         assert!(matches!(&r.allowed[0].1, LossReason::CorruptedTail { endpoint, .. } if endpoint == "t1"));
