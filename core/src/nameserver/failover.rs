@@ -17,7 +17,9 @@ use super::server::TabletState;
 use crate::coord::{Coordinator, Layout};
 use crate::proto::nameserver as pb;
 use crate::proto::nameserver::op_data;
+use crate::proto::tablet as tpb;
 use crate::rpc::Status;
+use crate::tablet::rpc as t;
 
 /// The longest wait between two recoveries of one dead replica.
 const MAX_RECOVERY_BACKOFF: Duration = Duration::from_secs(300);
@@ -324,6 +326,52 @@ impl Nameserver {
     /// with an alive leader (or of a single replica) and no op queued, are recovered. They are those of a tablet
     /// that came back while no nameserver was active, or while the previous one was failing: OpenMLDB's new
     /// leader only reacts to transitions it sees, so they would stay out of service until recovered by hand.
+    /// A healthy tablet that does not hold a replica the metadata marks alive on it restarted while no nameserver
+    /// saw it (a machine running both restarted, or the active nameserver died just as the tablet came back): it
+    /// is recovered as a restarted tablet. Partitions with an op queued are left to the op.
+    async fn recover_unseen_restarts(&self, backoff: &mut BTreeMap<(String, u32, String), (Instant, u32)>) {
+        let mut expected: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
+        {
+            let state = self.state.lock().expect("ns state");
+            for (name, t) in &state.tables {
+                for p in &t.table_partition {
+                    if state.ops.has_queued_for(name, p.pid) {
+                        continue;
+                    }
+                    for m in p.partition_meta.iter().filter(|m| m.is_alive) {
+                        if state.tablets.get(&m.endpoint).is_some_and(|e| e.state == TabletState::Healthy) {
+                            expected.entry(m.endpoint.clone()).or_default().push((t.tid, p.pid));
+                        }
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        for (endpoint, replicas) in expected {
+            let req = tpb::GetTableStatusRequest { tid: 0, pid: 0, all: true };
+            let Ok(resp) = self.client(&endpoint).call(t::GetTableStatus, req).await else { continue };
+            let held: std::collections::BTreeSet<(u32, u32)> =
+                resp.all_table_status.iter().map(|s| (s.tid, s.pid)).collect();
+            let missing = replicas.iter().filter(|r| !held.contains(r)).count();
+            let key = (String::new(), u32::MAX, endpoint.clone());
+            if missing == 0 {
+                backoff.remove(&key);
+                continue;
+            }
+            let (next, tries) = backoff.get(&key).copied().unwrap_or((now, 0));
+            if next > now {
+                continue;
+            }
+            let delay =
+                self.config.recover_dead_replica_interval.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
+            backoff.insert(key, (now + delay, tries + 1));
+            tracing::info!(endpoint, missing, "a tablet lacks replicas marked alive on it: it restarted unseen");
+            self.on_tablet_offline(&endpoint, true).await;
+            let concurrency = self.config.name_server_task_concurrency;
+            self.recover_endpoint_internal(&endpoint, false, true, concurrency).await;
+        }
+    }
+
     /// While active: at takeover and then every `recover_dead_replica_interval`, a replica marked not alive on a
     /// healthy tablet that no op handles gets a RecoverTable op (not in OpenMLDB, where a failed recovery op
     /// waits for an operator: a transient disk error during a tablet's restart would leave the partition dead);
@@ -347,6 +395,7 @@ impl Nameserver {
         if !self.auto_failover() {
             return;
         }
+        self.recover_unseen_restarts(backoff).await;
         let mut todo: Vec<(String, u32, String, bool)> = Vec::new();
         {
             let state = self.state.lock().expect("ns state");
@@ -375,7 +424,7 @@ impl Nameserver {
         }
         let concurrency = self.config.name_server_task_concurrency;
         let now = Instant::now();
-        backoff.retain(|k, _| todo.iter().any(|(n, p, e, _)| (n, p, e) == (&k.0, &k.1, &k.2)));
+        backoff.retain(|k, _| k.1 == u32::MAX || todo.iter().any(|(n, p, e, _)| (n, p, e) == (&k.0, &k.1, &k.2)));
         for (name, pid, endpoint, is_leader) in todo {
             let key = (name.clone(), pid, endpoint.clone());
             let (next, tries) = backoff.get(&key).copied().unwrap_or((now, 0));

@@ -522,14 +522,17 @@ impl Tablet {
         if req.term < g.meta.term {
             return Err(Code::TermIsLower.with(format!("{} < {}", req.term, g.meta.term)));
         }
-        g.meta.mode = mode as i32;
-        g.meta.term = req.term;
-        g.meta.replicas = if mode == TableMode::Leader { req.replicas } else { vec![] };
+        // The new role is written before it is taken: a role change whose meta cannot be persisted changes
+        // nothing, so the nameserver's retry (or its next leader selection) finds the partition as it was.
+        let mut meta = g.meta.clone();
+        meta.mode = mode as i32;
+        meta.term = req.term;
+        meta.replicas = if mode == TableMode::Leader { req.replicas } else { vec![] };
+        self.write_meta(&meta).await?;
+        g.meta = meta;
         g.fenced = false;
         self.start_replicators(&part, &mut g);
-        let meta = g.meta.clone();
         drop(g);
-        self.write_meta(&meta).await?;
         tracing::info!(tid = req.tid, pid = req.pid, mode = ?mode, term = req.term, "role changed");
         Ok(pb::GeneralResponse {})
     }
