@@ -313,7 +313,13 @@ async fn recover_partition(
     }
     for ep in readd {
         let req = pb::RecoverTableRequest { name: info.name.clone(), pid, endpoint: ep.clone() };
-        nsc.call(ns::RecoverTable, req).await.map_err(|e| format!("recovertable {ep}: {e}"))?;
+        match nsc.call(ns::RecoverTable, req).await {
+            // Alive again meanwhile (the nameserver recovered it): nothing left to do for it.
+            Err(crate::rpc::RpcError::Status(s)) if crate::codes::Code::PartitionIsAlive.is(&s) => {}
+            other => {
+                other.map_err(|e| format!("recovertable {ep}: {e}"))?;
+            }
+        }
     }
     if !readd.is_empty() {
         did.push(format!("re-adding {}", readd.join(", ")));

@@ -12,7 +12,8 @@ use super::input::{FaultEvent, Fsync, LeaderSpan, Observed, PartitionLayout, Pid
 use super::jobs::{JobFinal, JobsReport, check_jobs};
 use super::set::{SetReport, check_set};
 use super::table::{
-    Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure, failovers, judge, service_seen,
+    AutoRecovery, Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure, failovers, judge,
+    service_seen,
 };
 use super::{Violation, secs};
 
@@ -45,8 +46,10 @@ pub struct RunData {
     /// When healing began; convergence violations' trace windows start there.
     pub healed_at: Duration,
     /// The convergence loop reached a clean snapshot within `converge_within` and no manual recovery command
-    /// (recoverendpoint, recovertable, recoverdata, changeleader) ran.
+    /// (recoverendpoint, recovertable, changeleader) ran.
     pub auto_recovered: bool,
+    /// `(table, pid)` of the partitions `recoverdata` acted on: recovered by hand, whatever else happened.
+    pub manual_partitions: BTreeSet<(String, Pid)>,
     /// `(seed, first hash, second hash)` when the seed was run twice.
     pub determinism: Option<(u64, u64, u64)>,
     /// Whether the cluster is expected to converge at all: not when the scenario expects no recovery (every
@@ -111,7 +114,12 @@ impl TableReport {
                 // `service` is an expectation for the partitions the faults touched (DESIGN 7); `loss` and `recovery`
                 // hold for every partition, since manual commands (changeleader, updatetablealive) change a
                 // partition's leader or replicas without any fault.
-                let expect = if exposure.offline_max > 0 { t.expect } else { Expect { service: None, ..t.expect } };
+                let mut expect = if exposure.offline_max > 0 { t.expect } else { Expect { service: None, ..t.expect } };
+                let by_hand = run.manual_partitions.contains(&(t.name.clone(), layout.pid));
+                if by_hand {
+                    // recoverdata acted on it: whether it would have recovered by itself cannot be observed.
+                    expect.recovery = Some(AutoRecovery::Manual);
+                }
                 let documented = exposure.documented().with_expect(&expect);
                 let observed = ObservedCell {
                     service_ok: service.ok(),
@@ -120,6 +128,7 @@ impl TableReport {
                     // A manual recovery step (recoverdata after a power loss elsewhere) says nothing about a
                     // partition no fault touched: it recovered by itself if it converged.
                     auto_recovered: (run.auto_recovered || exposure.offline_max == 0)
+                        && !by_hand
                         && !convergence.violations.iter().any(|v| v.pid == Some(layout.pid)),
                     failover_time: failovers.iter().filter_map(Failover::time).max(),
                 };
@@ -387,6 +396,7 @@ mod tests {
             healed_at: ms(4000),
             auto_recovered: true,
             determinism: Some((42, 0x1234, 0x1234)),
+            manual_partitions: BTreeSet::new(),
             converge: true,
         }
     }

@@ -347,6 +347,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
         healed_at,
         auto_recovered,
         determinism: None,
+        manual_partitions: w.manual_partitions.clone(),
         converge: !matches!(s.expect.recovery, Some(scenario::Recovery::None)),
     };
     let report = Report::build(&run);

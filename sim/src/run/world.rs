@@ -46,6 +46,8 @@ pub struct World {
     pub stop_writes: Arc<AtomicBool>,
     /// ns_client commands that are manual failover or recovery, seen in steps (then recovery is not automatic).
     pub manual_recovery: bool,
+    /// Partitions `recoverdata` acted on (a manual recovery of those only).
+    pub manual_partitions: BTreeSet<(String, u32)>,
     /// Processes paused by a step and not resumed yet.
     paused: BTreeSet<String>,
 }
@@ -86,6 +88,7 @@ impl World {
             pending: Vec::new(),
             stop_writes: Arc::new(AtomicBool::new(false)),
             manual_recovery: false,
+            manual_partitions: BTreeSet::new(),
             paused: BTreeSet::new(),
         }
     }
@@ -437,7 +440,6 @@ impl World {
                 check_output(&line, &out, &expect)?;
             }
             Action::Recoverdata => {
-                self.manual_recovery = true;
                 let ns = self.ns_client();
                 let limits = openmldb::cli::recoverdata::Limits {
                     load: Duration::from_secs(60),
@@ -450,6 +452,14 @@ impl World {
                     Ok(report) | Err(report) => {
                         for line in report.lines() {
                             self.log(format_args!("recoverdata> {line}"));
+                            // `<table> pid <n>: <what it did>`: the partitions it touched were recovered by hand.
+                            if let Some((head, what)) = line.split_once(": ")
+                                && let Some((table, pid)) = head.split_once(" pid ")
+                                && let Ok(pid) = pid.parse::<u32>()
+                                && what != "healthy, nothing to do"
+                            {
+                                self.manual_partitions.insert((table.to_string(), pid));
+                            }
                         }
                     }
                 }
