@@ -252,8 +252,7 @@ async fn recover_partition(
     // Nothing routes to the replicas that will be re-added.
     for ep in readd {
         if facts.iter().any(|f| f.endpoint == *ep && f.meta_alive) {
-            nsc.call(ns::UpdateTableAlive, alive(ep, false))
-                .await
+            already_so(nsc.call(ns::UpdateTableAlive, alive(ep, false)).await)
                 .map_err(|e| format!("updatetablealive {ep} no: {e}"))?;
         }
     }
@@ -281,8 +280,7 @@ async fn recover_partition(
         did.push(format!("loaded on {leader} (offset {offset})"));
     }
     if facts.iter().any(|f| f.endpoint == leader && !f.meta_alive) || change_leader {
-        nsc.call(ns::UpdateTableAlive, alive(leader, true))
-            .await
+        already_so(nsc.call(ns::UpdateTableAlive, alive(leader, true)).await)
             .map_err(|e| format!("updatetablealive {leader} yes: {e}"))?;
     }
     if change_leader {
@@ -325,6 +323,15 @@ async fn recover_partition(
         did.push(format!("re-adding {}", readd.join(", ")));
     }
     Ok(did.join("; "))
+}
+
+/// "No pid has update": the replica already had the state asked for (an op still finishing when auto_failover was
+/// turned off got there first). That is success.
+fn already_so<T: Default>(r: Result<T, crate::rpc::RpcError>) -> Result<T, crate::rpc::RpcError> {
+    match r {
+        Err(crate::rpc::RpcError::Status(s)) if crate::codes::Code::NoPidHasUpdate.is(&s) => Ok(T::default()),
+        other => other,
+    }
 }
 
 #[cfg(test)]

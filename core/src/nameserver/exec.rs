@@ -569,6 +569,7 @@ impl Nameserver {
         let mut data = Self::change_leader_data(op)?;
         let (tid, part) = self.partition(&op.info.name, op.info.pid)?;
         let auto_failover = self.auto_failover();
+        super::decide::precheck_select_leader(&part.partition_meta, auto_failover).map_err(|e| e.to_string())?;
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
         let global = meta.counter(&self.layout.term()).await.map_err(|e| e.to_string())?;
         let terms = super::decide::ChangeLeaderTerms::after(global);

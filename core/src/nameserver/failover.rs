@@ -58,6 +58,13 @@ impl Nameserver {
     /// Reference 5.1 `OnTabletOffline`: with auto_failover on, marks the tablet's replicas not alive (never a
     /// partition's last alive one) and fails its partitions over.
     pub(super) async fn on_tablet_offline(&self, endpoint: &str, startup: bool) {
+        let _serial = self.failover_lock.lock().await;
+        self.on_tablet_offline_locked(endpoint, startup).await;
+    }
+
+    /// [`Self::on_tablet_offline`] under `failover_lock`: one failover decision at a time, so two of them (a grace
+    /// period ending as the tablet comes back restarted) never both see no op queued and both create one.
+    async fn on_tablet_offline_locked(&self, endpoint: &str, startup: bool) {
         if !self.is_active() || !self.auto_failover() || self.config.planted.never_fail_over {
             return;
         }
@@ -92,6 +99,7 @@ impl Nameserver {
         if !self.is_active() || !self.auto_failover() {
             return;
         }
+        let _serial = self.failover_lock.lock().await;
         let Ok(coord) = self.require_active() else { return };
         let value = match coord.get(&self.layout.node(endpoint)).await {
             Ok((data, _)) => String::from_utf8_lossy(&data).to_string(),
@@ -106,7 +114,7 @@ impl Nameserver {
             return;
         }
         if restarted {
-            self.on_tablet_offline(endpoint, true).await;
+            self.on_tablet_offline_locked(endpoint, true).await;
         }
         tracing::info!(endpoint, restarted, "recovering a returning tablet");
         self.recover_endpoint_internal(endpoint, false, restarted, self.config.name_server_task_concurrency).await;
@@ -366,7 +374,7 @@ impl Nameserver {
                 self.config.recover_dead_replica_interval.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
             backoff.insert(key, (now + delay, tries + 1));
             tracing::info!(endpoint, missing, "a tablet lacks replicas marked alive on it: it restarted unseen");
-            self.on_tablet_offline(&endpoint, true).await;
+            self.on_tablet_offline_locked(&endpoint, true).await;
             let concurrency = self.config.name_server_task_concurrency;
             self.recover_endpoint_internal(&endpoint, false, true, concurrency).await;
         }
@@ -395,6 +403,7 @@ impl Nameserver {
         if !self.auto_failover() {
             return;
         }
+        let _serial = self.failover_lock.lock().await;
         self.recover_unseen_restarts(backoff).await;
         let mut todo: Vec<(String, u32, String, bool)> = Vec::new();
         {

@@ -128,6 +128,9 @@ pub struct Nameserver {
     clients: Mutex<BTreeMap<String, RpcClient>>,
     /// Serialises metadata changes (create, drop, and the op engine's edits).
     pub(super) meta_lock: tokio::sync::Mutex<()>,
+    /// Serialises the automatic failover and recovery decisions (tablet offline, tablet back, the dead-replica
+    /// pass): each checks for queued ops before creating its own.
+    pub(super) failover_lock: tokio::sync::Mutex<()>,
     /// Bumped when an op is queued, canceled or finished: wakes the queue workers.
     pub(super) op_signal: Signal,
     /// What runs only while active (queue workers, failover timers): aborted on stepping down.
@@ -178,6 +181,7 @@ impl Nameserver {
             }),
             clients: Mutex::new(BTreeMap::new()),
             meta_lock: tokio::sync::Mutex::new(()),
+            failover_lock: tokio::sync::Mutex::new(()),
             op_signal: Signal::new(0),
             session_tasks: Mutex::new(Vec::new()),
             config,

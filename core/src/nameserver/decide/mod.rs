@@ -21,7 +21,8 @@ pub mod recover;
 pub mod term;
 
 pub use leader::{
-    AheadFollower, ChangeLeaderTerms, LeaderChoice, Probe, SelectLeaderError, followers_to_probe, select_leader,
+    AheadFollower, ChangeLeaderTerms, LeaderChoice, Probe, SelectLeaderError, followers_to_probe,
+    precheck_select_leader, select_leader,
 };
 pub use liveness::may_mark_dead;
 pub use placement::{
