@@ -100,6 +100,21 @@ pub fn followers_to_probe(replicas: &[PartitionMeta]) -> Vec<String> {
     replicas.iter().filter(|m| m.is_alive && !m.is_leader).map(|m| m.endpoint.clone()).collect()
 }
 
+/// What refuses a leader selection before any follower is probed: probing raises the followers' term, which only
+/// a leader installed with a higher term may follow, so a selection that is bound to fail must not probe.
+pub fn precheck_select_leader(replicas: &[PartitionMeta], auto_failover: bool) -> Result<(), SelectLeaderError> {
+    if auto_failover && let Some(leader) = replicas.iter().find(|m| m.is_leader && m.is_alive) {
+        return Err(SelectLeaderError::LeaderIsAlive { leader: leader.endpoint.clone() });
+    }
+    if replicas.len() <= 1 {
+        return Err(SelectLeaderError::NoFollower);
+    }
+    if followers_to_probe(replicas).is_empty() {
+        return Err(SelectLeaderError::NoAliveFollower);
+    }
+    Ok(())
+}
+
 /// Chooses the new leader of a partition from its replicas' metadata and the probe answers of its alive
 /// followers (`probes`, by endpoint; a follower missing from it counts as unreachable; other entries are
 /// ignored).
@@ -120,21 +135,6 @@ pub fn followers_to_probe(replicas: &[PartitionMeta]) -> Vec<String> {
 ///   log, [`super::match_term_offset`] sees the entries of a follower that was ahead as diverged.
 /// - Followers ahead of the chosen leader, and followers that did not answer, are returned apart so that the
 ///   caller re-syncs them instead of letting them silently keep entries the new leader never had.
-/// What refuses a leader selection before any follower is probed: probing raises the followers' term, which only
-/// a leader installed with a higher term may follow, so a selection that is bound to fail must not probe.
-pub fn precheck_select_leader(replicas: &[PartitionMeta], auto_failover: bool) -> Result<(), SelectLeaderError> {
-    if auto_failover && let Some(leader) = replicas.iter().find(|m| m.is_leader && m.is_alive) {
-        return Err(SelectLeaderError::LeaderIsAlive { leader: leader.endpoint.clone() });
-    }
-    if replicas.len() <= 1 {
-        return Err(SelectLeaderError::NoFollower);
-    }
-    if followers_to_probe(replicas).is_empty() {
-        return Err(SelectLeaderError::NoAliveFollower);
-    }
-    Ok(())
-}
-
 pub fn select_leader(
     replicas: &[PartitionMeta],
     probes: &BTreeMap<String, Probe>,
