@@ -1,6 +1,6 @@
 //! Real processes on loopback: a coordination server, a nameserver, two tablets and two TaskManagers. An import
 //! from a CSV file on the shared data dir, an export, `kill -9` of the active TaskManager during a generated
-//! import, and the standby finishing it; the job commands' errors.
+//! import, and the standby finishing it; the job commands' errors; a dropped table's running job stopped.
 #![cfg(not(madsim))]
 
 mod common;
@@ -89,6 +89,15 @@ async fn real_taskmanagers_import_export_and_hand_a_job_over_after_kill_9() {
     assert!(text(&ns_client(&zk, "showjob 99")).contains("job is not exist"));
     assert!(text(&ns_client(&zk, "submitjob frobnicate t")).contains("usage: submitjob"));
     assert!(text(&ns_client(&zk, "stopjob 1")).contains("job is finished"));
+
+    // Dropping a table stops its running jobs: the nameserver finds the active TaskManager and asks it.
+    let created = ns_client(&zk, "create t2 0 2 2 id:string:index ts:int64:ts v:string");
+    assert!(text(&created).contains("Create table ok"), "{}", text(&created));
+    ns_client(&zk, "submitjob import t2 gen:2000000");
+    ns_until(&zk, "showjob 6", |o| o.contains("Running") && !o.contains(" 0/2000000")).await;
+    assert!(text(&ns_client(&zk, "drop t2")).contains("drop ok"));
+    let killed = ns_until(&zk, "showjob 6", |o| o.contains("Killed") || o.contains("Finished")).await;
+    assert!(killed.contains("Killed") && killed.contains("table t2 was dropped"), "{killed}");
     drop(tms);
     drop(procs);
 }

@@ -246,7 +246,11 @@ impl NsClient {
                 let job = if cmd == "showjob" {
                     self.tm.call(tm::ShowJob, jpb::ShowJobRequest { id }).await.map_err(|e| fail("show job", e))?.job
                 } else {
-                    self.tm.call(tm::StopJob, jpb::StopJobRequest { id }).await.map_err(|e| fail("stop job", e))?.job
+                    self.tm
+                        .call(tm::StopJob, jpb::StopJobRequest { id, reason: String::new() })
+                        .await
+                        .map_err(|e| fail("stop job", e))?
+                        .job
                 };
                 Ok(render_jobs(job.as_slice()))
             }

@@ -602,6 +602,18 @@ impl Nameserver {
             }
         }
         tracing::info!(name = %req.name, tid = info.tid, "table dropped");
+        // The active TaskManager (found through the coordination service) stops the jobs still on the table.
+        let tm =
+            crate::taskmanager::TmClient::new(coord.clone(), &self.config.zk_root_path, self.config.request_timeout);
+        let name = req.name.clone();
+        tokio::spawn(async move {
+            let reason = format!("table {name} was dropped");
+            match crate::taskmanager::client::stop_jobs_on(&tm, &name, &reason).await {
+                Ok(ids) if !ids.is_empty() => tracing::info!(name, jobs = ?ids, "stopped the jobs of a dropped table"),
+                Ok(_) => {}
+                Err(e) => tracing::info!(name, error = %e, "could not stop the jobs of a dropped table"),
+            }
+        });
         Ok(pb::GeneralResponse {})
     }
 

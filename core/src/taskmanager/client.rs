@@ -52,3 +52,21 @@ impl TmClient {
         Err(last.expect("at least one attempt"))
     }
 }
+
+/// Stops every job on `table` that has not ended, with `reason`: what the nameserver does when the table is
+/// dropped (a job on a dropped table could only fail after retrying for its whole budget). Best effort: without
+/// an active TaskManager there is nothing running to stop.
+pub async fn stop_jobs_on(tm: &TmClient, table: &str, reason: &str) -> Result<Vec<u64>, String> {
+    use crate::proto::taskmanager as pb;
+    let jobs = tm.call(super::rpc::ShowJobs, pb::ShowJobsRequest {}).await.map_err(|e| e.to_string())?.jobs;
+    let mut stopped = Vec::new();
+    for j in jobs.into_iter().filter(|j| j.table == table && !super::job::is_terminal(j.state())) {
+        let req = pb::StopJobRequest { id: j.id, reason: reason.to_string() };
+        match tm.call(super::rpc::StopJob, req).await {
+            Ok(_) => stopped.push(j.id),
+            Err(RpcError::Status(s)) if Code::JobIsFinished.is(&s) => {}
+            Err(e) => return Err(format!("stop job {}: {e}", j.id)),
+        }
+    }
+    Ok(stopped)
+}

@@ -714,7 +714,11 @@ impl TaskManager {
         // The runner is gone; read again so the write below is over its last progress.
         cell = store.get(req.id).await.map_err(|e| job_error(req.id, e))?;
         cell.info.set_state(JobState::Killed);
-        cell.info.error = format!("stopped by stopjob on {}", self.config.endpoint);
+        cell.info.error = if req.reason.is_empty() {
+            format!("stopped by stopjob on {}", self.config.endpoint)
+        } else {
+            req.reason.clone()
+        };
         store.update(&mut cell).await.map_err(|e| Code::SetZkFailed.with(e))?;
         Ok(pb::StopJobResponse { job: Some(cell.info) })
     }
