@@ -256,8 +256,8 @@ impl FuzzCase {
             self.seed
         );
         let _ = writeln!(out, "seeds = 1");
-        // Workloads stop with the last step; a little time after it lets the clients see the faults' end.
-        let _ = writeln!(out, "duration = \"{}ms\"\n", end + 10_000);
+        // Writes go on for 5 s after the last step, so the service after the faults ended is observed.
+        let _ = writeln!(out, "duration = \"{}ms\"\n", end + 15_000);
         let _ = writeln!(out, "[cluster]");
         let _ = writeln!(out, "tablets = {}", s.tablets);
         let _ = writeln!(out, "nameservers = {}", s.nameservers);
@@ -277,9 +277,15 @@ impl FuzzCase {
         if self.load.import_rows.is_some() && s.taskmanagers > 0 {
             let _ = writeln!(out, "[[table]]\nname = \"{IMPORT_TABLE}\"\npartitions = 2\nreplicas = {replicas}\n");
         }
-        let _ = writeln!(out, "[[workload]]\nkind = \"write\"\ntable = \"{TABLE}\"\nrate = {}\n", self.load.rate);
+        let stop = end + 5_000;
+        let _ = writeln!(
+            out,
+            "[[workload]]\nkind = \"write\"\ntable = \"{TABLE}\"\nrate = {}\nstop = \"{stop}ms\"\n",
+            self.load.rate
+        );
         if self.load.reads {
-            let _ = writeln!(out, "[[workload]]\nkind = \"read\"\ntable = \"{TABLE}\"\nrate = 20\n");
+            let _ =
+                writeln!(out, "[[workload]]\nkind = \"read\"\ntable = \"{TABLE}\"\nrate = 20\nstop = \"{stop}ms\"\n");
         }
         for step in &steps {
             let _ = writeln!(out, "[[step]]\nat = \"{}ms\"\n{}", step.at_ms, step.body);
