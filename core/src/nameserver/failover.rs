@@ -111,6 +111,8 @@ impl Nameserver {
         let restarted = value == Layout::startup_value(endpoint);
         if !restarted && offline_since.elapsed() < self.config.tablet_heartbeat_timeout {
             tracing::info!(endpoint, "tablet is back within the grace period; nothing to recover");
+            // Its leaders fenced themselves when their session expired: they still lead, say so.
+            self.confirm_fenced_leaders(endpoint).await;
             return;
         }
         if restarted {
@@ -334,6 +336,44 @@ impl Nameserver {
     /// with an alive leader (or of a single replica) and no op queued, are recovered. They are those of a tablet
     /// that came back while no nameserver was active, or while the previous one was failing: OpenMLDB's new
     /// leader only reacts to transitions it sees, so they would stay out of service until recovered by hand.
+    /// Confirms, with a ChangeRole to the role and term it already has, every partition the metadata says
+    /// `endpoint` leads (alive): a leader whose coordination session expired fences itself until then (DESIGN 5.1),
+    /// and when no failover replaced it (it came back within the grace period, or nothing could replace it) nothing
+    /// else would tell it.
+    pub(super) async fn confirm_fenced_leaders(&self, endpoint: &str) {
+        let led: Vec<(u32, u32, u64, Vec<String>)> = {
+            let state = self.state.lock().expect("ns state");
+            state
+                .tables
+                .values()
+                .flat_map(|t| t.table_partition.iter().map(move |p| (t.tid, p)))
+                .filter(|(_, p)| p.partition_meta.iter().any(|m| m.endpoint == endpoint && m.is_leader && m.is_alive))
+                .map(|(tid, p)| {
+                    let term = p.term_offset.iter().map(|t| t.term).max().unwrap_or(1);
+                    let followers =
+                        p.partition_meta.iter().filter(|m| !m.is_leader && m.is_alive).map(|m| m.endpoint.clone());
+                    (tid, p.pid, term, followers.collect())
+                })
+                .collect()
+        };
+        for (tid, pid, term, replicas) in led {
+            let status = tpb::GetTableStatusRequest { tid, pid, all: false };
+            let fenced = match self.client(endpoint).call(t::GetTableStatus, status).await {
+                Ok(r) => r.all_table_status.first().is_some_and(|s| s.fenced && s.term <= term),
+                Err(_) => false,
+            };
+            if !fenced {
+                continue;
+            }
+            let mode = tpb::TableMode::Leader as i32;
+            let req = tpb::ChangeRoleRequest { tid, pid, mode, term, replicas };
+            match self.client(endpoint).call(t::ChangeRole, req).await {
+                Ok(_) => tracing::info!(tid, pid, endpoint, term, "fenced leader confirmed"),
+                Err(e) => tracing::warn!(tid, pid, endpoint, error = %e, "cannot confirm the fenced leader"),
+            }
+        }
+    }
+
     /// A healthy tablet that does not hold a replica the metadata marks alive on it restarted while no nameserver
     /// saw it (a machine running both restarted, or the active nameserver died just as the tablet came back): it
     /// is recovered as a restarted tablet. Partitions with an op queued are left to the op.
@@ -360,6 +400,9 @@ impl Nameserver {
             let Ok(resp) = self.client(&endpoint).call(t::GetTableStatus, req).await else { continue };
             let held: std::collections::BTreeSet<(u32, u32)> =
                 resp.all_table_status.iter().map(|s| (s.tid, s.pid)).collect();
+            if resp.all_table_status.iter().any(|s| s.fenced) {
+                self.confirm_fenced_leaders(&endpoint).await;
+            }
             let missing = replicas.iter().filter(|r| !held.contains(r)).count();
             let key = (String::new(), u32::MAX, endpoint.clone());
             if missing == 0 {

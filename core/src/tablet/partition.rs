@@ -273,6 +273,7 @@ impl Partition {
             term: g.meta.term,
             snapshot_offset: g.snapshot_offset,
             ttl_desc: Some(ttl),
+            fenced: g.fenced,
         }
     }
 
