@@ -80,6 +80,27 @@ fn snapshot_dir(dir: &str) -> String {
 impl Tablet {
     /// Starts a tablet: binds its endpoint, starts the binlog sync and TTL loops, and registers with the
     /// coordination service if one is configured. It holds no partition until one is created or loaded.
+    /// Syncs every binlog segment a previous process left: what it appended after its last sync is only page
+    /// cache, and nothing else would make it durable before the nameserver asks for the partition back (a power
+    /// loss in between would lose writes acknowledged long before). Best effort: an unreadable directory is the
+    /// load's business.
+    async fn sync_left_behind(&self) {
+        let Ok(dirs) = self.disk.list_dir("").await else { return };
+        let mut synced = 0usize;
+        for dir in dirs {
+            let bdir = binlog_dir(&dir);
+            let Ok(files) = self.disk.list_dir(&bdir).await else { continue };
+            for f in files.iter().filter(|f| f.ends_with(".log")) {
+                if self.disk.sync_file(&format!("{bdir}/{f}")).await.is_ok() {
+                    synced += 1;
+                }
+            }
+        }
+        if synced > 0 {
+            tracing::info!(segments = synced, "synced the binlog segments a previous process left");
+        }
+    }
+
     pub async fn start(config: TabletConfig, disk: Arc<dyn Disk>) -> std::io::Result<TabletHandle> {
         let standalone = config.zk_cluster.is_empty();
         let tablet = Arc::new(Tablet {
@@ -91,6 +112,7 @@ impl Tablet {
             session_ok: AtomicBool::new(standalone),
             planted_puts: AtomicU64::new(0),
         });
+        tablet.sync_left_behind().await;
         let rpc = tablet.clone().rpc_server().bind(&tablet.config.endpoint).await?;
         tracing::info!(endpoint = %tablet.config.endpoint, "tablet started");
         let mut loops = vec![tokio::spawn(tablet.clone().binlog_sync_loop()), tokio::spawn(tablet.clone().gc_loop())];
