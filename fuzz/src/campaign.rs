@@ -125,3 +125,38 @@ fn write_case(dir: &Path, case: &FuzzCase, text: &str) -> Option<PathBuf> {
     std::fs::write(&path, text).ok()?;
     Some(path)
 }
+
+/// A coverage run: `cfg.cases` cases without stopping at failures. Failures are not shrunk (shrinking would run
+/// the property many more times and blur the counts); each is written unshrunk, and a normal campaign with its
+/// generator seed shrinks it. Persistence is off. Returns the merged report and every failure.
+pub fn campaign_keep_going(cfg: &CampaignConfig) -> (CampaignReport, Vec<Found>) {
+    let start = Instant::now();
+    let mut total =
+        CampaignReport { runs: 0, wall: Duration::ZERO, sim_secs: 0.0, probes: ProbeCounts::default(), found: None };
+    let mut found = Vec::new();
+    let mut seed = cfg.rng_seed;
+    while total.runs < u64::from(cfg.cases) {
+        let left = u64::from(cfg.cases) - total.runs;
+        let part = CampaignConfig {
+            cases: u32::try_from(left).unwrap_or(u32::MAX),
+            persist: false,
+            max_shrink_iters: 0,
+            rng_seed: seed,
+            ..cfg.clone()
+        };
+        let r = campaign(&part);
+        total.runs += r.runs;
+        total.sim_secs += r.sim_secs;
+        total.probes.add(&r.probes);
+        match r.found {
+            Some(f) => found.push(f),
+            None => break,
+        }
+        if r.runs == 0 {
+            break;
+        }
+        seed += 1;
+    }
+    total.wall = start.elapsed();
+    (total, found)
+}

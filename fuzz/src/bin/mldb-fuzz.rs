@@ -1,7 +1,7 @@
 //! `mldb-fuzz`: a fuzz campaign from the command line (simulator build only):
 //! `cargo srun --release -p mldb-fuzz --bin mldb-fuzz -- --cases 1000`. Prints cases per minute and the
 //! coverage-probe table; a failure is shrunk and written under `--out` (default `target/mldb-fuzz/`) as a scenario
-//! file, and the exit code is 1.
+//! file, and the exit code is 1. `--keep-going` runs all the cases, writing every failure unshrunk.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,9 @@ struct Args {
     /// Do not replay or extend fuzz/proptest-regressions/schedules.txt.
     #[arg(long)]
     no_persist: bool,
+    /// Coverage run: go on after a failure (failures are written unshrunk) until --cases cases ran.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 #[cfg(not(madsim))]
@@ -46,6 +49,24 @@ fn main() -> ExitCode {
         rng_seed: args.seed,
         ..Default::default()
     };
+    if args.keep_going {
+        let (report, found) = mldb_fuzz::campaign::campaign_keep_going(&cfg);
+        println!("{}", report.probes.render());
+        println!(
+            "{} cases in {:.1} s wall ({:.0} simulated s): {:.1} cases per minute, {} failing",
+            report.runs,
+            report.wall.as_secs_f64(),
+            report.sim_secs,
+            report.cases_per_minute(),
+            found.len()
+        );
+        for f in &found {
+            let first = f.violations.lines().next().unwrap_or_default();
+            let at = f.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("FAIL seed {} ({} faults, unshrunk) {at}: {first}", f.case.seed, f.case.fault_count());
+        }
+        return if found.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
     let report = mldb_fuzz::campaign::campaign(&cfg);
     println!("{}", report.probes.render());
     println!(
