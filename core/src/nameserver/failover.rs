@@ -417,6 +417,7 @@ impl Nameserver {
                 self.config.recover_dead_replica_interval.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
             backoff.insert(key, (now + delay, tries + 1));
             tracing::info!(endpoint, missing, "a tablet lacks replicas marked alive on it: it restarted unseen");
+            let _serial = self.failover_lock.lock().await;
             self.on_tablet_offline_locked(&endpoint, true).await;
             let concurrency = self.config.name_server_task_concurrency;
             self.recover_endpoint_internal(&endpoint, false, true, concurrency).await;
@@ -446,8 +447,9 @@ impl Nameserver {
         if !self.auto_failover() {
             return;
         }
-        let _serial = self.failover_lock.lock().await;
+        // The tablets are asked outside the lock (a paused one must not hold up a failover); each decision takes it.
         self.recover_unseen_restarts(backoff).await;
+        let _serial = self.failover_lock.lock().await;
         let mut todo: Vec<(String, u32, String, bool)> = Vec::new();
         {
             let state = self.state.lock().expect("ns state");
