@@ -24,6 +24,21 @@ use crate::tablet::rpc as t;
 /// The longest wait between two recoveries of one dead replica.
 const MAX_RECOVERY_BACKOFF: Duration = Duration::from_secs(300);
 
+/// Next allowed attempt and attempts so far, per (table, pid, endpoint) the periodic pass acts on.
+type Backoff = BTreeMap<(String, u32, String), (Instant, u32)>;
+
+/// Whether an attempt on `key` is due now; if so it is counted, and the next one waits `base` doubled per
+/// attempt, up to [`MAX_RECOVERY_BACKOFF`].
+fn attempt_due(backoff: &mut Backoff, key: (String, u32, String), now: Instant, base: Duration) -> bool {
+    let (next, tries) = backoff.get(&key).copied().unwrap_or((now, 0));
+    if next > now {
+        return false;
+    }
+    let delay = base.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
+    backoff.insert(key, (now + delay, tries + 1));
+    true
+}
+
 /// A change of a tablet's state seen in `/nodes`.
 #[derive(Debug, Clone)]
 pub enum TabletEvent {
@@ -377,7 +392,7 @@ impl Nameserver {
     /// A healthy tablet that does not hold a replica the metadata marks alive on it restarted while no nameserver
     /// saw it (a machine running both restarted, or the active nameserver died just as the tablet came back): it
     /// is recovered as a restarted tablet. Partitions with an op queued are left to the op.
-    async fn recover_unseen_restarts(&self, backoff: &mut BTreeMap<(String, u32, String), (Instant, u32)>) {
+    async fn recover_unseen_restarts(&self, backoff: &mut Backoff) {
         let mut expected: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
         {
             let state = self.state.lock().expect("ns state");
@@ -409,13 +424,9 @@ impl Nameserver {
                 backoff.remove(&key);
                 continue;
             }
-            let (next, tries) = backoff.get(&key).copied().unwrap_or((now, 0));
-            if next > now {
+            if !attempt_due(backoff, key, now, self.config.recover_dead_replica_interval) {
                 continue;
             }
-            let delay =
-                self.config.recover_dead_replica_interval.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
-            backoff.insert(key, (now + delay, tries + 1));
             tracing::info!(endpoint, missing, "a tablet lacks replicas marked alive on it: it restarted unseen");
             let _serial = self.failover_lock.lock().await;
             self.on_tablet_offline_locked(&endpoint, true).await;
@@ -430,7 +441,7 @@ impl Nameserver {
     /// and a partition left without an alive leader but with an alive follower on a healthy tablet (every tablet
     /// offline at once, then back) gets a ChangeLeader op. Each is tried again with a doubling delay, up to 5 min.
     pub(super) async fn dead_replica_loop(self: Arc<Self>) {
-        let mut backoff: BTreeMap<(String, u32, String), (Instant, u32)> = BTreeMap::new();
+        let mut backoff = Backoff::new();
         let mut at_takeover = true;
         loop {
             self.recover_dead_replicas(&mut backoff, at_takeover).await;
@@ -439,11 +450,7 @@ impl Nameserver {
         }
     }
 
-    async fn recover_dead_replicas(
-        &self,
-        backoff: &mut BTreeMap<(String, u32, String), (Instant, u32)>,
-        at_takeover: bool,
-    ) {
+    async fn recover_dead_replicas(&self, backoff: &mut Backoff, at_takeover: bool) {
         if !self.auto_failover() {
             return;
         }
@@ -481,13 +488,9 @@ impl Nameserver {
         backoff.retain(|k, _| k.1 == u32::MAX || todo.iter().any(|(n, p, e, _)| (n, p, e) == (&k.0, &k.1, &k.2)));
         for (name, pid, endpoint, is_leader) in todo {
             let key = (name.clone(), pid, endpoint.clone());
-            let (next, tries) = backoff.get(&key).copied().unwrap_or((now, 0));
-            if next > now {
+            if !attempt_due(backoff, key, now, self.config.recover_dead_replica_interval) {
                 continue;
             }
-            let delay =
-                self.config.recover_dead_replica_interval.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
-            backoff.insert(key, (now + delay, tries + 1));
             if endpoint.is_empty() {
                 tracing::info!(name, pid, at_takeover, "a leaderless partition with an alive follower fails over");
                 if let Err(e) = self.create_change_leader_op(&name, pid, "", false, concurrency).await {
