@@ -5,8 +5,9 @@
 //! the replica holding the longest log leads (DESIGN 4.7: OpenMLDB's script meant to, but in practice kept the
 //! last leader in metadata order), the other replicas are taken out and re-added with `recovertable`, and the tool
 //! waits for the ops. It refuses before changing anything when a replica's tablet is not running, turns
-//! auto_failover off while it works and back on at the end, and prints what it did per partition. A healthy cluster
-//! is left alone.
+//! auto_failover off while it works and back on at the end (also when it fails), and prints what it did per
+//! partition. It plans only once the nameserver's own ops have finished (a failover decided just before must not
+//! change a leader under the tool). A healthy cluster is left alone.
 //!
 //! The choices are pure ([`plan_partition`]); the rest calls the nameserver and the tablets.
 
@@ -128,6 +129,55 @@ async fn facts(info: &pb::TableInfo, part: &pb::TablePartition) -> Result<Vec<Re
     Ok(out)
 }
 
+type Planned = Vec<(pb::TableInfo, u32, PartitionPlan, Vec<ReplicaFacts>)>;
+
+/// Reads the metadata and every replica's state, and plans each partition.
+async fn plan_all(nsc: &NsClient) -> Result<Planned, String> {
+    let shown =
+        nsc.call(ns::ShowTable, pb::ShowTableRequest::default()).await.map_err(|e| format!("showtable: {e}"))?;
+    let mut plans = Vec::new();
+    for info in &shown.table_info {
+        for p in &info.table_partition {
+            let f = facts(info, p).await?;
+            plans.push((info.clone(), p.pid, plan_partition(&f), f));
+        }
+    }
+    Ok(plans)
+}
+
+/// Every partition healthy: says so per partition in `report`.
+fn all_healthy(plans: &Planned, report: &mut String) -> bool {
+    if !plans.iter().all(|(_, _, plan, _)| *plan == PartitionPlan::Healthy) {
+        return false;
+    }
+    for (info, pid, _, _) in plans {
+        report.push_str(&format!("{} pid {pid}: healthy, nothing to do\n", info.name));
+    }
+    true
+}
+
+/// Waits until no op is queued or running; `Ok` holds the failed ops, `Err` says how many still run at the deadline.
+async fn wait_for_ops(nsc: &NsClient, limits: Limits) -> Result<Vec<String>, String> {
+    let deadline = Instant::now() + limits.ops;
+    loop {
+        let ops = nsc.call(ns::ShowOpStatus, pb::ShowOpStatusRequest::default()).await;
+        let ops = ops.map_err(|e| format!("showopstatus: {e}"))?;
+        let running = ops.op_status.iter().filter(|o| o.status == "kInited" || o.status == "kDoing").count();
+        if running == 0 {
+            return Ok(ops
+                .op_status
+                .iter()
+                .filter(|o| o.status == "kFailed")
+                .map(|o| format!("op {} {} {} pid {}", o.op_id, o.op_type, o.name, o.pid))
+                .collect());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{running} op(s) still running after {:?}", limits.ops));
+        }
+        tokio::time::sleep(limits.poll).await;
+    }
+}
+
 /// Runs recoverdata; `Ok` is the report to print, `Err` a refusal or a failure (with what was done so far).
 pub async fn recoverdata(nsc: &NsClient, limits: Limits) -> Result<String, String> {
     let tablets = nsc.call(ns::ShowTablet, pb::ShowTabletRequest {}).await.map_err(|e| format!("showtablet: {e}"))?;
@@ -152,18 +202,9 @@ pub async fn recoverdata(nsc: &NsClient, limits: Limits) -> Result<String, Strin
             down.join(", ")
         ));
     }
-    let mut plans = Vec::new();
-    for info in &shown.table_info {
-        for p in &info.table_partition {
-            let f = facts(info, p).await?;
-            plans.push((info.clone(), p.pid, plan_partition(&f), f));
-        }
-    }
     let mut report = String::new();
-    if plans.iter().all(|(_, _, plan, _)| *plan == PartitionPlan::Healthy) {
-        for (info, pid, _, _) in &plans {
-            report.push_str(&format!("{} pid {pid}: healthy, nothing to do\n", info.name));
-        }
+    let first = plan_all(nsc).await?;
+    if all_healthy(&first, &mut report) {
         report.push_str("recoverdata: every partition is healthy");
         return Ok(report);
     }
@@ -175,6 +216,31 @@ pub async fn recoverdata(nsc: &NsClient, limits: Limits) -> Result<String, Strin
     if was_auto {
         nsc.call(ns::ConfSet, set_auto(false)).await.map_err(|e| format!("confset auto_failover false: {e}"))?;
         report.push_str("auto_failover set to false while recovering\n");
+    }
+    let result = recover_all(nsc, limits, &mut report).await;
+    if was_auto {
+        // Back on whatever happened: the tool must not leave the cluster without automatic failover.
+        match nsc.call(ns::ConfSet, set_auto(true)).await {
+            Ok(_) => report.push_str("auto_failover set back to true\n"),
+            Err(e) => return Err(format!("{report}confset auto_failover true: {e}")),
+        }
+    }
+    match result {
+        Ok(()) => {
+            report.push_str("recoverdata: done");
+            Ok(report)
+        }
+        Err(e) => Err(format!("{report}recoverdata: {e}")),
+    }
+}
+
+/// The recovery proper, with auto_failover off: the nameserver's own ops (a failover decided just before) finish
+/// first, and the plan is made from what they left, so the tool never acts on a leader that changed under it.
+async fn recover_all(nsc: &NsClient, limits: Limits, report: &mut String) -> Result<(), String> {
+    wait_for_ops(nsc, limits).await.map_err(|e| format!("before recovering: {e}"))?;
+    let plans = plan_all(nsc).await?;
+    if all_healthy(&plans, report) {
+        return Ok(());
     }
     let mut failures = 0;
     for (info, pid, plan, facts) in &plans {
@@ -201,37 +267,14 @@ pub async fn recoverdata(nsc: &NsClient, limits: Limits) -> Result<String, Strin
         }
     }
     // Wait for every op the recovery queued.
-    let deadline = Instant::now() + limits.ops;
-    loop {
-        let ops = nsc.call(ns::ShowOpStatus, pb::ShowOpStatusRequest::default()).await;
-        let ops = ops.map_err(|e| format!("{report}showopstatus: {e}"))?;
-        let running = ops.op_status.iter().filter(|o| o.status == "kInited" || o.status == "kDoing").count();
-        if running == 0 {
-            let failed: Vec<String> = ops
-                .op_status
-                .iter()
-                .filter(|o| o.status == "kFailed")
-                .map(|o| format!("op {} {} {} pid {}", o.op_id, o.op_type, o.name, o.pid))
-                .collect();
-            if !failed.is_empty() {
-                report.push_str(&format!("failed ops (see showopstatus): {}\n", failed.join(", ")));
-            }
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("{report}recoverdata: {running} op(s) still running after {:?}", limits.ops));
-        }
-        tokio::time::sleep(limits.poll).await;
-    }
-    if was_auto {
-        nsc.call(ns::ConfSet, set_auto(true)).await.map_err(|e| format!("{report}confset auto_failover true: {e}"))?;
-        report.push_str("auto_failover set back to true\n");
+    let failed = wait_for_ops(nsc, limits).await?;
+    if !failed.is_empty() {
+        report.push_str(&format!("failed ops (see showopstatus): {}\n", failed.join(", ")));
     }
     if failures > 0 {
-        return Err(format!("{report}recoverdata: {failures} partition(s) failed"));
+        return Err(format!("{failures} partition(s) failed"));
     }
-    report.push_str("recoverdata: done");
-    Ok(report)
+    Ok(())
 }
 
 async fn recover_partition(

@@ -6,7 +6,9 @@
 //!   T' > T whose first offset is ≤ o: the new leader did not have the entry and its term began at or before it.
 //!   The loss is charged to the failover `(pid, T')`, the first such term.
 //! - **Not yet fsynced.** Every replica of the partition lost power (a machine restart) after the write was
-//!   attempted and within `binlog_sync_to_disk_interval` (+ slack) after it was acknowledged: no disk had it.
+//!   attempted and within `binlog_sync_to_disk_interval` (+ slack) after it was acknowledged: no disk had it. A
+//!   replica whose process crashed or was paused inside that window synced nothing while it was stopped, so its
+//!   window stretches until the process ran again (a crash followed by the machine's power loss).
 //!
 //! Anything else is a violation: a crashed process keeps its page cache, so crashes alone never explain a loss.
 
@@ -96,24 +98,59 @@ fn overwriting_term(history: &[(u64, u64)], term: u64, offset: u64) -> Option<(u
     history.iter().copied().filter(|&(t, start)| t > term && start <= offset).min_by_key(|&(t, _)| t)
 }
 
+/// Until when `endpoint` may have held the write in its page cache only: one sync interval (+ slack) after the ack,
+/// pushed back while its process was not running to sync it. A crashed process leaves the page cache unsynced until
+/// it starts again (a tablet syncs the binlog it finds at start); a paused one syncs at its next tick after the
+/// resume. `None`: the process never ran again, so the bytes stayed unsynced to the end.
+fn unsynced_until(lost: &LostWrite, endpoint: &str, faults: &[FaultEvent], fsync: Fsync) -> Option<Duration> {
+    let mut until = lost.acked_at + fsync.interval + fsync.slack;
+    let mut stops: Vec<&FaultEvent> = faults
+        .iter()
+        .filter(|f| {
+            f.endpoint == endpoint
+                && f.kind == FaultKind::Down
+                && matches!(f.cause, FaultCause::Crash | FaultCause::Pause)
+                && f.at >= lost.attempted_at
+        })
+        .collect();
+    stops.sort_by_key(|f| f.at);
+    for stop in stops {
+        if stop.at > until {
+            break;
+        }
+        let up = faults
+            .iter()
+            .filter(|f| f.endpoint == endpoint && f.kind == FaultKind::Up && f.cause == stop.cause && f.at >= stop.at)
+            .map(|f| f.at)
+            .min()?;
+        let next_sync = match stop.cause {
+            FaultCause::Pause => up + fsync.interval,
+            _ => up,
+        };
+        until = until.max(next_sync + fsync.slack);
+    }
+    Some(until)
+}
+
 /// For each replica, a machine restart inside the window where the write may have been on it but not on disk;
 /// `None` unless every replica has one.
 fn unsynced_everywhere(
     lost: &LostWrite,
     replicas: &[String],
+    faults: &[FaultEvent],
     restarts: &[&FaultEvent],
     fsync: Fsync,
 ) -> Option<Vec<(String, Duration)>> {
     if replicas.is_empty() {
         return None;
     }
-    let until = lost.acked_at + fsync.interval + fsync.slack;
     replicas
         .iter()
         .map(|ep| {
+            let until = unsynced_until(lost, ep, faults, fsync);
             restarts
                 .iter()
-                .find(|f| &f.endpoint == ep && f.at >= lost.attempted_at && f.at <= until)
+                .find(|f| &f.endpoint == ep && f.at >= lost.attempted_at && until.is_none_or(|u| f.at <= u))
                 .map(|f| (ep.clone(), f.at))
         })
         .collect()
@@ -144,7 +181,7 @@ pub fn check_loss_bound(
                 .map(|p| p.replicas.iter().map(|r| r.endpoint.clone()).collect())
                 .unwrap_or_default(),
         };
-        match unsynced_everywhere(l, &replicas, &restarts, fsync) {
+        match unsynced_everywhere(l, &replicas, faults, &restarts, fsync) {
             Some(restarts) => report.allowed.push((l.clone(), LossReason::NotFsynced { restarts })),
             None => report.forbidden.push(l.clone()),
         }
@@ -420,6 +457,45 @@ mod tests {
             ["t1", "t2", "t3"].iter().map(|e| FaultEvent { cause: FaultCause::Crash, ..power_loss(e, 500) }).collect();
         let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &crashes, fsync(), LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1);
+    }
+
+    #[test]
+    fn a_replica_stopped_before_its_sync_stays_unsynced_until_it_runs_again() {
+        let obs = history(0, &[(1, 0)]);
+        let one = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into()] }];
+        let ev = |cause, kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: "t1".into(), cause };
+        let crash = ev(FaultCause::Crash, FaultKind::Down, 500);
+        // Acked at 100 ms, crashed at 500 ms (before its sync at 1.1 s), power lost at 5 s while still down.
+        let faults = vec![crash.clone(), power_loss("t1", 5000)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty(), "the crashed process never synced it");
+        // Started again at 3 s: it synced at start, so a power loss at 5 s explains nothing.
+        let faults = vec![crash.clone(), ev(FaultCause::Crash, FaultKind::Up, 3000), power_loss("t1", 5000)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+        // ... but one right after the start (within the slack) does.
+        let faults = vec![crash.clone(), ev(FaultCause::Crash, FaultKind::Up, 3000), power_loss("t1", 3050)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty());
+        // A crash after the sync point changes nothing.
+        let late = ev(FaultCause::Crash, FaultKind::Down, 1500);
+        let r = check_loss_bound(
+            &[lost(1, 0, 1, 5, 100)],
+            &obs,
+            &one,
+            &[late, power_loss("t1", 5000)],
+            fsync(),
+            LossPolicy::Bounded,
+        );
+        assert_eq!(r.forbidden.len(), 1);
+        // A pause holds the sync off until one interval after the resume.
+        let faults = vec![
+            ev(FaultCause::Pause, FaultKind::Down, 500),
+            ev(FaultCause::Pause, FaultKind::Up, 3000),
+            power_loss("t1", 4000),
+        ];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty());
     }
 
     #[test]

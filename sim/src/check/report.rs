@@ -145,8 +145,12 @@ impl TableReport {
             let not_promised: BTreeSet<Pid> = availability
                 .iter()
                 .filter(|a| {
-                    a.verdict.documented.auto_recovery == AutoRecovery::No
-                        && !run.manual_partitions.contains(&(t.name.clone(), a.exposure.pid))
+                    // A machine restart marks the cell "start by hand", but with every replica offline the row
+                    // promises no recovery even after the start.
+                    let e = &a.exposure;
+                    let row = super::table::expected_row(e.replicas, e.offline_max, e.leader_among, false);
+                    (a.verdict.documented.auto_recovery == AutoRecovery::No || row.auto_recovery == AutoRecovery::No)
+                        && !run.manual_partitions.contains(&(t.name.clone(), e.pid))
                 })
                 .map(|a| a.exposure.pid)
                 .collect();
