@@ -95,6 +95,13 @@ pub enum Fault {
     CorruptTail {
         tablet: u8,
     },
+    /// Network-wide packet loss (in percent) and latency (1 ms up to `latency_ms`), back to the defaults after
+    /// `dur_ms`.
+    Network {
+        loss_pct: u8,
+        latency_ms: u64,
+        dur_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +238,12 @@ impl FuzzCase {
                     add(at, format!("do = \"disk_fault\"\ntarget = \"{name}\"\nkind = \"corrupt_tail\"\n"));
                     add(at + 500, format!("do = \"start\"\ntarget = \"{name}\"\n"));
                 }
+                Fault::Network { loss_pct, latency_ms, dur_ms } => {
+                    let loss = f64::from(*loss_pct) / 100.0;
+                    let latency = (*latency_ms).max(1);
+                    add(at, format!("do = \"network\"\nloss = {loss}\nlatency = \"1ms..{latency}ms\"\n"));
+                    add(at + dur_ms, "do = \"network\"\nloss = 0.0\nlatency = \"1ms..10ms\"\n".into());
+                }
             }
         }
         // Stable: steps at the same time keep their order (a crash before its corruption).
@@ -343,6 +356,7 @@ mod tests {
             TimedFault { at_ms: 7000, fault: Fault::SlowFsync { tablet: 0, dur_ms: 1000 } },
             TimedFault { at_ms: 8000, fault: Fault::WriteError { tablet: 1, dur_ms: 1000 } },
             TimedFault { at_ms: 8000, fault: Fault::CorruptTail { tablet: 2 } },
+            TimedFault { at_ms: 8500, fault: Fault::Network { loss_pct: 5, latency_ms: 80, dur_ms: 1000 } },
         ];
         let c = case(faults);
         let text = c.to_toml("all faults");
@@ -363,6 +377,7 @@ mod tests {
             "disk_fault",
             "heal",
             "recoverdata",
+            "network",
         ] {
             assert!(verbs.contains(&verb), "{verb} missing: {verbs:?}");
         }

@@ -8,7 +8,8 @@
 //! - **Not yet fsynced.** Every replica of the partition lost power (a machine restart) after the write was
 //!   attempted and within `binlog_sync_to_disk_interval` (+ slack) after it was acknowledged: no disk had it. A
 //!   replica whose process crashed or was paused inside that window synced nothing while it was stopped, so its
-//!   window stretches until the process ran again (a crash followed by the machine's power loss).
+//!   window stretches until the process ran again (a crash followed by the machine's power loss). A replica that
+//!   was not running from before the write until the last of those power losses never had it and needs none.
 //!
 //! Anything else is a violation: a crashed process keeps its page cache, so crashes alone never explain a loss.
 
@@ -132,8 +133,38 @@ fn unsynced_until(lost: &LostWrite, endpoint: &str, faults: &[FaultEvent], fsync
     Some(until)
 }
 
-/// For each replica, a machine restart inside the window where the write may have been on it but not on disk;
-/// `None` unless every replica has one.
+/// Whether `endpoint`'s process was not running (crashed, or its machine off) from before `from` until `to`: it
+/// could not have received anything in between.
+fn down_throughout(endpoint: &str, faults: &[FaultEvent], from: Duration, to: Duration) -> bool {
+    let stopped = |c: FaultCause| matches!(c, FaultCause::Crash | FaultCause::MachineRestart);
+    let mut events: Vec<&FaultEvent> = faults.iter().filter(|f| f.endpoint == endpoint && stopped(f.cause)).collect();
+    events.sort_by_key(|f| f.at);
+    let mut down: Vec<FaultCause> = Vec::new();
+    for f in events {
+        if f.at > to {
+            break;
+        }
+        if f.at > from && down.is_empty() {
+            return false;
+        }
+        match f.kind {
+            FaultKind::Down if !down.contains(&f.cause) => down.push(f.cause),
+            FaultKind::Down => {}
+            FaultKind::Up => {
+                down.retain(|c| *c != f.cause);
+                if f.at > from && down.is_empty() {
+                    return false;
+                }
+            }
+        }
+    }
+    !down.is_empty()
+}
+
+/// The machine restarts that took the write from every replica that could have held it: each replica lost power
+/// inside its unsynced window, or was not running from before the write until the last of those power losses (it
+/// never received the write, and nobody was left to send it). At least one replica must have lost power; `None`
+/// otherwise.
 fn unsynced_everywhere(
     lost: &LostWrite,
     replicas: &[String],
@@ -141,10 +172,7 @@ fn unsynced_everywhere(
     restarts: &[&FaultEvent],
     fsync: Fsync,
 ) -> Option<Vec<(String, Duration)>> {
-    if replicas.is_empty() {
-        return None;
-    }
-    replicas
+    let lost_power: Vec<Option<(String, Duration)>> = replicas
         .iter()
         .map(|ep| {
             let until = unsynced_until(lost, ep, faults, fsync);
@@ -153,7 +181,14 @@ fn unsynced_everywhere(
                 .find(|f| &f.endpoint == ep && f.at >= lost.attempted_at && until.is_none_or(|u| f.at <= u))
                 .map(|f| (ep.clone(), f.at))
         })
-        .collect()
+        .collect();
+    let last = lost_power.iter().flatten().map(|(_, at)| *at).max()?;
+    let never_had = |ep: &String| down_throughout(ep, faults, lost.attempted_at, last);
+    replicas
+        .iter()
+        .zip(&lost_power)
+        .all(|(ep, p)| p.is_some() || never_had(ep))
+        .then(|| lost_power.into_iter().flatten().collect())
 }
 
 /// Judges every lost write of one table.
@@ -448,8 +483,9 @@ mod tests {
         let late = vec![power_loss("t1", 500), power_loss("t2", 500), power_loss("t3", 1201)];
         let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &late, fsync(), LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1, "t3 had fsynced by then");
-        // A restart before the write was attempted cannot have lost it.
-        let early = vec![power_loss("t1", 50), power_loss("t2", 500), power_loss("t3", 500)];
+        // A restart before the write was attempted cannot have lost it (t1 was running again when it was sent).
+        let back = FaultEvent { kind: FaultKind::Up, ..power_loss("t1", 80) };
+        let early = vec![power_loss("t1", 50), back, power_loss("t2", 500), power_loss("t3", 500)];
         let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &early, fsync(), LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1);
         // Crashes keep the page cache: never an explanation.
@@ -496,6 +532,32 @@ mod tests {
         ];
         let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, fsync(), LossPolicy::Bounded);
         assert!(r.forbidden.is_empty());
+    }
+
+    #[test]
+    fn a_replica_down_from_before_the_write_until_the_power_loss_never_had_it() {
+        let obs = history(0, &[(1, 0)]);
+        let two = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] }];
+        let ev = |ep: &str, cause, kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: ep.into(), cause };
+        // t2's machine went off at 50 ms and came back at 2 s; t1 acknowledged at 100 ms and lost power at 600 ms.
+        let t2_off = power_loss("t2", 50);
+        let faults =
+            vec![t2_off.clone(), power_loss("t1", 600), ev("t2", FaultCause::MachineRestart, FaultKind::Up, 2000)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &two, &faults, fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty(), "t2 was off the whole time");
+        assert!(matches!(&r.allowed[0].1, LossReason::NotFsynced { restarts } if restarts.len() == 1));
+        // Back at 400 ms, before t1 lost power: it may have caught up, so the loss is not explained.
+        let faults =
+            vec![t2_off.clone(), ev("t2", FaultCause::MachineRestart, FaultKind::Up, 400), power_loss("t1", 600)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &two, &faults, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+        // A crash of t2 after the write: it may have had it.
+        let faults = vec![ev("t2", FaultCause::Crash, FaultKind::Down, 150), power_loss("t1", 600)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &two, &faults, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+        // Nobody lost power: being down explains nothing.
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &two, &[t2_off], fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
     }
 
     #[test]

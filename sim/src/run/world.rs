@@ -376,6 +376,16 @@ impl World {
                 self.b.cluster.heal();
                 self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation]);
             }
+            Action::Network(c) => {
+                // Network-wide: the oracle takes no endpoint offline for it (a failover it causes is judged by the
+                // loss bound and convergence like any other).
+                let latency = if c.latency_min == c.latency_max {
+                    c.latency_min..c.latency_min + Duration::from_nanos(1)
+                } else {
+                    c.latency_min..c.latency_max
+                };
+                self.b.cluster.set_network(c.loss(), latency);
+            }
             Action::Clog { from, to } => {
                 let (a, b) = (self.resolve(from).await?, self.resolve(to).await?);
                 self.b.cluster.clog(&a, &b).map_err(h)?;

@@ -36,8 +36,8 @@ pub use duration::{format_duration, parse_duration};
 pub use error::ScenarioError;
 pub use flags::{FlagKind, FlagSpec, KNOWN_FLAGS, flag_spec};
 pub use model::{
-    Action, ClientExpect, Cluster, Condition, DiskFault, Expect, FlagValue, Loss, MachineRef, Recovery, Replication,
-    Scenario, Service, Step, StepTime, TableSpec, Workload, WorkloadKind,
+    Action, ClientExpect, Cluster, Condition, DiskFault, Expect, FlagValue, Loss, MachineRef, NetworkConditions,
+    Recovery, Replication, Scenario, Service, Step, StepTime, TableSpec, Workload, WorkloadKind,
 };
 pub use target::{CmdPart, Command, PartitionRef, ProcessId, ProcessTarget, Target};
 

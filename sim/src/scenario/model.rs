@@ -197,6 +197,30 @@ pub enum StepTime {
     AfterPrevious(Duration),
 }
 
+/// Packet loss and latency of the whole simulated network (the `network` verb).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkConditions {
+    /// Probability that a packet is lost, in parts per million: a connect through a lossy link is refused, an
+    /// established stream retransmits (the data is late, never dropped).
+    pub loss_ppm: u32,
+    /// One-way latency of each packet, drawn uniformly from `min..max` (`min == max`: fixed).
+    pub latency_min: Duration,
+    pub latency_max: Duration,
+}
+
+impl NetworkConditions {
+    /// What `heal` restores: no loss, 1–10 ms.
+    pub const DEFAULT: NetworkConditions = NetworkConditions {
+        loss_ppm: 0,
+        latency_min: Duration::from_millis(1),
+        latency_max: Duration::from_millis(10),
+    };
+
+    pub fn loss(&self) -> f64 {
+        f64::from(self.loss_ppm) / 1e6
+    }
+}
+
 /// What a step does (DESIGN 7's verbs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -214,8 +238,11 @@ pub enum Action {
     Isolate(ProcessTarget),
     /// Cut the target off from the coordination server only.
     IsolateFromCoord(ProcessTarget),
-    /// Remove every network fault.
+    /// Remove every network fault (loss and latency back to the defaults included).
     Heal,
+    /// Network-wide packet loss and latency until the next `network` or `heal` (an extension of format v1; madsim's
+    /// network applies them to every link).
+    Network(NetworkConditions),
     /// Cut the direction `from` → `to` only.
     Clog {
         from: ProcessTarget,
@@ -260,6 +287,7 @@ impl Action {
             Action::Isolate(_) => "isolate",
             Action::IsolateFromCoord(_) => "isolate_from_coord",
             Action::Heal => "heal",
+            Action::Network(_) => "network",
             Action::Clog { .. } => "clog",
             Action::Pause(_) => "pause",
             Action::Resume(_) => "resume",

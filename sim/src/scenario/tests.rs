@@ -323,8 +323,8 @@ fn error_unknown_key_in_step() {
     assert_eq!(
         err(&with_base("[[step]]\nat = \"1s\"\ndo = \"crash\"\ntargte = \"tablet-1\"\n")),
         "t.toml:10: step[0].targte: unknown key `targte` (did you mean `target`?); a step takes: at, after, wait, do, \
-         target, groups, from, to, kind, delay, path, bytes, cmd, expect_contains, expect_not_contains, expect_ok, \
-         condition, timeout"
+         target, groups, loss, latency, from, to, kind, delay, path, bytes, cmd, expect_contains, expect_not_contains, \
+         expect_ok, condition, timeout"
     );
 }
 
@@ -351,8 +351,8 @@ fn error_unknown_verb() {
     assert_eq!(
         err(&with_base("[[step]]\nat = \"1s\"\ndo = \"crsh\"\n")),
         "t.toml:9: step[0].do: unknown verb \"crsh\" (did you mean \"crash\"?); verbs: crash, restart, \
-         machine_restart, start, partition, isolate, isolate_from_coord, heal, clog, pause, resume, disk_fault, \
-         ns_client, tablet_client, recoverdata, wait_until, stop_writes"
+         machine_restart, start, partition, isolate, isolate_from_coord, heal, network, clog, pause, resume, \
+         disk_fault, ns_client, tablet_client, recoverdata, wait_until, stop_writes"
     );
     assert!(err(&with_base("[[step]]\nat = \"1s\"\n")).starts_with("t.toml:7: step[0]: missing `do`; verbs: crash,"));
 }
@@ -700,4 +700,42 @@ fn mutations_never_panic() {
         }
         parses_or_errs(&src);
     }
+}
+
+#[test]
+fn the_network_verb_sets_loss_and_latency() {
+    let src = with_base(
+        "[[step]]\nat = \"1s\"\ndo = \"network\"\nloss = 0.05\nlatency = \"20ms..80ms\"\n\n\
+         [[step]]\nat = \"2s\"\ndo = \"network\"\nlatency = \"50ms\"\n\n\
+         [[step]]\nat = \"3s\"\ndo = \"network\"\nloss = 0\n",
+    );
+    let s = parse_str(&src, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let conditions: Vec<NetworkConditions> = s
+        .steps
+        .iter()
+        .map(|st| match &st.action {
+            Action::Network(c) => *c,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let ms = Duration::from_millis;
+    assert_eq!(conditions[0], NetworkConditions { loss_ppm: 50_000, latency_min: ms(20), latency_max: ms(80) });
+    assert_eq!(
+        conditions[1],
+        NetworkConditions { latency_min: ms(50), latency_max: ms(50), ..NetworkConditions::DEFAULT }
+    );
+    assert_eq!(conditions[2], NetworkConditions::DEFAULT);
+    assert_eq!(s.steps[0].action.verb(), "network");
+}
+
+#[test]
+fn error_network_values() {
+    let step = |rest: &str| err(&with_base(&format!("[[step]]\nat = \"1s\"\ndo = \"network\"\n{rest}")));
+    assert_eq!(step(""), "t.toml:7: step[0]: network needs `loss`, `latency` or both (heal restores the defaults)");
+    assert_eq!(step("loss = 1.5\n"), "t.toml:10: step[0].loss: loss is a probability from 0 to 0.9, not 1.5");
+    assert_eq!(step("loss = -0.1\n"), "t.toml:10: step[0].loss: loss is a probability from 0 to 0.9, not -0.1");
+    assert!(step("latency = \"80ms..20ms\"\n").contains("the minimum is above the maximum"));
+    assert!(step("latency = \"fast\"\n").contains("write \"20ms..80ms\" or one duration"));
+    assert!(step("latency = \"1ms..11s\"\n").contains("at most 10s one way"));
+    assert!(step("delay = \"1s\"\n").contains("delay"));
 }

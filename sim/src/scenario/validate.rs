@@ -56,6 +56,7 @@ const VERBS: &[Verb] = &[
     verb("isolate", &["target"], &[]),
     verb("isolate_from_coord", &["target"], &[]),
     verb("heal", &[], &[]),
+    verb("network", &[], &["loss", "latency"]),
     verb("clog", &["from", "to"], &[]),
     verb("pause", &["target"], &[]),
     verb("resume", &["target"], &[]),
@@ -456,6 +457,7 @@ fn action(t: &Table<'_>, verb: &str, world: &World<'_>) -> Result<Action, Scenar
             Action::IsolateFromCoord(p)
         }
         "heal" => Action::Heal,
+        "network" => Action::Network(network(t)?),
         "clog" => {
             let (from, to) = (process("from")?, process("to")?);
             if from == to {
@@ -545,6 +547,48 @@ fn client_expect(t: &Table<'_>) -> Result<ClientExpect, ScenarioError> {
         not_contains: t.opt("expect_not_contains", Val::strings)?.unwrap_or_default(),
         ok: t.opt("expect_ok", Val::bool)?,
     })
+}
+
+/// The most loss a `network` step may ask for: beyond it nothing connects and the run says nothing.
+const MAX_LOSS: f64 = 0.9;
+/// The longest one-way latency a `network` step may ask for.
+const MAX_LATENCY: Duration = Duration::from_secs(10);
+
+/// `loss = 0.05` (a probability) and/or `latency = "20ms..80ms"` (or one duration: fixed); what is left out keeps
+/// its default (no loss, 1ms..10ms).
+fn network(t: &Table<'_>) -> Result<NetworkConditions, ScenarioError> {
+    if t.get("loss").is_none() && t.get("latency").is_none() {
+        return Err(t.err("network needs `loss`, `latency` or both (heal restores the defaults)"));
+    }
+    let mut c = NetworkConditions::DEFAULT;
+    if let Some(loss) = t.opt("loss", |v| {
+        let x = v.number()?;
+        if !(0.0..=MAX_LOSS).contains(&x) {
+            return Err(v.err(format!("loss is a probability from 0 to {MAX_LOSS}, not {x}")));
+        }
+        Ok(x)
+    })? {
+        c.loss_ppm = (loss * 1e6).round() as u32;
+    }
+    if let Some((min, max)) = t.opt("latency", |v| {
+        let text = v.str()?;
+        let (a, b) = text.split_once("..").unwrap_or((text, text));
+        let parse = |s: &str| {
+            super::duration::parse_duration(s.trim())
+                .map_err(|e| v.err(format!("latency {text:?}: {e} (write \"20ms..80ms\" or one duration)")))
+        };
+        let (min, max) = (parse(a)?, parse(b)?);
+        if min > max {
+            return Err(v.err(format!("latency {text:?}: the minimum is above the maximum")));
+        }
+        if max > MAX_LATENCY {
+            return Err(v.err(format!("latency {text:?}: at most {} one way", format_duration(MAX_LATENCY))));
+        }
+        Ok((min, max))
+    })? {
+        (c.latency_min, c.latency_max) = (min, max);
+    }
+    Ok(c)
 }
 
 fn disk_fault(t: &Table<'_>) -> Result<DiskFault, ScenarioError> {
