@@ -391,6 +391,18 @@ impl Nameserver {
     /// so" (a replica already added or already removed, a table already dropped) count as done, which makes every
     /// RPC task safe to send twice.
     async fn run_rpc_task(&self, op: &QueuedOp, task: &Task) -> Result<(), String> {
+        if let Task::DelReplica { endpoint, .. } = task
+            && op.info.op_type == OpType::RecoverTable as u32
+        {
+            // The op was queued for a dead replica; another op (an earlier recovertable, the periodic pass) may
+            // have re-added it since. Removing its replicator now would leave it marked alive and fed by nobody,
+            // and the kRecoverTable that follows would find it alive and do nothing.
+            let (_, part) = self.partition(&op.info.name, op.info.pid)?;
+            if part.partition_meta.iter().any(|m| m.endpoint == *endpoint && m.is_alive) {
+                tracing::info!(op_id = op.info.op_id, endpoint = %endpoint, "replica alive again; its replicator stays");
+                return Ok(());
+            }
+        }
         let (ep, task_type) = task.rpc().expect("an RPC task");
         let ep = ep.to_string();
         let tid = self.tid_of(&op.info.name)?;

@@ -111,13 +111,31 @@ impl World {
     }
 
     /// Every table's metadata, read by the client.
+    /// Every table's metadata; empty if the coordination service cannot be read (see [`World::try_tables`]).
     pub async fn tables(&self) -> Vec<TableInfo> {
-        let session = self.session.clone();
-        self.on_client(async move {
-            let layout = Layout::new(DEFAULT_ROOT);
-            MetaStore { coord: session.as_ref(), layout: &layout }.load_tables().await.unwrap_or_default()
-        })
-        .await
+        self.try_tables().await.unwrap_or_default()
+    }
+
+    /// Every table's metadata, read by the runner's own session. A read that fails (a lossy network refuses a
+    /// connect, the session is reconnecting) is tried again, up to 20 times 250 ms apart, so a fault does not
+    /// pass for "no table".
+    pub async fn try_tables(&self) -> Result<Vec<TableInfo>, String> {
+        let mut last = String::new();
+        for _ in 0..20 {
+            let session = self.session.clone();
+            let read = self
+                .on_client(async move {
+                    let layout = Layout::new(DEFAULT_ROOT);
+                    MetaStore { coord: session.as_ref(), layout: &layout }.load_tables().await
+                })
+                .await;
+            match read {
+                Ok(tables) => return Ok(tables),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(format!("cannot read the tables' metadata: {last}"))
     }
 
     pub fn ns_client(&self) -> NsClient {
@@ -157,7 +175,7 @@ impl World {
                 self.process_of(&active).ok_or_else(|| format!("no process serves {active}"))
             }
             ProcessTarget::Leader(p) | ProcessTarget::Follower(p) => {
-                let tables = self.tables().await;
+                let tables = self.try_tables().await?;
                 let table = tables
                     .iter()
                     .find(|x| x.name == p.table)
