@@ -105,6 +105,23 @@ fn overwriting_term(history: &[(u64, u64)], term: u64, offset: u64) -> Option<(u
 /// resume. `None`: the process never ran again, so the bytes stayed unsynced to the end.
 fn unsynced_until(lost: &LostWrite, endpoint: &str, faults: &[FaultEvent], fsync: Fsync) -> Option<Duration> {
     let mut until = lost.acked_at + fsync.interval + fsync.slack;
+    // A slow disk finishes the sync that covers the write one slow fsync later.
+    let slow_since = |at: Duration| {
+        faults.iter().any(|f| {
+            f.endpoint == endpoint && f.cause == FaultCause::SlowFsync && f.kind == FaultKind::Down && f.at <= at && {
+                let cleared = faults
+                    .iter()
+                    .filter(|u| u.endpoint == endpoint && u.cause == FaultCause::SlowFsync && u.kind == FaultKind::Up)
+                    .filter(|u| u.at >= f.at)
+                    .map(|u| u.at)
+                    .min();
+                cleared.is_none_or(|c| c >= lost.acked_at)
+            }
+        })
+    };
+    if slow_since(until) {
+        until += fsync.slow;
+    }
     let mut stops: Vec<&FaultEvent> = faults
         .iter()
         .filter(|f| {
@@ -391,7 +408,7 @@ mod tests {
     }
 
     fn fsync() -> Fsync {
-        Fsync { interval: ms(1000), slack: ms(100) }
+        Fsync { interval: ms(1000), slack: ms(100), slow: ms(0) }
     }
 
     #[test]
@@ -557,6 +574,24 @@ mod tests {
         assert_eq!(r.forbidden.len(), 1);
         // Nobody lost power: being down explains nothing.
         let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &two, &[t2_off], fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+    }
+
+    #[test]
+    fn a_slow_disk_stretches_the_window_by_one_slow_fsync() {
+        let obs = history(0, &[(1, 0)]);
+        let one = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into()] }];
+        let slow = FaultEvent { cause: FaultCause::SlowFsync, ..power_loss("t1", 50) };
+        let slow_fsync = Fsync { slow: ms(1000), ..fsync() };
+        // Acked at 100 ms; the window is 1.2 s without the slow disk, 2.2 s with it.
+        let faults = vec![slow.clone(), power_loss("t1", 2000)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, slow_fsync, LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty());
+        // Cleared before the write: the disk was fast again.
+        let cleared = FaultEvent { kind: FaultKind::Up, ..slow.clone() };
+        let cleared = FaultEvent { at: ms(80), ..cleared };
+        let faults = vec![slow, cleared, power_loss("t1", 2000)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, slow_fsync, LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1);
     }
 

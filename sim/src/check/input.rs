@@ -146,6 +146,9 @@ pub enum FaultCause {
     /// A `corrupt_tail` disk fault on the endpoint's newest binlog (a `Down` alone, at the moment it struck): it
     /// takes nothing offline; the loss bound uses it.
     CorruptTail,
+    /// A `slow_fsync` disk fault on the endpoint's machine, from the fault until it is cleared: it takes nothing
+    /// offline, but a sync in progress then completes [`Fsync::slow`] later.
+    SlowFsync,
 }
 
 /// Who the nameserver said led a partition, and when.
@@ -171,6 +174,8 @@ pub struct Fsync {
     /// `binlog_sync_to_disk_interval`.
     pub interval: Duration,
     pub slack: Duration,
+    /// The longest delay a `slow_fsync` fault of the scenario adds to one fsync.
+    pub slow: Duration,
 }
 
 impl Fsync {
@@ -178,6 +183,6 @@ impl Fsync {
     pub const DEFAULT_SLACK: Duration = Duration::from_millis(500);
 
     pub fn new(interval: Duration) -> Self {
-        Fsync { interval, slack: Self::DEFAULT_SLACK }
+        Fsync { interval, slack: Self::DEFAULT_SLACK, slow: Duration::ZERO }
     }
 }

@@ -241,8 +241,12 @@ impl Exposure {
 /// Sweeps the fault timeline (stable by time) for one partition. An endpoint is offline while any cause is down;
 /// an `Up` without a matching `Down` is ignored.
 pub fn exposure(layout: &PartitionLayout, faults: &[FaultEvent], leaders: &[LeaderSpan]) -> Exposure {
-    let mut events: Vec<&FaultEvent> =
-        faults.iter().filter(|f| layout.replicas.contains(&f.endpoint) && f.cause != FaultCause::CorruptTail).collect();
+    let mut events: Vec<&FaultEvent> = faults
+        .iter()
+        .filter(|f| {
+            layout.replicas.contains(&f.endpoint) && !matches!(f.cause, FaultCause::CorruptTail | FaultCause::SlowFsync)
+        })
+        .collect();
     events.sort_by_key(|f| f.at);
     let mut down: Vec<Vec<FaultCause>> = vec![vec![]; layout.replicas.len()];
     let mut exp = Exposure { pid: layout.pid, replicas: layout.replicas.len(), ..Exposure::default() };

@@ -342,7 +342,18 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     let run = RunData {
         tables,
         faults: w.faults.clone(),
-        fsync: Fsync::new(w.flags.tablet.binlog_sync_to_disk_interval),
+        fsync: Fsync {
+            slow: s
+                .steps
+                .iter()
+                .filter_map(|st| match &st.action {
+                    scenario::Action::DiskFault { fault: scenario::DiskFault::SlowFsync { delay }, .. } => Some(*delay),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or_default(),
+            ..Fsync::new(w.flags.tablet.binlog_sync_to_disk_interval)
+        },
         expected_alive,
         healed_at,
         auto_recovered,

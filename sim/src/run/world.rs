@@ -423,9 +423,15 @@ impl World {
             Action::DiskFault { target, fault } => {
                 let p = self.resolve(target).await?;
                 match fault {
-                    DiskFault::SlowFsync { delay } => self.b.cluster.slow_fsync(&p, *delay).map_err(h)?,
+                    DiskFault::SlowFsync { delay } => {
+                        self.b.cluster.slow_fsync(&p, *delay).map_err(h)?;
+                        self.fault(&p, FaultKind::Down, FaultCause::SlowFsync);
+                    }
                     DiskFault::WriteError => self.b.cluster.write_errors(&p, true).map_err(h)?,
-                    DiskFault::Clear => self.b.cluster.clear_disk_faults(&p).map_err(h)?,
+                    DiskFault::Clear => {
+                        self.b.cluster.clear_disk_faults(&p).map_err(h)?;
+                        self.fault(&p, FaultKind::Up, FaultCause::SlowFsync);
+                    }
                     DiskFault::CorruptTail { path, bytes } => {
                         let path = match path {
                             Some(path) => format!("{p}/{path}"),
