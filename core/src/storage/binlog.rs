@@ -795,6 +795,11 @@ impl Binlog {
         BinlogError::Io { file, source }
     }
 
+    /// Why the binlog refuses writes until it is reopened, if it does.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
     fn check_writable(&self) -> Result<(), BinlogError> {
         match &self.broken {
             Some(cause) => Err(BinlogError::Broken { dir: self.dir.clone(), cause: cause.clone() }),

@@ -277,6 +277,12 @@ impl Partition {
         }
     }
 
+    /// Why this partition's binlog refuses writes (a failed fsync, a partial append it could not cut back).
+    pub async fn binlog_broken(&self) -> Option<String> {
+        let g = self.inner.lock().await;
+        g.binlog.as_ref().and_then(|b| b.broken()).map(str::to_string)
+    }
+
     /// Every follower's acknowledged offset.
     pub async fn follower_offsets(&self) -> (u64, Vec<(String, u64)>) {
         let g = self.inner.lock().await;

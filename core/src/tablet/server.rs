@@ -142,6 +142,40 @@ impl Tablet {
         }
     }
 
+    /// A partition whose binlog broke (a failed fsync leaves the page cache's state unknown) is unloaded, as a
+    /// process stops on a failed fsync, instead of staying loaded and refusing every write while the nameserver
+    /// believes it healthy. Its files stay; the nameserver's periodic pass finds the replica missing on a healthy
+    /// tablet, fails the tablet's leaders over and loads the replicas again (once the disk works, the binlog's
+    /// recovery decides what is there).
+    async fn unload_if_broken(&self, part: &Arc<Partition>) {
+        let Some(cause) = part.binlog_broken().await else { return };
+        let removed = {
+            let mut map = self.partitions.lock().expect("partition map lock");
+            let key = (part.tid, part.pid);
+            if map.get(&key).is_some_and(|p| Arc::ptr_eq(p, part)) { map.remove(&key) } else { None }
+        };
+        if removed.is_some() {
+            let mut g = part.lock().await;
+            g.replicators.clear();
+            g.binlog = None;
+            drop(g);
+            tracing::warn!(
+                tid = part.tid,
+                pid = part.pid,
+                cause,
+                "binlog broken: partition unloaded until it is loaded again"
+            );
+        }
+    }
+
+    /// Runs a write; a failure that broke the binlog unloads the partition.
+    async fn checked<T>(&self, part: &Arc<Partition>, r: Result<T, Status>) -> Result<T, Status> {
+        if r.is_err() {
+            self.unload_if_broken(part).await;
+        }
+        r
+    }
+
     fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions.lock().expect("partition map lock").values().cloned().collect()
     }
@@ -190,12 +224,18 @@ impl Tablet {
     async fn binlog_sync_loop(self: Arc<Self>) {
         loop {
             tokio::time::sleep(self.config.binlog_sync_to_disk_interval).await;
+            let this = &self;
             let syncs = self.all_partitions().into_iter().map(|p| async move {
-                let mut g = p.lock().await;
-                if let Some(b) = g.binlog.as_mut()
-                    && let Err(e) = b.sync().await
-                {
+                let failed = {
+                    let mut g = p.lock().await;
+                    match g.binlog.as_mut().map(|b| b.sync()) {
+                        Some(sync) => sync.await.err(),
+                        None => None,
+                    }
+                };
+                if let Some(e) = failed {
                     tracing::warn!(tid = p.tid, pid = p.pid, error = %e, "binlog sync failed");
+                    this.unload_if_broken(&p).await;
                 }
             });
             futures::future::join_all(syncs).await;
@@ -236,7 +276,8 @@ impl Tablet {
                 part.write(EntryBody::Put(phantom), self.session_ok.load(Ordering::SeqCst)).await?;
             }
         }
-        let (term, offset) = part.write(EntryBody::Put(row), self.session_ok.load(Ordering::SeqCst)).await?;
+        let written = part.write(EntryBody::Put(row), self.session_ok.load(Ordering::SeqCst)).await;
+        let (term, offset) = self.checked(&part, written).await?;
         self.await_semisync(&part, offset).await?;
         Ok(pb::PutResponse { term, offset })
     }
@@ -244,7 +285,8 @@ impl Tablet {
     async fn delete(&self, req: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
         let part = self.partition(req.tid, req.pid)?;
         let body = EntryBody::Delete { idx: req.idx, key: req.key };
-        let (term, offset) = part.write(body, self.session_ok.load(Ordering::SeqCst)).await?;
+        let written = part.write(body, self.session_ok.load(Ordering::SeqCst)).await;
+        let (term, offset) = self.checked(&part, written).await?;
         self.await_semisync(&part, offset).await?;
         Ok(pb::DeleteResponse { term, offset })
     }
@@ -882,7 +924,8 @@ impl Tablet {
         let s = route(s, &self, m::Dump, |t, r| async move { t.dump(r).await });
         let s = route(s, &self, m::AppendEntries, |t, r| async move {
             let part = t.partition(r.tid, r.pid)?;
-            Ok(pb::AppendEntriesResponse { log_offset: part.append_entries(r).await? })
+            let appended = part.append_entries(r).await;
+            Ok(pb::AppendEntriesResponse { log_offset: t.checked(&part, appended).await? })
         });
         let s = route(s, &self, m::CreateTable, |t, r| async move { t.create_table(r).await });
         let s = route(s, &self, m::LoadTable, |t, r| async move { t.load_table(r).await });

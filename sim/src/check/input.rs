@@ -146,6 +146,9 @@ pub enum FaultCause {
     /// A `corrupt_tail` disk fault on the endpoint's newest binlog (a `Down` alone, at the moment it struck): it
     /// takes nothing offline; the loss bound uses it.
     CorruptTail,
+    /// A `write_error` disk fault on the endpoint's machine, until it is cleared: a tablet whose disk fails writes
+    /// cannot serve its replicas (its broken binlogs unload them), so it counts as offline.
+    DiskError,
     /// A `slow_fsync` disk fault on the endpoint's machine, from the fault until it is cleared: it takes nothing
     /// offline, but a sync in progress then completes [`Fsync::slow`] later.
     SlowFsync,

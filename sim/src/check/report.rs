@@ -33,6 +33,8 @@ pub struct TableData {
     pub expect: Expect,
     /// The TaskManager jobs on this table.
     pub jobs: Vec<JobFinal>,
+    /// `replication = "semisync"` (DESIGN 5.3).
+    pub semisync: bool,
 }
 
 /// What the run recorded.
@@ -120,7 +122,9 @@ impl TableReport {
                     // recoverdata acted on it: whether it would have recovered by itself cannot be observed.
                     expect.recovery = Some(AutoRecovery::Manual);
                 }
-                let documented = exposure.documented().with_expect(&expect);
+                let documented = exposure.documented();
+                let documented = if t.semisync { documented.for_semisync() } else { documented };
+                let documented = documented.with_expect(&expect);
                 let observed = ObservedCell {
                     service_ok: service.ok(),
                     lost_acked: bound.allowed_in(layout.pid),
@@ -406,6 +410,7 @@ mod tests {
             loss: LossPolicy::Bounded,
             expect: Expect::default(),
             jobs: vec![],
+            semisync: false,
         };
         RunData {
             tables: vec![table],

@@ -107,6 +107,9 @@ pub struct DocumentedCell {
     pub source: &'static str,
     /// The scenario's `[expect]` replaced some aspect.
     pub overridden: bool,
+    /// A semi-synchronous table (DESIGN 5.3) left with one replica: no follower can acknowledge a write, so the
+    /// service the seed promises for asynchronous replication is not (it trades availability for no loss).
+    pub semisync_alone: bool,
 }
 
 impl DocumentedCell {
@@ -119,7 +122,19 @@ impl DocumentedCell {
         if self.machine_restart {
             s.push_str(", machine restart");
         }
+        if self.semisync_alone {
+            s.push_str(", semisync with one replica left");
+        }
         s
+    }
+
+    /// DESIGN 5.3: a semi-synchronous partition with at most one replica online cannot acknowledge writes.
+    pub fn for_semisync(mut self) -> Self {
+        if self.replicas >= 2 && self.offline + 1 == self.replicas && self.service == Service::Available {
+            self.service = Service::Unavailable;
+            self.semisync_alone = true;
+        }
+        self
     }
 
     pub fn with_expect(mut self, expect: &Expect) -> Self {
@@ -196,6 +211,7 @@ pub fn expected_row(replicas: usize, offline_max: usize, leader_among: bool, mac
         auto_recovery,
         source,
         overridden: false,
+        semisync_alone: false,
     }
 }
 
@@ -783,5 +799,18 @@ mod tests {
         let s = service_seen(&writes[..2], 0, ms(1000));
         assert!(!s.ok(), "every write after the fault failed");
         assert!(service_seen(&writes, 2, ms(0)).ok(), "no evidence is not a failure");
+    }
+
+    #[test]
+    fn a_semisync_partition_with_one_replica_left_promises_no_service() {
+        let row = expected_row(2, 1, false, false).for_semisync();
+        assert_eq!(row.service, Service::Unavailable);
+        assert!(row.row_label().ends_with("semisync with one replica left"), "{}", row.row_label());
+        assert_eq!(expected_row(3, 2, true, false).for_semisync().service, Service::Unavailable);
+        // One of three offline leaves a follower to acknowledge.
+        assert_eq!(expected_row(3, 1, true, false).for_semisync().service, Service::Available);
+        // A single replica table is never semi-synchronous in effect; all offline stays as documented.
+        assert_eq!(expected_row(1, 0, false, false).for_semisync().service, Service::Available);
+        assert!(!expected_row(2, 2, true, false).for_semisync().semisync_alone);
     }
 }

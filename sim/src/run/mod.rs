@@ -338,6 +338,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
                 loss,
                 expect,
                 jobs: jobs.iter().filter(|(t, _)| *t == spec.name).map(|(_, j)| j.clone()).collect(),
+                semisync: spec.replication == scenario::Replication::Semisync,
             }
         })
         .collect();

@@ -427,10 +427,14 @@ impl World {
                         self.b.cluster.slow_fsync(&p, *delay).map_err(h)?;
                         self.fault(&p, FaultKind::Down, FaultCause::SlowFsync);
                     }
-                    DiskFault::WriteError => self.b.cluster.write_errors(&p, true).map_err(h)?,
+                    DiskFault::WriteError => {
+                        self.b.cluster.write_errors(&p, true).map_err(h)?;
+                        self.fault(&p, FaultKind::Down, FaultCause::DiskError);
+                    }
                     DiskFault::Clear => {
                         self.b.cluster.clear_disk_faults(&p).map_err(h)?;
                         self.fault(&p, FaultKind::Up, FaultCause::SlowFsync);
+                        self.fault(&p, FaultKind::Up, FaultCause::DiskError);
                     }
                     DiskFault::CorruptTail { path, bytes } => {
                         let path = match path {
