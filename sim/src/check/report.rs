@@ -12,8 +12,8 @@ use super::input::{FaultEvent, Fsync, LeaderSpan, Observed, PartitionLayout, Pid
 use super::jobs::{JobFinal, JobsReport, check_jobs};
 use super::set::{SetReport, check_set};
 use super::table::{
-    AutoRecovery, Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure, failovers, judge,
-    service_seen,
+    AutoRecovery, Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure_with_loads, failovers,
+    judge, service_seen,
 };
 use super::{Violation, secs};
 
@@ -35,6 +35,8 @@ pub struct TableData {
     pub jobs: Vec<JobFinal>,
     /// `replication = "semisync"` (DESIGN 5.3).
     pub semisync: bool,
+    /// `(pid, endpoint, when)` each replica was loaded on its tablet (a restarted tablet holds nothing until then).
+    pub loads: Vec<(Pid, String, Duration)>,
 }
 
 /// What the run recorded.
@@ -109,7 +111,7 @@ impl TableReport {
             .layouts
             .iter()
             .map(|layout| {
-                let exposure = exposure(layout, &run.faults, &t.leaders);
+                let exposure = exposure_with_loads(layout, &run.faults, &t.leaders, &t.loads);
                 let failovers = failovers(&exposure, &t.leaders);
                 let since = exposure.max_at.unwrap_or_default();
                 let service = service_seen(&t.writes, layout.pid, since);
@@ -411,6 +413,7 @@ mod tests {
             expect: Expect::default(),
             jobs: vec![],
             semisync: false,
+            loads: vec![],
         };
         RunData {
             tables: vec![table],

@@ -254,6 +254,48 @@ impl Exposure {
     }
 }
 
+/// How long the oracle lets the system take to load a restarted tablet's replica again: until then the replica
+/// counts as offline (the tablet runs, but holds nothing of it); past it, a replica still not loaded no longer
+/// counts, so a slow recovery cannot excuse itself by overlapping a later fault.
+pub const RELOAD_ALLOWANCE: Duration = Duration::from_secs(10);
+
+/// [`exposure`], with a crashed or restarted replica counted offline until it was loaded again on its tablet
+/// (`loads`: `(pid, endpoint, when)`), at most [`RELOAD_ALLOWANCE`] after its tablet came back: a restart of one
+/// replica's tablet just before a crash of the other's leaves both out at once.
+pub fn exposure_with_loads(
+    layout: &PartitionLayout,
+    faults: &[FaultEvent],
+    leaders: &[LeaderSpan],
+    loads: &[(Pid, String, Duration)],
+) -> Exposure {
+    let adjusted: Vec<FaultEvent> = faults
+        .iter()
+        .map(|f| {
+            let restarted = f.kind == FaultKind::Up
+                && matches!(f.cause, FaultCause::Crash | FaultCause::MachineRestart)
+                && layout.replicas.contains(&f.endpoint);
+            if !restarted {
+                return f.clone();
+            }
+            let loaded = loads
+                .iter()
+                .filter(|(pid, ep, at)| *pid == layout.pid && *ep == f.endpoint && *at >= f.at)
+                .map(|(_, _, at)| *at)
+                .min();
+            // Never past the same cause's next down: that one has its own up.
+            let next_down = faults
+                .iter()
+                .filter(|d| d.kind == FaultKind::Down && d.cause == f.cause && d.endpoint == f.endpoint && d.at > f.at)
+                .map(|d| d.at)
+                .min();
+            let back =
+                loaded.unwrap_or(Duration::MAX).min(f.at + RELOAD_ALLOWANCE).min(next_down.unwrap_or(Duration::MAX));
+            FaultEvent { at: back, ..f.clone() }
+        })
+        .collect();
+    exposure(layout, &adjusted, leaders)
+}
+
 /// Sweeps the fault timeline (stable by time) for one partition. An endpoint is offline while any cause is down;
 /// an `Up` without a matching `Down` is ignored.
 pub fn exposure(layout: &PartitionLayout, faults: &[FaultEvent], leaders: &[LeaderSpan]) -> Exposure {
@@ -812,5 +854,34 @@ mod tests {
         // A single replica table is never semi-synchronous in effect; all offline stays as documented.
         assert_eq!(expected_row(1, 0, false, false).for_semisync().service, Service::Available);
         assert!(!expected_row(2, 2, true, false).for_semisync().semisync_alone);
+    }
+
+    #[test]
+    fn a_restarted_replica_is_offline_until_it_is_loaded_again() {
+        let ev =
+            |ep: &str, kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: ep.into(), cause: FaultCause::Crash };
+        let two = PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] };
+        // t1 restarts at 1 s (down and up at once) and is loaded at 3 s; t2 crashes at 2 s.
+        let faults =
+            vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1000), ev("t2", FaultKind::Down, 2000)];
+        assert_eq!(exposure(&two, &faults, &[]).offline_max, 1, "the instants alone overlap nothing");
+        let loads = vec![(0, "t1".to_string(), ms(3000))];
+        assert_eq!(exposure_with_loads(&two, &faults, &[], &loads).offline_max, 2);
+        // Loaded at 1.5 s, before t2's crash: one at a time.
+        let loads = vec![(0, "t1".to_string(), ms(1500))];
+        assert_eq!(exposure_with_loads(&two, &faults, &[], &loads).offline_max, 1);
+        // Another partition's load does not count; past the allowance the replica no longer counts as offline.
+        let late =
+            vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1000), ev("t2", FaultKind::Down, 12_000)];
+        let loads = vec![(1, "t1".to_string(), ms(1500))];
+        assert_eq!(exposure_with_loads(&two, &late, &[], &loads).offline_max, 1);
+        // A second crash before the load keeps it down until its own start.
+        let again = vec![
+            ev("t1", FaultKind::Down, 1000),
+            ev("t1", FaultKind::Up, 1000),
+            ev("t1", FaultKind::Down, 1200),
+            ev("t2", FaultKind::Down, 5000),
+        ];
+        assert_eq!(exposure_with_loads(&two, &again, &[], &[]).offline_max, 2);
     }
 }

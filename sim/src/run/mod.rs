@@ -12,7 +12,7 @@ pub mod setup;
 pub mod workload;
 pub mod world;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -323,6 +323,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
         }),
     };
     let spans = spans.lock().expect("spans").clone();
+    let loads = replica_loads(&trace.lines(), zero, &w.b.endpoints, &created);
     let tables = s
         .tables
         .iter()
@@ -339,6 +340,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
                 expect,
                 jobs: jobs.iter().filter(|(t, _)| *t == spec.name).map(|(_, j)| j.clone()).collect(),
                 semisync: spec.replication == scenario::Replication::Semisync,
+                loads: loads.get(&spec.name).cloned().unwrap_or_default(),
             }
         })
         .collect();
@@ -367,4 +369,32 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     let report = Report::build(&run);
     w.log(format_args!("report: {}", report.summary()));
     (report, run, failures, zero)
+}
+
+/// When each replica was loaded on its tablet, by table, read from the tablets' "table loaded" trace lines
+/// (`[time] tablet-2: table loaded tid=1 pid=0 ...`), in scenario time.
+fn replica_loads(
+    lines: &[String],
+    zero: Duration,
+    endpoints: &BTreeMap<String, String>,
+    tables: &[openmldb::proto::nameserver::TableInfo],
+) -> BTreeMap<String, Vec<(u32, String, Duration)>> {
+    let mut out: BTreeMap<String, Vec<(u32, String, Duration)>> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.contains(": table loaded ")) {
+        let parsed = (|| {
+            let (time, rest) = line.strip_prefix('[')?.split_once("s] ")?;
+            let at = Duration::try_from_secs_f64(time.trim().parse::<f64>().ok()?).ok()?;
+            let (node, event) = rest.split_once(": ")?;
+            let field = |name: &str| -> Option<u32> {
+                event.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            };
+            let (tid, pid) = (field("tid")?, field("pid")?);
+            let table = tables.iter().find(|t| t.tid == tid)?.name.clone();
+            Some((table, pid, endpoints.get(node)?.clone(), at.checked_sub(zero)?))
+        })();
+        if let Some((table, pid, endpoint, at)) = parsed {
+            out.entry(table).or_default().push((pid, endpoint, at));
+        }
+    }
+    out
 }
