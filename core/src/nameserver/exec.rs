@@ -385,6 +385,33 @@ impl Nameserver {
             .ok_or_else(|| format!("table {name} is gone"))
     }
 
+    /// Before a replica is loaded back as its partition's leader from its own disk (kReLoadTableOP): no other
+    /// replica on a healthy tablet may hold a longer log. A power loss can cut the leader's unsynced tail after
+    /// its followers received it; reloaded in the same term, the leader would then write new entries at offsets
+    /// the followers hold other entries for, and both would look like prefixes of one history. The op fails
+    /// instead, and the longest log leads through `recoverdata` (or `changeleader` once that replica is alive).
+    async fn check_reload_has_the_longest_log(&self, op: &QueuedOp, endpoint: &str) -> Result<(), String> {
+        let (tid, part) = self.partition(&op.info.name, op.info.pid)?;
+        let pid = op.info.pid;
+        let log_offset = |ep: String| async move {
+            let req = tpb::TablePidRequest { tid, pid, task_info: None };
+            self.client(&ep).call(t::GetLogOffset, req).await.map(|r| r.offset)
+        };
+        let own = log_offset(endpoint.to_string()).await.map_err(|e| format!("cannot read {endpoint}'s log: {e}"))?;
+        for m in part.partition_meta.iter().filter(|m| m.endpoint != endpoint && self.is_healthy(&m.endpoint)) {
+            if let Ok(theirs) = log_offset(m.endpoint.clone()).await
+                && theirs > own
+            {
+                return Err(format!(
+                    "{} holds a longer log ({theirs}) than {endpoint} ({own}): the leader lost entries its follower \
+                     has, so it is not reloaded as leader; run recoverdata (the longest log leads)",
+                    m.endpoint
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Sends an RPC task to its tablet and, for the tasks the tablet finishes in the background (LoadTable,
     /// SendSnapshot, MakeSnapshot), polls it until it reports the outcome (reference 4.3). A resumed op first asks
     /// the tablet whether it already has the task; if not, the task is sent again. Answers that mean "already
@@ -402,6 +429,12 @@ impl Nameserver {
                 tracing::info!(op_id = op.info.op_id, endpoint = %endpoint, "replica alive again; its replicator stays");
                 return Ok(());
             }
+        }
+        if let Task::LoadTable { endpoint, leader: true } = task
+            && op.info.op_type == OpType::ReLoadTable as u32
+            && !op.resumed
+        {
+            self.check_reload_has_the_longest_log(op, endpoint).await?;
         }
         let (ep, task_type) = task.rpc().expect("an RPC task");
         let ep = ep.to_string();
