@@ -589,6 +589,32 @@ impl Tablet {
         if req.term < g.meta.term {
             return Err(Code::TermIsLower.with(format!("{} < {}", req.term, g.meta.term)));
         }
+        if mode == TableMode::Leader && g.is_leader() && req.term == g.meta.term {
+            // A confirmation (DESIGN 5.1: the nameserver still names this fenced leader): role, term and the
+            // followers it replicates to stay. The request lists only the followers the metadata counts as alive;
+            // one being re-added is not yet, and dropping its replicator would leave it alive and fed by nobody.
+            let new: Vec<String> = req.replicas.into_iter().filter(|ep| !g.meta.replicas.contains(ep)).collect();
+            if !new.is_empty() {
+                let mut meta = g.meta.clone();
+                meta.replicas.extend(new.iter().cloned());
+                self.write_meta(&meta).await?;
+                g.meta = meta;
+                for ep in new.into_iter().filter(|ep| *ep != self.config.endpoint) {
+                    let handle = replicator::start(
+                        &part,
+                        ep.clone(),
+                        self.client(&ep),
+                        g.meta.term,
+                        self.config.replicator.clone(),
+                    );
+                    g.replicators.insert(ep, handle);
+                }
+            }
+            g.fenced = false;
+            drop(g);
+            tracing::info!(tid = req.tid, pid = req.pid, term = req.term, "leader confirmed");
+            return Ok(pb::GeneralResponse {});
+        }
         // The new role is written before it is taken: a role change whose meta cannot be persisted changes
         // nothing, so the nameserver's retry (or its next leader selection) finds the partition as it was.
         let mut meta = g.meta.clone();
