@@ -150,32 +150,57 @@ fn unsynced_until(lost: &LostWrite, endpoint: &str, faults: &[FaultEvent], fsync
     Some(until)
 }
 
-/// Whether `endpoint`'s process was not running (crashed, or its machine off) from before `from` until `to`: it
-/// could not have received anything in between.
-fn down_throughout(endpoint: &str, faults: &[FaultEvent], from: Duration, to: Duration) -> bool {
+/// Whether `endpoint` could not have received anything of partition `pid` between `from` and `to`: its process
+/// was not running (crashed, or its machine off) at `from`, and was not running again with the partition loaded
+/// (`loads`: when each replica was loaded) before `to`. A restarted tablet holds nothing until it loads a replica.
+fn never_held(
+    pid: Pid,
+    endpoint: &str,
+    faults: &[FaultEvent],
+    loads: &[(Pid, String, Duration)],
+    from: Duration,
+    to: Duration,
+) -> bool {
     let stopped = |c: FaultCause| matches!(c, FaultCause::Crash | FaultCause::MachineRestart);
     let mut events: Vec<&FaultEvent> = faults.iter().filter(|f| f.endpoint == endpoint && stopped(f.cause)).collect();
     events.sort_by_key(|f| f.at);
+    let loaded_within =
+        |a: Duration, b: Duration| loads.iter().any(|(p, ep, at)| *p == pid && ep == endpoint && *at >= a && *at <= b);
     let mut down: Vec<FaultCause> = Vec::new();
+    // While the process runs again but has not loaded the partition, it still holds nothing.
+    let mut up_since: Option<Duration> = None;
     for f in events {
         if f.at > to {
             break;
         }
-        if f.at > from && down.is_empty() {
+        if f.at > from && down.is_empty() && up_since.is_none() {
             return false;
         }
         match f.kind {
-            FaultKind::Down if !down.contains(&f.cause) => down.push(f.cause),
-            FaultKind::Down => {}
+            FaultKind::Down => {
+                if let Some(u) = up_since.take()
+                    && loaded_within(u, f.at)
+                {
+                    return false;
+                }
+                if !down.contains(&f.cause) {
+                    down.push(f.cause);
+                }
+            }
             FaultKind::Up => {
                 down.retain(|c| *c != f.cause);
-                if f.at > from && down.is_empty() {
-                    return false;
+                if down.is_empty() {
+                    // Running again, holding nothing of the partition until it loads it (before the write or
+                    // after it).
+                    up_since = Some(f.at);
                 }
             }
         }
     }
-    !down.is_empty()
+    match up_since {
+        Some(u) => !loaded_within(u, to),
+        None => !down.is_empty(),
+    }
 }
 
 /// The machine restarts that took the write from every replica that could have held it: each replica lost power
@@ -186,6 +211,7 @@ fn unsynced_everywhere(
     lost: &LostWrite,
     replicas: &[String],
     faults: &[FaultEvent],
+    loads: &[(Pid, String, Duration)],
     restarts: &[&FaultEvent],
     fsync: Fsync,
 ) -> Option<Vec<(String, Duration)>> {
@@ -200,7 +226,7 @@ fn unsynced_everywhere(
         })
         .collect();
     let last = lost_power.iter().flatten().map(|(_, at)| *at).max()?;
-    let never_had = |ep: &String| down_throughout(ep, faults, lost.attempted_at, last);
+    let never_had = |ep: &String| never_held(lost.pid, ep, faults, loads, lost.attempted_at, last);
     replicas
         .iter()
         .zip(&lost_power)
@@ -214,6 +240,21 @@ pub fn check_loss_bound(
     observed: &Observed,
     layouts: &[PartitionLayout],
     faults: &[FaultEvent],
+    fsync: Fsync,
+    policy: LossPolicy,
+) -> BoundReport {
+    check_loss_bound_with_loads(lost, observed, layouts, faults, &[], fsync, policy)
+}
+
+/// [`check_loss_bound`], knowing when each replica was loaded on its tablet (`(pid, endpoint, when)`): a replica
+/// whose tablet was down when the write was sent and had not loaded it again when the others lost power never
+/// held it.
+pub fn check_loss_bound_with_loads(
+    lost: &[LostWrite],
+    observed: &Observed,
+    layouts: &[PartitionLayout],
+    faults: &[FaultEvent],
+    loads: &[(Pid, String, Duration)],
     fsync: Fsync,
     policy: LossPolicy,
 ) -> BoundReport {
@@ -233,7 +274,7 @@ pub fn check_loss_bound(
                 .map(|p| p.replicas.iter().map(|r| r.endpoint.clone()).collect())
                 .unwrap_or_default(),
         };
-        match unsynced_everywhere(l, &replicas, faults, &restarts, fsync) {
+        match unsynced_everywhere(l, &replicas, faults, loads, &restarts, fsync) {
             Some(restarts) => report.allowed.push((l.clone(), LossReason::NotFsynced { restarts })),
             None => report.forbidden.push(l.clone()),
         }
@@ -503,7 +544,9 @@ mod tests {
         // A restart before the write was attempted cannot have lost it (t1 was running again when it was sent).
         let back = FaultEvent { kind: FaultKind::Up, ..power_loss("t1", 80) };
         let early = vec![power_loss("t1", 50), back, power_loss("t2", 500), power_loss("t3", 500)];
-        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &layout(0), &early, fsync(), LossPolicy::Bounded);
+        let loaded = [(0, "t1".to_string(), ms(90))];
+        let l = [lost(1, 0, 1, 5, 100)];
+        let r = check_loss_bound_with_loads(&l, &obs, &layout(0), &early, &loaded, fsync(), LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1);
         // Crashes keep the page cache: never an explanation.
         let crashes: Vec<_> =
@@ -563,10 +606,12 @@ mod tests {
         let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &two, &faults, fsync(), LossPolicy::Bounded);
         assert!(r.forbidden.is_empty(), "t2 was off the whole time");
         assert!(matches!(&r.allowed[0].1, LossReason::NotFsynced { restarts } if restarts.len() == 1));
-        // Back at 400 ms, before t1 lost power: it may have caught up, so the loss is not explained.
+        // Back at 400 ms and loaded at 450 ms, before t1 lost power: it may have caught up.
         let faults =
             vec![t2_off.clone(), ev("t2", FaultCause::MachineRestart, FaultKind::Up, 400), power_loss("t1", 600)];
-        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &two, &faults, fsync(), LossPolicy::Bounded);
+        let loads = [(0, "t2".to_string(), ms(450))];
+        let l = [lost(1, 0, 1, 5, 100)];
+        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, &loads, fsync(), LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1);
         // A crash of t2 after the write: it may have had it.
         let faults = vec![ev("t2", FaultCause::Crash, FaultKind::Down, 150), power_loss("t1", 600)];
@@ -593,6 +638,49 @@ mod tests {
         let faults = vec![slow, cleared, power_loss("t1", 2000)];
         let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, slow_fsync, LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1);
+    }
+
+    #[test]
+    fn a_replica_restarted_but_not_loaded_again_never_had_the_write() {
+        let obs = history(0, &[(1, 0)]);
+        let two = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] }];
+        let ev = |kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: "t2".into(), cause: FaultCause::Crash };
+        // t2 crashed at 50 ms and started at 300 ms; t1 acknowledged at 100 ms and lost power at 600 ms.
+        let faults = vec![ev(FaultKind::Down, 50), ev(FaultKind::Up, 300), power_loss("t1", 600)];
+        let l = [lost(1, 0, 1, 5, 100)];
+        // Not loaded before the power loss: it held nothing.
+        let r = check_loss_bound_with_loads(
+            &l,
+            &obs,
+            &two,
+            &faults,
+            &[(0, "t2".into(), ms(900))],
+            fsync(),
+            LossPolicy::Bounded,
+        );
+        assert!(r.forbidden.is_empty());
+        // Loaded at 400 ms: it may have caught up.
+        let r = check_loss_bound_with_loads(
+            &l,
+            &obs,
+            &two,
+            &faults,
+            &[(0, "t2".into(), ms(400))],
+            fsync(),
+            LossPolicy::Bounded,
+        );
+        assert_eq!(r.forbidden.len(), 1);
+        // Another partition's load says nothing about this one.
+        let r = check_loss_bound_with_loads(
+            &l,
+            &obs,
+            &two,
+            &faults,
+            &[(1, "t2".into(), ms(400))],
+            fsync(),
+            LossPolicy::Bounded,
+        );
+        assert!(r.forbidden.is_empty());
     }
 
     #[test]
