@@ -150,9 +150,10 @@ fn unsynced_until(lost: &LostWrite, endpoint: &str, faults: &[FaultEvent], fsync
     Some(until)
 }
 
-/// Whether `endpoint` could not have received anything of partition `pid` between `from` and `to`: its process
-/// was not running (crashed, or its machine off) at `from`, and was not running again with the partition loaded
-/// (`loads`: when each replica was loaded) before `to`. A restarted tablet holds nothing until it loads a replica.
+/// Whether `endpoint` could not have received anything of partition `pid` between `from` and `to`: it held the
+/// partition at no moment of that window. A replica holds it until its process stops (crash, machine off, pause);
+/// after a pause it holds it again at the resume, after a crash or power loss only once its restarted tablet
+/// loaded it again (`loads`: when each replica was loaded).
 fn never_held(
     pid: Pid,
     endpoint: &str,
@@ -161,46 +162,41 @@ fn never_held(
     from: Duration,
     to: Duration,
 ) -> bool {
-    let stopped = |c: FaultCause| matches!(c, FaultCause::Crash | FaultCause::MachineRestart);
-    let mut events: Vec<&FaultEvent> = faults.iter().filter(|f| f.endpoint == endpoint && stopped(f.cause)).collect();
+    let stops = |c: FaultCause| matches!(c, FaultCause::Crash | FaultCause::MachineRestart | FaultCause::Pause);
+    let mut events: Vec<&FaultEvent> = faults.iter().filter(|f| f.endpoint == endpoint && stops(f.cause)).collect();
     events.sort_by_key(|f| f.at);
-    let loaded_within =
-        |a: Duration, b: Duration| loads.iter().any(|(p, ep, at)| *p == pid && ep == endpoint && *at >= a && *at <= b);
+    let overlaps = |a: Duration, b: Duration| a <= b && a <= to && b >= from;
+    // Holding since (`None`: not holding now).
+    let mut holding: Option<Duration> = Some(Duration::ZERO);
     let mut down: Vec<FaultCause> = Vec::new();
-    // While the process runs again but has not loaded the partition, it still holds nothing.
-    let mut up_since: Option<Duration> = None;
+    let mut restarted = false;
     for f in events {
-        if f.at > to {
-            break;
-        }
-        if f.at > from && down.is_empty() && up_since.is_none() {
-            return false;
-        }
         match f.kind {
             FaultKind::Down => {
-                if let Some(u) = up_since.take()
-                    && loaded_within(u, f.at)
+                if let Some(a) = holding.take()
+                    && overlaps(a, f.at)
                 {
                     return false;
                 }
                 if !down.contains(&f.cause) {
                     down.push(f.cause);
                 }
+                restarted |= f.cause != FaultCause::Pause;
             }
             FaultKind::Up => {
                 down.retain(|c| *c != f.cause);
                 if down.is_empty() {
-                    // Running again, holding nothing of the partition until it loads it (before the write or
-                    // after it).
-                    up_since = Some(f.at);
+                    holding = if restarted {
+                        loads.iter().filter(|(p, ep, at)| *p == pid && ep == endpoint && *at >= f.at).map(|l| l.2).min()
+                    } else {
+                        Some(f.at)
+                    };
+                    restarted = false;
                 }
             }
         }
     }
-    match up_since {
-        Some(u) => !loaded_within(u, to),
-        None => !down.is_empty(),
-    }
+    holding.is_none_or(|a| a > to)
 }
 
 /// The machine restarts that took the write from every replica that could have held it: each replica lost power
@@ -681,6 +677,22 @@ mod tests {
             LossPolicy::Bounded,
         );
         assert!(r.forbidden.is_empty());
+    }
+
+    #[test]
+    fn a_replica_paused_through_the_window_never_had_the_write() {
+        let obs = history(0, &[(1, 0)]);
+        let two = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] }];
+        let ev = |kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: "t2".into(), cause: FaultCause::Pause };
+        let l = [lost(1, 0, 1, 5, 100)];
+        // Paused from 50 ms to 900 ms; t1 lost power at 600 ms.
+        let faults = vec![ev(FaultKind::Down, 50), ev(FaultKind::Up, 900), power_loss("t1", 600)];
+        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, &[], fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty());
+        // Resumed at 400 ms: it held the partition again (no reload after a pause) and may have caught up.
+        let faults = vec![ev(FaultKind::Down, 50), ev(FaultKind::Up, 400), power_loss("t1", 600)];
+        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, &[], fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
     }
 
     #[test]
