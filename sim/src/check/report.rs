@@ -37,6 +37,8 @@ pub struct TableData {
     pub semisync: bool,
     /// `(pid, endpoint, when)` each replica was loaded on its tablet (a restarted tablet holds nothing until then).
     pub loads: Vec<(Pid, String, Duration)>,
+    /// `(pid, endpoint, when, alive)`: changes of each replica's alive flag in the metadata, polled.
+    pub alive: Vec<(Pid, String, Duration, bool)>,
 }
 
 /// What the run recorded.
@@ -49,9 +51,10 @@ pub struct RunData {
     pub expected_alive: BTreeSet<String>,
     /// When healing began; convergence violations' trace windows start there.
     pub healed_at: Duration,
-    /// The convergence loop reached a clean snapshot within `converge_within` and no manual recovery command
-    /// (recoverendpoint, recovertable, changeleader) ran.
+    /// No manual recovery command (recoverendpoint, recovertable, changeleader) ran.
     pub auto_recovered: bool,
+    /// `(table, pid)` of the partitions whose replicas were all alive on running tablets at the end.
+    pub recovered: BTreeSet<(String, Pid)>,
     /// `(table, pid)` of the partitions `recoverdata` acted on: recovered by hand, whatever else happened.
     pub manual_partitions: BTreeSet<(String, Pid)>,
     /// `(seed, first hash, second hash)` when the seed was run twice.
@@ -112,7 +115,7 @@ impl TableReport {
             .layouts
             .iter()
             .map(|layout| {
-                let exposure = exposure_with_loads(layout, &run.faults, &t.leaders, &t.loads);
+                let exposure = exposure_with_loads(layout, &run.faults, &t.leaders, &t.loads, &t.alive);
                 let failovers = failovers(&exposure, &t.leaders);
                 let since = exposure.max_at.unwrap_or_default();
                 let service = service_seen(&t.writes, layout.pid, since);
@@ -134,7 +137,8 @@ impl TableReport {
                     lost_forbidden: bound.forbidden_in(layout.pid),
                     // A manual recovery step (recoverdata after a power loss elsewhere) says nothing about a
                     // partition no fault touched: it recovered by itself if it converged.
-                    auto_recovered: (run.auto_recovered || exposure.offline_max == 0)
+                    auto_recovered: ((run.auto_recovered && run.recovered.contains(&(t.name.clone(), layout.pid)))
+                        || exposure.offline_max == 0)
                         && !by_hand
                         && !convergence.violations.iter().any(|v| v.pid == Some(layout.pid)),
                     failover_time: failovers.iter().filter_map(Failover::time).max(),
@@ -415,6 +419,7 @@ mod tests {
             jobs: vec![],
             semisync: false,
             loads: vec![],
+            alive: vec![],
         };
         RunData {
             tables: vec![table],
@@ -426,6 +431,7 @@ mod tests {
             expected_alive: ["t1", "t2", "t3"].iter().map(|s| s.to_string()).collect(),
             healed_at: ms(4000),
             auto_recovered: true,
+            recovered: [("flow".to_string(), 0), ("flow".to_string(), 1)].into_iter().collect(),
             determinism: Some((42, 0x1234, 0x1234)),
             manual_partitions: BTreeSet::new(),
             converge: true,

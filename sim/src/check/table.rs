@@ -259,38 +259,52 @@ impl Exposure {
 /// counts, so a slow recovery cannot excuse itself by overlapping a later fault.
 pub const RELOAD_ALLOWANCE: Duration = Duration::from_secs(10);
 
-/// [`exposure`], with a crashed or restarted replica counted offline until it was loaded again on its tablet
-/// (`loads`: `(pid, endpoint, when)`), at most [`RELOAD_ALLOWANCE`] after its tablet came back: a restart of one
-/// replica's tablet just before a crash of the other's leaves both out at once.
+/// [`exposure`], with a replica counted offline until it serves again, not only until its fault ends: a crashed
+/// or restarted replica until its tablet loaded it again (`loads`: `(pid, endpoint, when)`), one the nameserver
+/// marked not alive until it is marked alive again (`alive`: `(pid, endpoint, when, alive)` changes), at most
+/// [`RELOAD_ALLOWANCE`] after the fault ended. A restart of one replica's tablet just before a crash of the other's
+/// leaves both out at once.
 pub fn exposure_with_loads(
     layout: &PartitionLayout,
     faults: &[FaultEvent],
     leaders: &[LeaderSpan],
     loads: &[(Pid, String, Duration)],
+    alive: &[(Pid, String, Duration, bool)],
 ) -> Exposure {
     let adjusted: Vec<FaultEvent> = faults
         .iter()
         .map(|f| {
-            let restarted = f.kind == FaultKind::Up
-                && matches!(f.cause, FaultCause::Crash | FaultCause::MachineRestart)
-                && layout.replicas.contains(&f.endpoint);
-            if !restarted {
+            if f.kind != FaultKind::Up || !layout.replicas.contains(&f.endpoint) {
                 return f.clone();
             }
-            let loaded = loads
-                .iter()
-                .filter(|(pid, ep, at)| *pid == layout.pid && *ep == f.endpoint && *at >= f.at)
-                .map(|(_, _, at)| *at)
-                .min();
+            let mine = |pid: Pid, ep: &str| pid == layout.pid && ep == f.endpoint;
+            let reloaded = matches!(f.cause, FaultCause::Crash | FaultCause::MachineRestart).then(|| {
+                loads
+                    .iter()
+                    .filter(|(p, ep, at)| mine(*p, ep) && *at >= f.at)
+                    .map(|l| l.2)
+                    .min()
+                    .unwrap_or(Duration::MAX)
+            });
+            let dead_at_up =
+                alive.iter().filter(|(p, ep, at, _)| mine(*p, ep) && *at <= f.at).last().is_some_and(|c| !c.3);
+            let revived = dead_at_up.then(|| {
+                alive
+                    .iter()
+                    .filter(|(p, ep, at, up)| mine(*p, ep) && *at >= f.at && *up)
+                    .map(|c| c.2)
+                    .min()
+                    .unwrap_or(Duration::MAX)
+            });
+            let Some(back) = reloaded.into_iter().chain(revived).max() else { return f.clone() };
             // Never past the same cause's next down: that one has its own up.
             let next_down = faults
                 .iter()
                 .filter(|d| d.kind == FaultKind::Down && d.cause == f.cause && d.endpoint == f.endpoint && d.at > f.at)
                 .map(|d| d.at)
-                .min();
-            let back =
-                loaded.unwrap_or(Duration::MAX).min(f.at + RELOAD_ALLOWANCE).min(next_down.unwrap_or(Duration::MAX));
-            FaultEvent { at: back, ..f.clone() }
+                .min()
+                .unwrap_or(Duration::MAX);
+            FaultEvent { at: back.min(f.at + RELOAD_ALLOWANCE).min(next_down).max(f.at), ..f.clone() }
         })
         .collect();
     exposure(layout, &adjusted, leaders)
@@ -866,15 +880,15 @@ mod tests {
             vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1000), ev("t2", FaultKind::Down, 2000)];
         assert_eq!(exposure(&two, &faults, &[]).offline_max, 1, "the instants alone overlap nothing");
         let loads = vec![(0, "t1".to_string(), ms(3000))];
-        assert_eq!(exposure_with_loads(&two, &faults, &[], &loads).offline_max, 2);
+        assert_eq!(exposure_with_loads(&two, &faults, &[], &loads, &[]).offline_max, 2);
         // Loaded at 1.5 s, before t2's crash: one at a time.
         let loads = vec![(0, "t1".to_string(), ms(1500))];
-        assert_eq!(exposure_with_loads(&two, &faults, &[], &loads).offline_max, 1);
+        assert_eq!(exposure_with_loads(&two, &faults, &[], &loads, &[]).offline_max, 1);
         // Another partition's load does not count; past the allowance the replica no longer counts as offline.
         let late =
             vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1000), ev("t2", FaultKind::Down, 12_000)];
         let loads = vec![(1, "t1".to_string(), ms(1500))];
-        assert_eq!(exposure_with_loads(&two, &late, &[], &loads).offline_max, 1);
+        assert_eq!(exposure_with_loads(&two, &late, &[], &loads, &[]).offline_max, 1);
         // A second crash before the load keeps it down until its own start.
         let again = vec![
             ev("t1", FaultKind::Down, 1000),
@@ -882,6 +896,27 @@ mod tests {
             ev("t1", FaultKind::Down, 1200),
             ev("t2", FaultKind::Down, 5000),
         ];
-        assert_eq!(exposure_with_loads(&two, &again, &[], &[]).offline_max, 2);
+        assert_eq!(exposure_with_loads(&two, &again, &[], &[], &[]).offline_max, 2);
+    }
+
+    #[test]
+    fn a_replica_marked_dead_is_offline_until_it_is_alive_again() {
+        let ev = |ep: &str, kind, cause, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: ep.into(), cause };
+        let two = PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] };
+        // t1 is cut off from 1 s to 3 s and marked dead at 2 s; t2 crashes at 4 s.
+        let faults = vec![
+            ev("t1", FaultKind::Down, FaultCause::Partition, 1000),
+            ev("t1", FaultKind::Up, FaultCause::Partition, 3000),
+            ev("t2", FaultKind::Down, FaultCause::Crash, 4000),
+        ];
+        assert_eq!(exposure(&two, &faults, &[]).offline_max, 1);
+        let dead = vec![(0, "t1".to_string(), ms(0), true), (0, "t1".to_string(), ms(2000), false)];
+        assert_eq!(exposure_with_loads(&two, &faults, &[], &[], &dead).offline_max, 2, "never marked alive again");
+        let mut revived = dead.clone();
+        revived.push((0, "t1".to_string(), ms(3500), true));
+        assert_eq!(exposure_with_loads(&two, &faults, &[], &[], &revived).offline_max, 1, "alive again at 3.5 s");
+        // Never marked dead (a short cut): back at the heal.
+        let kept = vec![(0, "t1".to_string(), ms(0), true)];
+        assert_eq!(exposure_with_loads(&two, &faults, &[], &[], &kept).offline_max, 1);
     }
 }

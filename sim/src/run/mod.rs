@@ -194,10 +194,12 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
 
     // The leader observer and the workloads, on the client machine.
     let spans: observe::Spans = Default::default();
-    let poller =
-        w.b.cluster
-            .spawn_on(setup::CLIENT, observe::leader_poller(w.session.clone(), w.start, POLL, spans.clone()))
-            .expect("the client process");
+    let alive: observe::AliveChanges = Default::default();
+    let poller = w
+        .b
+        .cluster
+        .spawn_on(setup::CLIENT, observe::leader_poller(w.session.clone(), w.start, POLL, spans.clone(), alive.clone()))
+        .expect("the client process");
     let end_reads = Arc::new(AtomicBool::new(false));
     let read_counts = Arc::new(workload::ReadCounts::default());
     let mut writers = Vec::new();
@@ -261,7 +263,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     let converge = s.expect.converge_within.unwrap_or(DEFAULT_CONVERGE_WITHIN);
     let manual_expected = matches!(s.expect.recovery, Some(scenario::Recovery::Manual | scenario::Recovery::None));
     let deadline = Instant::now() + converge;
-    let (observed, auto_recovered, ops_stuck, jobs) = loop {
+    let (observed, recovered, ops_stuck, jobs) = loop {
         let running = w.running_tablets();
         let tables = w.tables().await;
         let mut observed = Vec::new();
@@ -282,10 +284,16 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
             o.ops_stuck = ops_stuck.clone();
             check::check_convergence(&o, &layouts(name), &expected, healed_at).converged()
         });
-        // Recovered: every replica alive again on a running tablet (a tablet left down has not recovered).
-        let all_alive = observed.iter().all(|(_, o)| {
-            o.partitions.iter().all(|p| p.replicas.iter().all(|r| r.is_alive && running.contains(&r.endpoint)))
-        });
+        // Recovered, per partition: every replica alive again on a running tablet (a tablet left down has not).
+        let recovered: BTreeSet<(String, u32)> = observed
+            .iter()
+            .flat_map(|(name, o)| {
+                o.partitions
+                    .iter()
+                    .filter(|p| p.replicas.iter().all(|r| r.is_alive && running.contains(&r.endpoint)))
+                    .map(move |p| (name.clone(), p.pid))
+            })
+            .collect();
         let converge_expected = !matches!(s.expect.recovery, Some(scenario::Recovery::None));
         // A daemon restart still due (its delay runs past the last step) is part of the automatic recovery.
         let daemon_due = w.next_daemon().is_some();
@@ -294,7 +302,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
                 "observed: converged={converged} jobs_ended={jobs_ended} after {:?}",
                 w.now() - healed_at
             ));
-            break (observed, all_alive && !w.manual_recovery, ops_stuck, jobs);
+            break (observed, recovered, ops_stuck, jobs);
         }
         w.sleep(Duration::from_millis(500)).await;
     };
@@ -323,6 +331,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
         }),
     };
     let spans = spans.lock().expect("spans").clone();
+    let alive = alive.lock().expect("alive changes").clone();
     let loads = replica_loads(&trace.lines(), zero, &w.b.endpoints, &created);
     let tables = s
         .tables
@@ -341,6 +350,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
                 jobs: jobs.iter().filter(|(t, _)| *t == spec.name).map(|(_, j)| j.clone()).collect(),
                 semisync: spec.replication == scenario::Replication::Semisync,
                 loads: loads.get(&spec.name).cloned().unwrap_or_default(),
+                alive: alive.get(&spec.name).cloned().unwrap_or_default(),
             }
         })
         .collect();
@@ -361,7 +371,8 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
         },
         expected_alive,
         healed_at,
-        auto_recovered,
+        auto_recovered: !w.manual_recovery,
+        recovered,
         determinism: None,
         manual_partitions: w.manual_partitions.clone(),
         converge: !matches!(s.expect.recovery, Some(scenario::Recovery::None)),

@@ -24,12 +24,37 @@ use crate::check::{JobFinal, LeaderSpan, Observed, PartitionFinal, ReplicaFinal}
 /// Leader spans by table name.
 pub type Spans = Arc<Mutex<BTreeMap<String, Vec<LeaderSpan>>>>;
 
-/// Polls the metadata every `every` and records, per partition, which replica was the alive leader and when.
-pub async fn leader_poller(session: Arc<dyn Coordinator>, zero: Instant, every: Duration, spans: Spans) {
+/// Changes of each replica's alive flag in the metadata, by table name: `(pid, endpoint, when, alive)`; the
+/// first poll records every replica's state.
+pub type AliveChanges = Arc<Mutex<BTreeMap<String, Vec<(u32, String, Duration, bool)>>>>;
+
+/// Polls the metadata every `every` and records, per partition, which replica was the alive leader and when, and
+/// when each replica's alive flag changed.
+pub async fn leader_poller(
+    session: Arc<dyn Coordinator>,
+    zero: Instant,
+    every: Duration,
+    spans: Spans,
+    alive: AliveChanges,
+) {
     let layout = Layout::new(DEFAULT_ROOT);
     loop {
         if let Ok(tables) = (MetaStore { coord: session.as_ref(), layout: &layout }).load_tables().await {
             let now = zero.elapsed();
+            {
+                let mut changes = alive.lock().expect("alive changes");
+                for table in &tables {
+                    let seen = changes.entry(table.name.clone()).or_default();
+                    for p in &table.table_partition {
+                        for m in &p.partition_meta {
+                            let last = seen.iter().rev().find(|c| c.0 == p.pid && c.1 == m.endpoint).map(|c| c.3);
+                            if last != Some(m.is_alive) {
+                                seen.push((p.pid, m.endpoint.clone(), now, m.is_alive));
+                            }
+                        }
+                    }
+                }
+            }
             let mut all = spans.lock().expect("spans");
             for table in &tables {
                 let spans = all.entry(table.name.clone()).or_default();
