@@ -95,6 +95,11 @@ pub enum Fault {
     CorruptTail {
         tablet: u8,
     },
+    /// `makesnapshot` of one partition of the fuzzed table through the ns_client (a returning replica with a
+    /// local snapshot takes the kReAddReplicaNoSendOP path).
+    MakeSnapshot {
+        pid: u8,
+    },
     /// Network-wide packet loss (in percent) and latency (1 ms up to `latency_ms`), back to the defaults after
     /// `dur_ms`.
     Network {
@@ -238,6 +243,10 @@ impl FuzzCase {
                     add(at, format!("do = \"disk_fault\"\ntarget = \"{name}\"\nkind = \"corrupt_tail\"\n"));
                     add(at + 500, format!("do = \"start\"\ntarget = \"{name}\"\n"));
                 }
+                Fault::MakeSnapshot { pid } => {
+                    let pid = u32::from(*pid) % self.shape.partitions.max(1);
+                    add(at, format!("do = \"ns_client\"\ncmd = \"makesnapshot {TABLE} {pid}\"\n"));
+                }
                 Fault::Network { loss_pct, latency_ms, dur_ms } => {
                     let loss = f64::from(*loss_pct) / 100.0;
                     let latency = (*latency_ms).max(1);
@@ -357,6 +366,7 @@ mod tests {
             TimedFault { at_ms: 8000, fault: Fault::WriteError { tablet: 1, dur_ms: 1000 } },
             TimedFault { at_ms: 8000, fault: Fault::CorruptTail { tablet: 2 } },
             TimedFault { at_ms: 8500, fault: Fault::Network { loss_pct: 5, latency_ms: 80, dur_ms: 1000 } },
+            TimedFault { at_ms: 8600, fault: Fault::MakeSnapshot { pid: 9 } },
         ];
         let c = case(faults);
         let text = c.to_toml("all faults");
@@ -385,6 +395,8 @@ mod tests {
         assert!(text.contains("target = \"tablet-2\""));
         assert_eq!(c.last_step_ms(), 9000 + 3000);
         assert!(text.contains("replication = \"semisync\""));
+        // The snapshot's partition wraps around the table's 2 partitions.
+        assert!(text.contains("cmd = \"makesnapshot fuzz 1\""), "{text}");
     }
 
     #[test]

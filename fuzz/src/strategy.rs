@@ -80,6 +80,7 @@ pub fn fault() -> impl Strategy<Value = Fault> {
         1 => (0u8..5, duration()).prop_map(|(tablet, dur_ms)| Fault::SlowFsync { tablet, dur_ms }),
         1 => (0u8..5, duration()).prop_map(|(tablet, dur_ms)| Fault::WriteError { tablet, dur_ms }),
         1 => (0u8..5).prop_map(|tablet| Fault::CorruptTail { tablet }),
+        1 => (0u8..8).prop_map(|pid| Fault::MakeSnapshot { pid }),
         2 => (0u8..=10, 1u64..=150, duration())
             .prop_map(|(loss_pct, latency_ms, dur_ms)| Fault::Network { loss_pct, latency_ms, dur_ms }),
     ]
