@@ -438,8 +438,8 @@ impl SimDisk {
         self.lock().slow_fsync = delay;
     }
 
-    /// While set, every write (`write_file`, `append`, creating open, `rename`, `truncate`) fails with an
-    /// error of kind `Other` and changes nothing.
+    /// While set, every write (`write_file`, `append`, creating open, `rename`, `truncate`) and every fsync (its
+    /// writeback is a write: EIO) fails with an error of kind `Other` and changes nothing.
     pub fn set_write_error(&self, on: bool) {
         self.lock().write_error = on;
     }
@@ -531,6 +531,8 @@ impl SimDisk {
         if s.generation != generation {
             return Err(error(io::ErrorKind::Other, op, path, "machine lost power during fsync"));
         }
+        // A disk that fails writes fails the writeback an fsync waits for, too (EIO).
+        s.inject_write_error(op, path)?;
         let out = f(&mut s)?;
         s.stats.syncs += 1;
         Ok(out)
@@ -988,11 +990,12 @@ mod tests {
             assert_eq!(read(&*disk, "a").await, b"content");
             assert_eq!(read(&*disk, "1.log").await, b"rec");
             assert_eq!(disk.list_dir("").await.unwrap(), vec!["1.log", "a"]);
-            // Reads, syncs and opening an existing file still work.
-            f.sync().await.unwrap();
+            // Reads and opening an existing file still work; an fsync fails (its writeback is a write).
+            let err = f.sync().await.unwrap_err();
+            assert!(err.to_string().contains("injected fault: write_error"), "{err}");
             assert!(disk.open_append("1.log").await.is_ok());
             let stats = machine.stats();
-            assert_eq!((stats.writes, stats.injected_errors), (before.writes, 6));
+            assert_eq!((stats.writes, stats.injected_errors), (before.writes, 7));
 
             machine.clear_faults();
             f.append(b"more").await.unwrap();
