@@ -150,23 +150,34 @@ fn unsynced_until(lost: &LostWrite, endpoint: &str, faults: &[FaultEvent], fsync
     Some(until)
 }
 
+/// What the run recorded of one table's replicas besides the faults: when each was loaded on its tablet, and when
+/// the metadata's alive flag of each changed (polled).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplicaEvents<'a> {
+    /// `(pid, endpoint, when)`.
+    pub loads: &'a [(Pid, String, Duration)],
+    /// `(pid, endpoint, when, alive)`.
+    pub alive: &'a [(Pid, String, Duration, bool)],
+}
+
 /// Whether `endpoint` could not have received anything of partition `pid` between `from` and `to`: it held the
-/// partition at no moment of that window. A replica holds it until its process stops (crash, machine off, pause);
-/// after a pause it holds it again at the resume, after a crash or power loss only once its restarted tablet
-/// loaded it again (`loads`: when each replica was loaded).
+/// partition at no moment of that window while counted as alive. A replica holds the partition until its process
+/// stops (crash, machine off, pause); after a pause it holds it again at the resume, after a crash or power loss
+/// only once its restarted tablet loaded it again. A replica the metadata marks not alive is no leader's follower
+/// (its replicator was removed first), so it receives nothing either.
 fn never_held(
     pid: Pid,
     endpoint: &str,
     faults: &[FaultEvent],
-    loads: &[(Pid, String, Duration)],
+    ev: ReplicaEvents<'_>,
     from: Duration,
     to: Duration,
 ) -> bool {
     let stops = |c: FaultCause| matches!(c, FaultCause::Crash | FaultCause::MachineRestart | FaultCause::Pause);
     let mut events: Vec<&FaultEvent> = faults.iter().filter(|f| f.endpoint == endpoint && stops(f.cause)).collect();
     events.sort_by_key(|f| f.at);
-    let overlaps = |a: Duration, b: Duration| a <= b && a <= to && b >= from;
-    // Holding since (`None`: not holding now).
+    // Intervals in which the process held the partition.
+    let mut held: Vec<(Duration, Duration)> = Vec::new();
     let mut holding: Option<Duration> = Some(Duration::ZERO);
     let mut down: Vec<FaultCause> = Vec::new();
     let mut restarted = false;
@@ -174,9 +185,9 @@ fn never_held(
         match f.kind {
             FaultKind::Down => {
                 if let Some(a) = holding.take()
-                    && overlaps(a, f.at)
+                    && a <= f.at
                 {
-                    return false;
+                    held.push((a, f.at));
                 }
                 if !down.contains(&f.cause) {
                     down.push(f.cause);
@@ -187,7 +198,11 @@ fn never_held(
                 down.retain(|c| *c != f.cause);
                 if down.is_empty() {
                     holding = if restarted {
-                        loads.iter().filter(|(p, ep, at)| *p == pid && ep == endpoint && *at >= f.at).map(|l| l.2).min()
+                        ev.loads
+                            .iter()
+                            .filter(|(p, e, at)| *p == pid && e == endpoint && *at >= f.at)
+                            .map(|l| l.2)
+                            .min()
                     } else {
                         Some(f.at)
                     };
@@ -196,7 +211,31 @@ fn never_held(
             }
         }
     }
-    holding.is_none_or(|a| a > to)
+    if let Some(a) = holding {
+        held.push((a, Duration::MAX));
+    }
+    // Intervals in which the metadata counted it alive (alive until a recorded change says otherwise).
+    let mut alive: Vec<(Duration, Duration)> = Vec::new();
+    let mut since = Some(Duration::ZERO);
+    let mut changes: Vec<&(Pid, String, Duration, bool)> =
+        ev.alive.iter().filter(|(p, e, _, _)| *p == pid && e == endpoint).collect();
+    changes.sort_by_key(|c| c.2);
+    for c in changes {
+        match (since, c.3) {
+            (Some(a), false) => {
+                alive.push((a, c.2));
+                since = None;
+            }
+            (None, true) => since = Some(c.2),
+            _ => {}
+        }
+    }
+    if let Some(a) = since {
+        alive.push((a, Duration::MAX));
+    }
+    let window = (from, to);
+    let meet = |x: (Duration, Duration), y: (Duration, Duration)| x.0.max(y.0) <= x.1.min(y.1);
+    !held.iter().any(|&h| alive.iter().any(|&a| meet(h, a) && meet((h.0.max(a.0), h.1.min(a.1)), window)))
 }
 
 /// The machine restarts that took the write from every replica that could have held it: each replica lost power
@@ -207,7 +246,7 @@ fn unsynced_everywhere(
     lost: &LostWrite,
     replicas: &[String],
     faults: &[FaultEvent],
-    loads: &[(Pid, String, Duration)],
+    ev: ReplicaEvents<'_>,
     restarts: &[&FaultEvent],
     fsync: Fsync,
 ) -> Option<Vec<(String, Duration)>> {
@@ -222,7 +261,7 @@ fn unsynced_everywhere(
         })
         .collect();
     let last = lost_power.iter().flatten().map(|(_, at)| *at).max()?;
-    let never_had = |ep: &String| never_held(lost.pid, ep, faults, loads, lost.attempted_at, last);
+    let never_had = |ep: &String| never_held(lost.pid, ep, faults, ev, lost.attempted_at, last);
     replicas
         .iter()
         .zip(&lost_power)
@@ -239,18 +278,18 @@ pub fn check_loss_bound(
     fsync: Fsync,
     policy: LossPolicy,
 ) -> BoundReport {
-    check_loss_bound_with_loads(lost, observed, layouts, faults, &[], fsync, policy)
+    check_loss_bound_with_loads(lost, observed, layouts, faults, ReplicaEvents::default(), fsync, policy)
 }
 
-/// [`check_loss_bound`], knowing when each replica was loaded on its tablet (`(pid, endpoint, when)`): a replica
-/// whose tablet was down when the write was sent and had not loaded it again when the others lost power never
-/// held it.
+/// [`check_loss_bound`], knowing when each replica was loaded on its tablet and marked alive: a replica that held
+/// the partition at no moment between the write and the power losses (down, not loaded again, or marked not alive)
+/// never had the write.
 pub fn check_loss_bound_with_loads(
     lost: &[LostWrite],
     observed: &Observed,
     layouts: &[PartitionLayout],
     faults: &[FaultEvent],
-    loads: &[(Pid, String, Duration)],
+    ev: ReplicaEvents<'_>,
     fsync: Fsync,
     policy: LossPolicy,
 ) -> BoundReport {
@@ -270,7 +309,7 @@ pub fn check_loss_bound_with_loads(
                 .map(|p| p.replicas.iter().map(|r| r.endpoint.clone()).collect())
                 .unwrap_or_default(),
         };
-        match unsynced_everywhere(l, &replicas, faults, loads, &restarts, fsync) {
+        match unsynced_everywhere(l, &replicas, faults, ev, &restarts, fsync) {
             Some(restarts) => report.allowed.push((l.clone(), LossReason::NotFsynced { restarts })),
             None => report.forbidden.push(l.clone()),
         }
@@ -542,7 +581,15 @@ mod tests {
         let early = vec![power_loss("t1", 50), back, power_loss("t2", 500), power_loss("t3", 500)];
         let loaded = [(0, "t1".to_string(), ms(90))];
         let l = [lost(1, 0, 1, 5, 100)];
-        let r = check_loss_bound_with_loads(&l, &obs, &layout(0), &early, &loaded, fsync(), LossPolicy::Bounded);
+        let r = check_loss_bound_with_loads(
+            &l,
+            &obs,
+            &layout(0),
+            &early,
+            ReplicaEvents { loads: &loaded, alive: &[] },
+            fsync(),
+            LossPolicy::Bounded,
+        );
         assert_eq!(r.forbidden.len(), 1);
         // Crashes keep the page cache: never an explanation.
         let crashes: Vec<_> =
@@ -607,7 +654,15 @@ mod tests {
             vec![t2_off.clone(), ev("t2", FaultCause::MachineRestart, FaultKind::Up, 400), power_loss("t1", 600)];
         let loads = [(0, "t2".to_string(), ms(450))];
         let l = [lost(1, 0, 1, 5, 100)];
-        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, &loads, fsync(), LossPolicy::Bounded);
+        let r = check_loss_bound_with_loads(
+            &l,
+            &obs,
+            &two,
+            &faults,
+            ReplicaEvents { loads: &loads, alive: &[] },
+            fsync(),
+            LossPolicy::Bounded,
+        );
         assert_eq!(r.forbidden.len(), 1);
         // A crash of t2 after the write: it may have had it.
         let faults = vec![ev("t2", FaultCause::Crash, FaultKind::Down, 150), power_loss("t1", 600)];
@@ -650,7 +705,7 @@ mod tests {
             &obs,
             &two,
             &faults,
-            &[(0, "t2".into(), ms(900))],
+            ReplicaEvents { loads: &[(0, "t2".into(), ms(900))], alive: &[] },
             fsync(),
             LossPolicy::Bounded,
         );
@@ -661,7 +716,7 @@ mod tests {
             &obs,
             &two,
             &faults,
-            &[(0, "t2".into(), ms(400))],
+            ReplicaEvents { loads: &[(0, "t2".into(), ms(400))], alive: &[] },
             fsync(),
             LossPolicy::Bounded,
         );
@@ -672,7 +727,7 @@ mod tests {
             &obs,
             &two,
             &faults,
-            &[(1, "t2".into(), ms(400))],
+            ReplicaEvents { loads: &[(1, "t2".into(), ms(400))], alive: &[] },
             fsync(),
             LossPolicy::Bounded,
         );
@@ -687,11 +742,53 @@ mod tests {
         let l = [lost(1, 0, 1, 5, 100)];
         // Paused from 50 ms to 900 ms; t1 lost power at 600 ms.
         let faults = vec![ev(FaultKind::Down, 50), ev(FaultKind::Up, 900), power_loss("t1", 600)];
-        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, &[], fsync(), LossPolicy::Bounded);
+        let r = check_loss_bound_with_loads(
+            &l,
+            &obs,
+            &two,
+            &faults,
+            ReplicaEvents::default(),
+            fsync(),
+            LossPolicy::Bounded,
+        );
         assert!(r.forbidden.is_empty());
         // Resumed at 400 ms: it held the partition again (no reload after a pause) and may have caught up.
         let faults = vec![ev(FaultKind::Down, 50), ev(FaultKind::Up, 400), power_loss("t1", 600)];
-        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, &[], fsync(), LossPolicy::Bounded);
+        let r = check_loss_bound_with_loads(
+            &l,
+            &obs,
+            &two,
+            &faults,
+            ReplicaEvents::default(),
+            fsync(),
+            LossPolicy::Bounded,
+        );
+        assert_eq!(r.forbidden.len(), 1);
+    }
+
+    #[test]
+    fn a_replica_marked_not_alive_through_the_window_never_had_the_write() {
+        let obs = history(0, &[(1, 0)]);
+        let two = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] }];
+        let l = [lost(1, 0, 1, 5, 100)];
+        let faults = vec![power_loss("t1", 600)];
+        // t2 runs throughout but was marked not alive from 50 ms to 900 ms: no leader replicated to it.
+        let dead = [
+            (0, "t2".to_string(), ms(0), true),
+            (0, "t2".to_string(), ms(50), false),
+            (0, "t2".to_string(), ms(900), true),
+        ];
+        let ev = ReplicaEvents { loads: &[], alive: &dead };
+        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, ev, fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty());
+        // Alive again at 300 ms: it may have caught up before t1 lost power.
+        let back = [
+            (0, "t2".to_string(), ms(0), true),
+            (0, "t2".to_string(), ms(50), false),
+            (0, "t2".to_string(), ms(300), true),
+        ];
+        let ev = ReplicaEvents { loads: &[], alive: &back };
+        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, ev, fsync(), LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1);
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use super::bound::{BoundReport, LossPolicy, check_loss_bound_with_loads};
+use super::bound::{BoundReport, LossPolicy, ReplicaEvents, check_loss_bound_with_loads};
 use super::converge::{ConvergeReport, check_convergence};
 use super::determinism::{DeterminismReport, check_determinism};
 use super::input::{FaultEvent, Fsync, LeaderSpan, Observed, PartitionLayout, Pid, WriteRecord};
@@ -104,8 +104,9 @@ impl TableReport {
             // Any loss is accepted, so writes nobody can read back are no violation either.
             set.violations.retain(|v| v.kind != super::ViolationKind::Unverified);
         }
+        let events = ReplicaEvents { loads: &t.loads, alive: &t.alive };
         let bound =
-            check_loss_bound_with_loads(&set.lost, &t.observed, &t.layouts, &run.faults, &t.loads, run.fsync, t.loss);
+            check_loss_bound_with_loads(&set.lost, &t.observed, &t.layouts, &run.faults, events, run.fsync, t.loss);
         let convergence = if run.converge {
             check_convergence(&t.observed, &t.layouts, &run.expected_alive, run.healed_at)
         } else {
