@@ -278,8 +278,10 @@ impl FuzzCase {
             self.seed
         );
         let _ = writeln!(out, "seeds = 1");
-        // Writes go on for 5 s after the last step, so the service after the faults ended is observed.
-        let _ = writeln!(out, "duration = \"{}ms\"\n", end + 15_000);
+        // Writes go on for 5 s after the last step, so the service after the faults ended is observed. The duration
+        // is only a limit: an operator step may wait on a paused tablet (recoverdata waits 10 s per call), so the
+        // limit leaves a minute.
+        let _ = writeln!(out, "duration = \"{}ms\"\n", end + 60_000);
         let _ = writeln!(out, "[cluster]");
         let _ = writeln!(out, "tablets = {}", s.tablets);
         let _ = writeln!(out, "nameservers = {}", s.nameservers);

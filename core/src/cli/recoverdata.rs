@@ -110,6 +110,10 @@ async fn facts(info: &pb::TableInfo, part: &pb::TablePartition) -> Result<Vec<Re
                 let st = &s.all_table_status[0];
                 (Some(st.mode()), st.offset)
             }
+            // No answer at all (a hung or unreachable tablet): asking it again for its log would only wait as long.
+            Err(e) if !matches!(e, crate::rpc::RpcError::Status(_)) => {
+                return Err(format!("{} pid {} on {}: no answer: {e}", info.name, part.pid, m.endpoint));
+            }
             _ => {
                 let req = tpb::TablePidRequest { tid: info.tid, pid: part.pid, task_info: None };
                 let r = client.call(t::GetLogOffset, req).await.map_err(|e| {

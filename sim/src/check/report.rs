@@ -153,6 +153,25 @@ impl TableReport {
         // partition by hand, a partition left unconverged is what the table documents, not a violation; a
         // scenario that states its own `[expect] recovery` keeps every convergence check.
         let mut convergence = convergence;
+        // A pending op names its table and partition ("op still pending: 19 kChangeLeaderOP fuzz 0 kDoing ..."):
+        // it belongs to that partition, and to this table's report only if it is this table's.
+        let op_partition = |why: &str| -> Option<(String, Pid)> {
+            let mut words = why.strip_prefix("op still pending: ")?.split_whitespace().skip(2);
+            let name = words.next()?.to_string();
+            Some((name, words.next()?.parse().ok()?))
+        };
+        let tables: BTreeSet<&str> = run.tables.iter().map(|t| t.name.as_str()).collect();
+        convergence.violations.retain(|v| {
+            v.kind != super::ViolationKind::OpStuck
+                || op_partition(&v.why).is_none_or(|(name, _)| name == t.name || !tables.contains(name.as_str()))
+        });
+        for v in convergence.violations.iter_mut().filter(|v| v.kind == super::ViolationKind::OpStuck) {
+            if let Some((name, pid)) = op_partition(&v.why)
+                && name == t.name
+            {
+                v.pid = Some(pid);
+            }
+        }
         if t.expect.recovery.is_none() {
             let not_promised: BTreeSet<Pid> = availability
                 .iter()
@@ -523,5 +542,21 @@ mod tests {
         run.tables[0].expect = Expect { service: Some(crate::check::Service::Unavailable), ..Expect::default() };
         let r = Report::build(&run);
         assert!(!r.tables[0].availability[1].verdict.documented.overridden);
+    }
+
+    #[test]
+    fn a_pending_op_belongs_to_its_partition() {
+        let mut run = leader_crash();
+        let second = TableData { name: "other".into(), ..run.tables[0].clone() };
+        run.tables.push(second);
+        for t in &mut run.tables {
+            t.observed.ops_stuck = vec!["8 kRecoverTableOP flow 1 kDoing kRecoverTable".into()];
+        }
+        let r = Report::build(&run);
+        let stuck = |t: &TableReport| -> Vec<Option<Pid>> {
+            t.convergence.violations.iter().filter(|v| v.kind == ViolationKind::OpStuck).map(|v| v.pid).collect()
+        };
+        assert_eq!(stuck(&r.tables[0]), vec![Some(1)], "flow's op, on flow's pid 1");
+        assert!(stuck(&r.tables[1]).is_empty(), "not reported again under another table");
     }
 }
