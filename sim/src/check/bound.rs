@@ -100,10 +100,16 @@ fn overwriting_term(history: &[(u64, u64)], term: u64, offset: u64) -> Option<(u
 }
 
 /// Until when `endpoint` may have held the write in its page cache only: one sync interval (+ slack) after the ack,
-/// pushed back while its process was not running to sync it. A crashed process leaves the page cache unsynced until
+/// pushed back while its process was not running to sync it, or its disk failed every fsync (`write_error`). A crashed process leaves the page cache unsynced until
 /// it starts again (a tablet syncs the binlog it finds at start); a paused one syncs at its next tick after the
 /// resume. `None`: the process never ran again, so the bytes stayed unsynced to the end.
-fn unsynced_until(lost: &LostWrite, endpoint: &str, faults: &[FaultEvent], fsync: Fsync) -> Option<Duration> {
+fn unsynced_until(
+    lost: &LostWrite,
+    endpoint: &str,
+    faults: &[FaultEvent],
+    ev: ReplicaEvents<'_>,
+    fsync: Fsync,
+) -> Option<Duration> {
     let mut until = lost.acked_at + fsync.interval + fsync.slack;
     // A slow disk finishes the sync that covers the write one slow fsync later.
     let slow_since = |at: Duration| {
@@ -122,30 +128,45 @@ fn unsynced_until(lost: &LostWrite, endpoint: &str, faults: &[FaultEvent], fsync
     if slow_since(until) {
         until += fsync.slow;
     }
-    let mut stops: Vec<&FaultEvent> = faults
+    // Each stop of syncing that began after the write was sent, and when syncing resumed (`None`: never).
+    let mut stops: Vec<(Duration, Option<Duration>)> = faults
         .iter()
         .filter(|f| {
             f.endpoint == endpoint
                 && f.kind == FaultKind::Down
-                && matches!(f.cause, FaultCause::Crash | FaultCause::Pause)
+                && matches!(f.cause, FaultCause::Crash | FaultCause::Pause | FaultCause::DiskError)
                 && f.at >= lost.attempted_at
         })
+        .map(|stop| {
+            let up = faults
+                .iter()
+                .filter(|f| {
+                    f.endpoint == endpoint && f.kind == FaultKind::Up && f.cause == stop.cause && f.at >= stop.at
+                })
+                .map(|f| f.at)
+                .min();
+            // Resumed, or the disk works again: the next round of the sync loop syncs it; a restarted tablet syncs
+            // what it finds at start.
+            let resume = match stop.cause {
+                FaultCause::Pause | FaultCause::DiskError => up.map(|u| u + fsync.interval),
+                _ => up,
+            };
+            (stop.at, resume)
+        })
         .collect();
-    stops.sort_by_key(|f| f.at);
-    for stop in stops {
-        if stop.at > until {
+    // A partition unloaded because its binlog broke is synced by nobody until it is loaded again.
+    for (_, _, at) in ev.unloads.iter().filter(|(p, e, at)| *p == lost.pid && e == endpoint && *at >= lost.attempted_at)
+    {
+        let reload =
+            ev.loads.iter().filter(|(p, e, l)| *p == lost.pid && e == endpoint && *l >= *at).map(|l| l.2).min();
+        stops.push((*at, reload));
+    }
+    stops.sort();
+    for (at, resume) in stops {
+        if at > until {
             break;
         }
-        let up = faults
-            .iter()
-            .filter(|f| f.endpoint == endpoint && f.kind == FaultKind::Up && f.cause == stop.cause && f.at >= stop.at)
-            .map(|f| f.at)
-            .min()?;
-        let next_sync = match stop.cause {
-            FaultCause::Pause => up + fsync.interval,
-            _ => up,
-        };
-        until = until.max(next_sync + fsync.slack);
+        until = until.max(resume? + fsync.slack);
     }
     Some(until)
 }
@@ -158,6 +179,8 @@ pub struct ReplicaEvents<'a> {
     pub loads: &'a [(Pid, String, Duration)],
     /// `(pid, endpoint, when, alive)`.
     pub alive: &'a [(Pid, String, Duration, bool)],
+    /// `(pid, endpoint, when)` a partition was unloaded because its binlog broke (a failed fsync).
+    pub unloads: &'a [(Pid, String, Duration)],
 }
 
 /// Whether `endpoint` could not have received anything of partition `pid` between `from` and `to`: it held the
@@ -253,7 +276,7 @@ fn unsynced_everywhere(
     let lost_power: Vec<Option<(String, Duration)>> = replicas
         .iter()
         .map(|ep| {
-            let until = unsynced_until(lost, ep, faults, fsync);
+            let until = unsynced_until(lost, ep, faults, ev, fsync);
             restarts
                 .iter()
                 .find(|f| &f.endpoint == ep && f.at >= lost.attempted_at && until.is_none_or(|u| f.at <= u))
@@ -586,7 +609,7 @@ mod tests {
             &obs,
             &layout(0),
             &early,
-            ReplicaEvents { loads: &loaded, alive: &[] },
+            ReplicaEvents { loads: &loaded, ..Default::default() },
             fsync(),
             LossPolicy::Bounded,
         );
@@ -659,7 +682,7 @@ mod tests {
             &obs,
             &two,
             &faults,
-            ReplicaEvents { loads: &loads, alive: &[] },
+            ReplicaEvents { loads: &loads, ..Default::default() },
             fsync(),
             LossPolicy::Bounded,
         );
@@ -705,7 +728,7 @@ mod tests {
             &obs,
             &two,
             &faults,
-            ReplicaEvents { loads: &[(0, "t2".into(), ms(900))], alive: &[] },
+            ReplicaEvents { loads: &[(0, "t2".into(), ms(900))], ..Default::default() },
             fsync(),
             LossPolicy::Bounded,
         );
@@ -716,7 +739,7 @@ mod tests {
             &obs,
             &two,
             &faults,
-            ReplicaEvents { loads: &[(0, "t2".into(), ms(400))], alive: &[] },
+            ReplicaEvents { loads: &[(0, "t2".into(), ms(400))], ..Default::default() },
             fsync(),
             LossPolicy::Bounded,
         );
@@ -727,7 +750,7 @@ mod tests {
             &obs,
             &two,
             &faults,
-            ReplicaEvents { loads: &[(1, "t2".into(), ms(400))], alive: &[] },
+            ReplicaEvents { loads: &[(1, "t2".into(), ms(400))], ..Default::default() },
             fsync(),
             LossPolicy::Bounded,
         );
@@ -778,7 +801,7 @@ mod tests {
             (0, "t2".to_string(), ms(50), false),
             (0, "t2".to_string(), ms(900), true),
         ];
-        let ev = ReplicaEvents { loads: &[], alive: &dead };
+        let ev = ReplicaEvents { alive: &dead, ..Default::default() };
         let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, ev, fsync(), LossPolicy::Bounded);
         assert!(r.forbidden.is_empty());
         // Alive again at 300 ms: it may have caught up before t1 lost power.
@@ -787,8 +810,41 @@ mod tests {
             (0, "t2".to_string(), ms(50), false),
             (0, "t2".to_string(), ms(300), true),
         ];
-        let ev = ReplicaEvents { loads: &[], alive: &back };
+        let ev = ReplicaEvents { alive: &back, ..Default::default() };
         let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, ev, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+    }
+
+    #[test]
+    fn a_disk_failing_fsyncs_keeps_the_write_unsynced_until_it_works_again() {
+        let obs = history(0, &[(1, 0)]);
+        let one = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into()] }];
+        let ev = |kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: "t1".into(), cause: FaultCause::DiskError };
+        // Acked at 100 ms, the disk fails from 500 ms (before the sync at 1.1 s) to 3 s; power lost at 2 s.
+        let faults = vec![ev(FaultKind::Down, 500), ev(FaultKind::Up, 3000), power_loss("t1", 2000)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty());
+        // Failing only after the sync point: the write was durable.
+        let faults = vec![ev(FaultKind::Down, 1500), ev(FaultKind::Up, 3000), power_loss("t1", 2000)];
+        let r = check_loss_bound(&[lost(1, 0, 1, 5, 100)], &obs, &one, &faults, fsync(), LossPolicy::Bounded);
+        assert_eq!(r.forbidden.len(), 1);
+    }
+
+    #[test]
+    fn an_unloaded_partition_stays_unsynced_until_it_is_loaded_again() {
+        let obs = history(0, &[(1, 0)]);
+        let one = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into()] }];
+        let l = [lost(1, 0, 1, 5, 100)];
+        let faults = vec![power_loss("t1", 5000)];
+        // Unloaded at 500 ms (its binlog broke), never loaded again before the power loss at 5 s.
+        let unloads = [(0, "t1".to_string(), ms(500))];
+        let ev = ReplicaEvents { unloads: &unloads, ..Default::default() };
+        let r = check_loss_bound_with_loads(&l, &obs, &one, &faults, ev, fsync(), LossPolicy::Bounded);
+        assert!(r.forbidden.is_empty());
+        // Loaded again at 2 s: the load synced it.
+        let loads = [(0, "t1".to_string(), ms(2000))];
+        let ev = ReplicaEvents { unloads: &unloads, loads: &loads, ..Default::default() };
+        let r = check_loss_bound_with_loads(&l, &obs, &one, &faults, ev, fsync(), LossPolicy::Bounded);
         assert_eq!(r.forbidden.len(), 1);
     }
 

@@ -39,6 +39,8 @@ pub struct TableData {
     pub loads: Vec<(Pid, String, Duration)>,
     /// `(pid, endpoint, when, alive)`: changes of each replica's alive flag in the metadata, polled.
     pub alive: Vec<(Pid, String, Duration, bool)>,
+    /// `(pid, endpoint, when)` a partition was unloaded because its binlog broke.
+    pub unloads: Vec<(Pid, String, Duration)>,
 }
 
 /// What the run recorded.
@@ -104,7 +106,7 @@ impl TableReport {
             // Any loss is accepted, so writes nobody can read back are no violation either.
             set.violations.retain(|v| v.kind != super::ViolationKind::Unverified);
         }
-        let events = ReplicaEvents { loads: &t.loads, alive: &t.alive };
+        let events = ReplicaEvents { loads: &t.loads, alive: &t.alive, unloads: &t.unloads };
         let bound =
             check_loss_bound_with_loads(&set.lost, &t.observed, &t.layouts, &run.faults, events, run.fsync, t.loss);
         let convergence = if run.converge {
@@ -440,6 +442,7 @@ mod tests {
             semisync: false,
             loads: vec![],
             alive: vec![],
+            unloads: vec![],
         };
         RunData {
             tables: vec![table],

@@ -332,7 +332,9 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     };
     let spans = spans.lock().expect("spans").clone();
     let alive = alive.lock().expect("alive changes").clone();
-    let loads = replica_loads(&trace.lines(), zero, &w.b.endpoints, &created);
+    let lines = trace.lines();
+    let loads = replica_events(&lines, ": table loaded ", zero, &w.b.endpoints, &created);
+    let unloads = replica_events(&lines, ": WARN binlog broken: partition unloaded", zero, &w.b.endpoints, &created);
     let tables = s
         .tables
         .iter()
@@ -350,6 +352,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
                 jobs: jobs.iter().filter(|(t, _)| *t == spec.name).map(|(_, j)| j.clone()).collect(),
                 semisync: spec.replication == scenario::Replication::Semisync,
                 loads: loads.get(&spec.name).cloned().unwrap_or_default(),
+                unloads: unloads.get(&spec.name).cloned().unwrap_or_default(),
                 alive: alive.get(&spec.name).cloned().unwrap_or_default(),
             }
         })
@@ -382,16 +385,17 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     (report, run, failures, zero)
 }
 
-/// When each replica was loaded on its tablet, by table, read from the tablets' "table loaded" trace lines
-/// (`[time] tablet-2: table loaded tid=1 pid=0 ...`), in scenario time.
-fn replica_loads(
+/// When something happened to each replica on its tablet, by table, read from the tablets' trace lines holding
+/// `needle` (e.g. `[time] tablet-2: table loaded tid=1 pid=0 ...`), in scenario time.
+fn replica_events(
     lines: &[String],
+    needle: &str,
     zero: Duration,
     endpoints: &BTreeMap<String, String>,
     tables: &[openmldb::proto::nameserver::TableInfo],
 ) -> BTreeMap<String, Vec<(u32, String, Duration)>> {
     let mut out: BTreeMap<String, Vec<(u32, String, Duration)>> = BTreeMap::new();
-    for line in lines.iter().filter(|l| l.contains(": table loaded ")) {
+    for line in lines.iter().filter(|l| l.contains(needle)) {
         let parsed = (|| {
             let (time, rest) = line.strip_prefix('[')?.split_once("s] ")?;
             let at = Duration::try_from_secs_f64(time.trim().parse::<f64>().ok()?).ok()?;
