@@ -133,6 +133,9 @@ pub struct Nameserver {
     pub(super) failover_lock: tokio::sync::Mutex<()>,
     /// Bumped when an op is queued, canceled or finished: wakes the queue workers.
     pub(super) op_signal: Signal,
+    /// Passes of this session's `/nodes` watch: a takeover waits for the first one, so a nameserver that just
+    /// started does not take every tablet the metadata names for offline (and fail them all over).
+    tablet_passes: Signal,
     /// What runs only while active (queue workers, failover timers): aborted on stepping down.
     session_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -183,6 +186,7 @@ impl Nameserver {
             meta_lock: tokio::sync::Mutex::new(()),
             failover_lock: tokio::sync::Mutex::new(()),
             op_signal: Signal::new(0),
+            tablet_passes: Signal::new(0),
             session_tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -265,6 +269,7 @@ impl Nameserver {
                 tokio::time::sleep(self.config.zk_session_timeout / 4).await;
                 continue;
             }
+            self.tablet_passes.set(0);
             let tablets = tokio::spawn(self.clone().tablet_watch(coord.clone()));
             self.clone().elect(coord.clone()).await;
             tablets.abort();
@@ -355,6 +360,12 @@ impl Nameserver {
 
     /// Becoming active: reload everything from the coordination service (reference 1.3 `Recover`).
     async fn take_over(&self, coord: &dyn Coordinator) -> Result<(), CoordError> {
+        // The tablets registered now, before anything is judged offline (bounded: a watch that cannot read
+        // `/nodes` leaves the judgement to the grace period as before).
+        let listed = self.tablet_passes.wait_until(|n| n > 0);
+        if tokio::time::timeout(self.config.zk_session_timeout, listed).await.is_err() {
+            tracing::warn!("the registered tablets could not be listed before the takeover");
+        }
         let meta = MetaStore { coord, layout: &self.layout };
         let tables = meta.load_tables().await?;
         let auto_failover = meta.auto_failover().await?;
@@ -405,6 +416,7 @@ impl Nameserver {
             for event in self.update_tablets(&present) {
                 self.on_tablet_event(event);
             }
+            self.tablet_passes.set(self.tablet_passes.get() + 1);
             watch.changed().await;
         }
     }
