@@ -286,8 +286,7 @@ pub fn exposure_with_loads(
                     .min()
                     .unwrap_or(Duration::MAX)
             });
-            let dead_at_up =
-                alive.iter().filter(|(p, ep, at, _)| mine(*p, ep) && *at <= f.at).last().is_some_and(|c| !c.3);
+            let dead_at_up = alive.iter().rfind(|(p, ep, at, _)| mine(*p, ep) && *at <= f.at).is_some_and(|c| !c.3);
             let revived = dead_at_up.then(|| {
                 alive
                     .iter()
