@@ -20,6 +20,9 @@ pub struct Planted {
     /// TaskManager: a resumed import writes its pending batch again without reading back what already landed,
     /// so rows acknowledged before the takeover are written twice.
     pub import_without_verify: bool,
+    /// Tablet: a partition whose binlog broke (a failed fsync) stays loaded, refusing every write, as in
+    /// OpenMLDB; nothing fails it over.
+    pub keep_broken_partitions: bool,
 }
 
 impl Planted {

@@ -88,3 +88,18 @@ fn an_import_that_writes_its_rows_in_doubt_again_is_caught_as_duplicated() {
     // The same seed passes on the real build.
     assert!(run::run(&s, 1).passed());
 }
+
+#[test]
+fn a_tablet_that_keeps_a_broken_binlog_loaded_is_caught_by_the_availability_oracle_and_convergence() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flows/disk_write_errors_fail_over.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let planted = Planted { keep_broken_partitions: true, ..Planted::default() };
+    let r = run::run_planted(&s, 1, planted);
+    let found = checkers(&r);
+    assert!(found.contains(&Checker::Convergence), "{:?} {:?}", kinds(&r), r.failures);
+    // Nothing failed over: the scenario's showopstatus step finds no leader change.
+    assert!(r.failures.iter().any(|f| f.contains("kChangeLeaderOP")), "{:?}", r.failures);
+    // The same seed passes on the real build.
+    let real = run::run(&s, 1);
+    assert!(real.passed(), "{:?} {:?}", real.failures, kinds(&real));
+}

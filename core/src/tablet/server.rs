@@ -148,6 +148,9 @@ impl Tablet {
     /// tablet, fails the tablet's leaders over and loads the replicas again (once the disk works, the binlog's
     /// recovery decides what is there).
     async fn unload_if_broken(&self, part: &Arc<Partition>) {
+        if self.config.planted.keep_broken_partitions {
+            return;
+        }
         let Some(cause) = part.binlog_broken().await else { return };
         let removed = {
             let mut map = self.partitions.lock().expect("partition map lock");
