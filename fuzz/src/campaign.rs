@@ -75,6 +75,17 @@ impl CampaignReport {
     pub fn cases_per_minute(&self) -> f64 {
         self.runs as f64 / self.wall.as_secs_f64().max(1e-9) * 60.0
     }
+
+    /// `N cases in W s wall (S simulated s): C cases per minute`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} cases in {:.1} s wall ({:.0} simulated s): {:.1} cases per minute",
+            self.runs,
+            self.wall.as_secs_f64(),
+            self.sim_secs,
+            self.cases_per_minute()
+        )
+    }
 }
 
 fn rng(seed: u64) -> TestRng {

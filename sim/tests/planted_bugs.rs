@@ -9,9 +9,13 @@ use mldb_sim::run::{self, SeedResult};
 use mldb_sim::scenario::{self, Scenario};
 use openmldb::planted::Planted;
 
-fn table_scenario(name: &str) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/table").join(name);
+fn scenario_file(dir: &str, name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(dir).join(name);
     scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn table_scenario(name: &str) -> Scenario {
+    scenario_file("table", name)
 }
 
 fn kinds(r: &SeedResult) -> Vec<ViolationKind> {
@@ -79,8 +83,7 @@ fn a_process_wide_counter_in_the_trace_is_caught_by_the_determinism_check() {
 
 #[test]
 fn an_import_that_writes_its_rows_in_doubt_again_is_caught_as_duplicated() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flows/taskmanager_crash_during_import.toml");
-    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let s = scenario_file("flows", "taskmanager_crash_during_import.toml");
     let planted = Planted { import_without_verify: true, ..Planted::default() };
     let r = run::run_planted(&s, 1, planted);
     assert!(kinds(&r).contains(&ViolationKind::Duplicated), "{:?}", kinds(&r));
@@ -91,8 +94,7 @@ fn an_import_that_writes_its_rows_in_doubt_again_is_caught_as_duplicated() {
 
 #[test]
 fn a_tablet_that_keeps_a_broken_binlog_loaded_is_caught_by_the_availability_oracle_and_convergence() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flows/disk_write_errors_fail_over.toml");
-    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let s = scenario_file("flows", "disk_write_errors_fail_over.toml");
     let planted = Planted { keep_broken_partitions: true, ..Planted::default() };
     let r = run::run_planted(&s, 1, planted);
     let found = checkers(&r);

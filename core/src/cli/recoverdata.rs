@@ -135,10 +135,15 @@ async fn facts(info: &pb::TableInfo, part: &pb::TablePartition) -> Result<Vec<Re
 
 type Planned = Vec<(pb::TableInfo, u32, PartitionPlan, Vec<ReplicaFacts>)>;
 
-/// Reads the metadata and every replica's state, and plans each partition.
+/// Reads the metadata and plans each partition from it.
 async fn plan_all(nsc: &NsClient) -> Result<Planned, String> {
     let shown =
         nsc.call(ns::ShowTable, pb::ShowTableRequest::default()).await.map_err(|e| format!("showtable: {e}"))?;
+    plan(&shown).await
+}
+
+/// Reads every replica's state of the tables in `shown` and plans each partition.
+async fn plan(shown: &pb::ShowTableResponse) -> Result<Planned, String> {
     let mut plans = Vec::new();
     for info in &shown.table_info {
         for p in &info.table_partition {
@@ -207,7 +212,7 @@ pub async fn recoverdata(nsc: &NsClient, limits: Limits) -> Result<String, Strin
         ));
     }
     let mut report = String::new();
-    let first = plan_all(nsc).await?;
+    let first = plan(&shown).await?;
     if all_healthy(&first, &mut report) {
         report.push_str("recoverdata: every partition is healthy");
         return Ok(report);

@@ -52,14 +52,7 @@ fn main() -> ExitCode {
     if args.keep_going {
         let (report, found) = mldb_fuzz::campaign::campaign_keep_going(&cfg);
         println!("{}", report.probes.render());
-        println!(
-            "{} cases in {:.1} s wall ({:.0} simulated s): {:.1} cases per minute, {} failing",
-            report.runs,
-            report.wall.as_secs_f64(),
-            report.sim_secs,
-            report.cases_per_minute(),
-            found.len()
-        );
+        println!("{}, {} failing", report.summary(), found.len());
         for f in &found {
             let first = f.violations.lines().next().unwrap_or_default();
             let at = f.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
@@ -69,13 +62,7 @@ fn main() -> ExitCode {
     }
     let report = mldb_fuzz::campaign::campaign(&cfg);
     println!("{}", report.probes.render());
-    println!(
-        "{} runs in {:.1} s wall ({:.0} simulated s): {:.1} cases per minute",
-        report.runs,
-        report.wall.as_secs_f64(),
-        report.sim_secs,
-        report.cases_per_minute()
-    );
+    println!("{}", report.summary());
     match report.found {
         None => ExitCode::SUCCESS,
         Some(f) => {

@@ -8,15 +8,19 @@
 //! - **Not yet fsynced.** Every replica of the partition lost power (a machine restart) after the write was
 //!   attempted and within `binlog_sync_to_disk_interval` (+ slack) after it was acknowledged: no disk had it. A
 //!   replica whose process crashed or was paused inside that window synced nothing while it was stopped, so its
-//!   window stretches until the process ran again (a crash followed by the machine's power loss). A replica that
-//!   was not running from before the write until the last of those power losses never had it and needs none.
+//!   window stretches until the process ran again (a crash followed by the machine's power loss); see
+//!   `unsynced_until` for every stop of syncing. A replica that held the partition at no moment from the write until
+//!   the last of those power losses (down, paused, restarted and not loaded again, or marked not alive) never had it
+//!   and needs none.
 //!
 //! Anything else is a violation: a crashed process keeps its page cache, so crashes alone never explain a loss.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::input::{FaultCause, FaultEvent, FaultKind, Fsync, Observed, PartitionLayout, Pid};
+use super::input::{
+    FaultCause, FaultEvent, FaultKind, Fsync, Observed, PartitionLayout, Pid, ReplicaEvents, first_fault,
+};
 use super::set::LostWrite;
 use super::{KeySample, Violation, ViolationKind, secs};
 
@@ -100,9 +104,10 @@ fn overwriting_term(history: &[(u64, u64)], term: u64, offset: u64) -> Option<(u
 }
 
 /// Until when `endpoint` may have held the write in its page cache only: one sync interval (+ slack) after the ack,
-/// pushed back while its process was not running to sync it, or its disk failed every fsync (`write_error`). A crashed process leaves the page cache unsynced until
-/// it starts again (a tablet syncs the binlog it finds at start); a paused one syncs at its next tick after the
-/// resume. `None`: the process never ran again, so the bytes stayed unsynced to the end.
+/// plus one slow fsync while a `slow_fsync` fault is on, pushed back while nothing synced it: its process crashed
+/// (a restarted tablet syncs the binlog it finds at start) or was paused (it syncs at its next tick after the
+/// resume), its disk failed every fsync (`write_error`: the next tick after the clear), or its partition was
+/// unloaded by a broken binlog (until it is loaded again). `None`: syncing never resumed.
 fn unsynced_until(
     lost: &LostWrite,
     endpoint: &str,
@@ -112,20 +117,15 @@ fn unsynced_until(
 ) -> Option<Duration> {
     let mut until = lost.acked_at + fsync.interval + fsync.slack;
     // A slow disk finishes the sync that covers the write one slow fsync later.
-    let slow_since = |at: Duration| {
-        faults.iter().any(|f| {
-            f.endpoint == endpoint && f.cause == FaultCause::SlowFsync && f.kind == FaultKind::Down && f.at <= at && {
-                let cleared = faults
-                    .iter()
-                    .filter(|u| u.endpoint == endpoint && u.cause == FaultCause::SlowFsync && u.kind == FaultKind::Up)
-                    .filter(|u| u.at >= f.at)
-                    .map(|u| u.at)
-                    .min();
-                cleared.is_none_or(|c| c >= lost.acked_at)
-            }
-        })
-    };
-    if slow_since(until) {
+    let slow = faults.iter().any(|f| {
+        f.endpoint == endpoint
+            && f.cause == FaultCause::SlowFsync
+            && f.kind == FaultKind::Down
+            && f.at <= until
+            && first_fault(faults, endpoint, FaultCause::SlowFsync, FaultKind::Up, f.at..)
+                .is_none_or(|cleared| cleared >= lost.acked_at)
+    });
+    if slow {
         until += fsync.slow;
     }
     // Each stop of syncing that began after the write was sent, and when syncing resumed (`None`: never).
@@ -138,15 +138,7 @@ fn unsynced_until(
                 && f.at >= lost.attempted_at
         })
         .map(|stop| {
-            let up = faults
-                .iter()
-                .filter(|f| {
-                    f.endpoint == endpoint && f.kind == FaultKind::Up && f.cause == stop.cause && f.at >= stop.at
-                })
-                .map(|f| f.at)
-                .min();
-            // Resumed, or the disk works again: the next round of the sync loop syncs it; a restarted tablet syncs
-            // what it finds at start.
+            let up = first_fault(faults, endpoint, stop.cause, FaultKind::Up, stop.at..);
             let resume = match stop.cause {
                 FaultCause::Pause | FaultCause::DiskError => up.map(|u| u + fsync.interval),
                 _ => up,
@@ -154,13 +146,12 @@ fn unsynced_until(
             (stop.at, resume)
         })
         .collect();
-    // A partition unloaded because its binlog broke is synced by nobody until it is loaded again.
-    for (_, _, at) in ev.unloads.iter().filter(|(p, e, at)| *p == lost.pid && e == endpoint && *at >= lost.attempted_at)
-    {
-        let reload =
-            ev.loads.iter().filter(|(p, e, l)| *p == lost.pid && e == endpoint && *l >= *at).map(|l| l.2).min();
-        stops.push((*at, reload));
-    }
+    stops.extend(
+        ev.unloads
+            .iter()
+            .filter(|(p, e, at)| *p == lost.pid && e == endpoint && *at >= lost.attempted_at)
+            .map(|(_, _, at)| (*at, ev.first_load(lost.pid, endpoint, *at))),
+    );
     stops.sort();
     for (at, resume) in stops {
         if at > until {
@@ -169,18 +160,6 @@ fn unsynced_until(
         until = until.max(resume? + fsync.slack);
     }
     Some(until)
-}
-
-/// What the run recorded of one table's replicas besides the faults: when each was loaded on its tablet, and when
-/// the metadata's alive flag of each changed (polled).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ReplicaEvents<'a> {
-    /// `(pid, endpoint, when)`.
-    pub loads: &'a [(Pid, String, Duration)],
-    /// `(pid, endpoint, when, alive)`.
-    pub alive: &'a [(Pid, String, Duration, bool)],
-    /// `(pid, endpoint, when)` a partition was unloaded because its binlog broke (a failed fsync).
-    pub unloads: &'a [(Pid, String, Duration)],
 }
 
 /// Whether `endpoint` could not have received anything of partition `pid` between `from` and `to`: it held the
@@ -220,15 +199,7 @@ fn never_held(
             FaultKind::Up => {
                 down.retain(|c| *c != f.cause);
                 if down.is_empty() {
-                    holding = if restarted {
-                        ev.loads
-                            .iter()
-                            .filter(|(p, e, at)| *p == pid && e == endpoint && *at >= f.at)
-                            .map(|l| l.2)
-                            .min()
-                    } else {
-                        Some(f.at)
-                    };
+                    holding = if restarted { ev.first_load(pid, endpoint, f.at) } else { Some(f.at) };
                     restarted = false;
                 }
             }
@@ -240,31 +211,29 @@ fn never_held(
     // Intervals in which the metadata counted it alive (alive until a recorded change says otherwise).
     let mut alive: Vec<(Duration, Duration)> = Vec::new();
     let mut since = Some(Duration::ZERO);
-    let mut changes: Vec<&(Pid, String, Duration, bool)> =
-        ev.alive.iter().filter(|(p, e, _, _)| *p == pid && e == endpoint).collect();
-    changes.sort_by_key(|c| c.2);
-    for c in changes {
-        match (since, c.3) {
+    let mut changes: Vec<(Duration, bool)> = ev.alive_changes(pid, endpoint).collect();
+    changes.sort_by_key(|c| c.0);
+    for (at, up) in changes {
+        match (since, up) {
             (Some(a), false) => {
-                alive.push((a, c.2));
+                alive.push((a, at));
                 since = None;
             }
-            (None, true) => since = Some(c.2),
+            (None, true) => since = Some(at),
             _ => {}
         }
     }
     if let Some(a) = since {
         alive.push((a, Duration::MAX));
     }
-    let window = (from, to);
     let meet = |x: (Duration, Duration), y: (Duration, Duration)| x.0.max(y.0) <= x.1.min(y.1);
-    !held.iter().any(|&h| alive.iter().any(|&a| meet(h, a) && meet((h.0.max(a.0), h.1.min(a.1)), window)))
+    !held.iter().any(|&h| alive.iter().any(|&a| meet(h, a) && meet((h.0.max(a.0), h.1.min(a.1)), (from, to))))
 }
 
 /// The machine restarts that took the write from every replica that could have held it: each replica lost power
-/// inside its unsynced window, or was not running from before the write until the last of those power losses (it
-/// never received the write, and nobody was left to send it). At least one replica must have lost power; `None`
-/// otherwise.
+/// inside its unsynced window, or held the partition at no moment from the write until the last of those power
+/// losses (it never received the write, and nobody was left to send it). At least one replica must have lost
+/// power; `None` otherwise.
 fn unsynced_everywhere(
     lost: &LostWrite,
     replicas: &[String],
@@ -301,13 +270,13 @@ pub fn check_loss_bound(
     fsync: Fsync,
     policy: LossPolicy,
 ) -> BoundReport {
-    check_loss_bound_with_loads(lost, observed, layouts, faults, ReplicaEvents::default(), fsync, policy)
+    check_loss_bound_with_events(lost, observed, layouts, faults, ReplicaEvents::default(), fsync, policy)
 }
 
 /// [`check_loss_bound`], knowing when each replica was loaded on its tablet and marked alive: a replica that held
 /// the partition at no moment between the write and the power losses (down, not loaded again, or marked not alive)
 /// never had the write.
-pub fn check_loss_bound_with_loads(
+pub fn check_loss_bound_with_events(
     lost: &[LostWrite],
     observed: &Observed,
     layouts: &[PartitionLayout],
@@ -506,6 +475,17 @@ mod tests {
         }
     }
 
+    /// The bounded policy with the tests' fsync settings and the run's replica events.
+    fn bounded(
+        l: &[LostWrite],
+        obs: &Observed,
+        layouts: &[PartitionLayout],
+        faults: &[FaultEvent],
+        ev: ReplicaEvents<'_>,
+    ) -> BoundReport {
+        check_loss_bound_with_events(l, obs, layouts, faults, ev, fsync(), LossPolicy::Bounded)
+    }
+
     fn fsync() -> Fsync {
         Fsync { interval: ms(1000), slack: ms(100), slow: ms(0) }
     }
@@ -604,15 +584,7 @@ mod tests {
         let early = vec![power_loss("t1", 50), back, power_loss("t2", 500), power_loss("t3", 500)];
         let loaded = [(0, "t1".to_string(), ms(90))];
         let l = [lost(1, 0, 1, 5, 100)];
-        let r = check_loss_bound_with_loads(
-            &l,
-            &obs,
-            &layout(0),
-            &early,
-            ReplicaEvents { loads: &loaded, ..Default::default() },
-            fsync(),
-            LossPolicy::Bounded,
-        );
+        let r = bounded(&l, &obs, &layout(0), &early, ReplicaEvents { loads: &loaded, ..Default::default() });
         assert_eq!(r.forbidden.len(), 1);
         // Crashes keep the page cache: never an explanation.
         let crashes: Vec<_> =
@@ -677,15 +649,7 @@ mod tests {
             vec![t2_off.clone(), ev("t2", FaultCause::MachineRestart, FaultKind::Up, 400), power_loss("t1", 600)];
         let loads = [(0, "t2".to_string(), ms(450))];
         let l = [lost(1, 0, 1, 5, 100)];
-        let r = check_loss_bound_with_loads(
-            &l,
-            &obs,
-            &two,
-            &faults,
-            ReplicaEvents { loads: &loads, ..Default::default() },
-            fsync(),
-            LossPolicy::Bounded,
-        );
+        let r = bounded(&l, &obs, &two, &faults, ReplicaEvents { loads: &loads, ..Default::default() });
         assert_eq!(r.forbidden.len(), 1);
         // A crash of t2 after the write: it may have had it.
         let faults = vec![ev("t2", FaultCause::Crash, FaultKind::Down, 150), power_loss("t1", 600)];
@@ -723,36 +687,30 @@ mod tests {
         let faults = vec![ev(FaultKind::Down, 50), ev(FaultKind::Up, 300), power_loss("t1", 600)];
         let l = [lost(1, 0, 1, 5, 100)];
         // Not loaded before the power loss: it held nothing.
-        let r = check_loss_bound_with_loads(
+        let r = bounded(
             &l,
             &obs,
             &two,
             &faults,
             ReplicaEvents { loads: &[(0, "t2".into(), ms(900))], ..Default::default() },
-            fsync(),
-            LossPolicy::Bounded,
         );
         assert!(r.forbidden.is_empty());
         // Loaded at 400 ms: it may have caught up.
-        let r = check_loss_bound_with_loads(
+        let r = bounded(
             &l,
             &obs,
             &two,
             &faults,
             ReplicaEvents { loads: &[(0, "t2".into(), ms(400))], ..Default::default() },
-            fsync(),
-            LossPolicy::Bounded,
         );
         assert_eq!(r.forbidden.len(), 1);
         // Another partition's load says nothing about this one.
-        let r = check_loss_bound_with_loads(
+        let r = bounded(
             &l,
             &obs,
             &two,
             &faults,
             ReplicaEvents { loads: &[(1, "t2".into(), ms(400))], ..Default::default() },
-            fsync(),
-            LossPolicy::Bounded,
         );
         assert!(r.forbidden.is_empty());
     }
@@ -765,27 +723,11 @@ mod tests {
         let l = [lost(1, 0, 1, 5, 100)];
         // Paused from 50 ms to 900 ms; t1 lost power at 600 ms.
         let faults = vec![ev(FaultKind::Down, 50), ev(FaultKind::Up, 900), power_loss("t1", 600)];
-        let r = check_loss_bound_with_loads(
-            &l,
-            &obs,
-            &two,
-            &faults,
-            ReplicaEvents::default(),
-            fsync(),
-            LossPolicy::Bounded,
-        );
+        let r = bounded(&l, &obs, &two, &faults, ReplicaEvents::default());
         assert!(r.forbidden.is_empty());
         // Resumed at 400 ms: it held the partition again (no reload after a pause) and may have caught up.
         let faults = vec![ev(FaultKind::Down, 50), ev(FaultKind::Up, 400), power_loss("t1", 600)];
-        let r = check_loss_bound_with_loads(
-            &l,
-            &obs,
-            &two,
-            &faults,
-            ReplicaEvents::default(),
-            fsync(),
-            LossPolicy::Bounded,
-        );
+        let r = bounded(&l, &obs, &two, &faults, ReplicaEvents::default());
         assert_eq!(r.forbidden.len(), 1);
     }
 
@@ -802,7 +744,7 @@ mod tests {
             (0, "t2".to_string(), ms(900), true),
         ];
         let ev = ReplicaEvents { alive: &dead, ..Default::default() };
-        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, ev, fsync(), LossPolicy::Bounded);
+        let r = bounded(&l, &obs, &two, &faults, ev);
         assert!(r.forbidden.is_empty());
         // Alive again at 300 ms: it may have caught up before t1 lost power.
         let back = [
@@ -811,7 +753,7 @@ mod tests {
             (0, "t2".to_string(), ms(300), true),
         ];
         let ev = ReplicaEvents { alive: &back, ..Default::default() };
-        let r = check_loss_bound_with_loads(&l, &obs, &two, &faults, ev, fsync(), LossPolicy::Bounded);
+        let r = bounded(&l, &obs, &two, &faults, ev);
         assert_eq!(r.forbidden.len(), 1);
     }
 
@@ -839,12 +781,12 @@ mod tests {
         // Unloaded at 500 ms (its binlog broke), never loaded again before the power loss at 5 s.
         let unloads = [(0, "t1".to_string(), ms(500))];
         let ev = ReplicaEvents { unloads: &unloads, ..Default::default() };
-        let r = check_loss_bound_with_loads(&l, &obs, &one, &faults, ev, fsync(), LossPolicy::Bounded);
+        let r = bounded(&l, &obs, &one, &faults, ev);
         assert!(r.forbidden.is_empty());
         // Loaded again at 2 s: the load synced it.
         let loads = [(0, "t1".to_string(), ms(2000))];
         let ev = ReplicaEvents { unloads: &unloads, loads: &loads, ..Default::default() };
-        let r = check_loss_bound_with_loads(&l, &obs, &one, &faults, ev, fsync(), LossPolicy::Bounded);
+        let r = bounded(&l, &obs, &one, &faults, ev);
         assert_eq!(r.forbidden.len(), 1);
     }
 

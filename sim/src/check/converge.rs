@@ -51,6 +51,19 @@ impl ConvergeReport {
 fn rows_of(r: &ReplicaFinal) -> Option<&BTreeSet<String>> {
     if r.is_alive { r.rows.as_ref() } else { None }
 }
+/// How an [`ViolationKind::OpStuck`] violation begins; the op's showopstatus line follows.
+const PENDING: &str = "op still pending: ";
+
+/// The table and partition a pending op names, read from its violation (`op still pending: 19 kChangeLeaderOP
+/// fuzz 0 kDoing ...`).
+pub fn pending_op_partition(v: &Violation) -> Option<(&str, Pid)> {
+    if v.kind != ViolationKind::OpStuck {
+        return None;
+    }
+    let mut words = v.why.strip_prefix(PENDING)?.split_whitespace().skip(2);
+    let name = words.next()?;
+    Some((name, words.next()?.parse().ok()?))
+}
 
 /// Checks one snapshot of one table. `expected_alive` names the endpoints that should be alive (after a full heal,
 /// every tablet); `since` (when healing began) starts the trace window of every violation.
@@ -212,9 +225,7 @@ pub fn check_convergence(
         report.partitions.push(state);
     }
     for op in &observed.ops_stuck {
-        out.push(
-            Violation::new(ViolationKind::OpStuck, None, format!("op still pending: {op}")).with_window(since, None),
-        );
+        out.push(Violation::new(ViolationKind::OpStuck, None, format!("{PENDING}{op}")).with_window(since, None));
     }
     report.violations = out;
     report

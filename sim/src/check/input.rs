@@ -154,6 +154,48 @@ pub enum FaultCause {
     SlowFsync,
 }
 
+/// The time of the first fault of `endpoint` with this `cause` and `kind` inside `when`.
+pub fn first_fault(
+    faults: &[FaultEvent],
+    endpoint: &str,
+    cause: FaultCause,
+    kind: FaultKind,
+    when: impl std::ops::RangeBounds<Duration>,
+) -> Option<Duration> {
+    faults
+        .iter()
+        .filter(|f| f.endpoint == endpoint && f.cause == cause && f.kind == kind && when.contains(&f.at))
+        .map(|f| f.at)
+        .min()
+}
+
+/// What the run recorded of one table's replicas besides the faults, from the trace and the metadata polls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplicaEvents<'a> {
+    /// `(pid, endpoint, when)` each replica was loaded on its tablet (a restarted tablet holds nothing until then).
+    pub loads: &'a [(Pid, String, Duration)],
+    /// `(pid, endpoint, when, alive)`: changes of each replica's alive flag in the metadata, in time order.
+    pub alive: &'a [(Pid, String, Duration, bool)],
+    /// `(pid, endpoint, when)` a partition was unloaded because its binlog broke (a failed fsync).
+    pub unloads: &'a [(Pid, String, Duration)],
+}
+
+impl ReplicaEvents<'_> {
+    /// The first load of `pid` on `endpoint` at or after `from`.
+    pub fn first_load(&self, pid: Pid, endpoint: &str, from: Duration) -> Option<Duration> {
+        self.loads.iter().filter(|(p, e, at)| *p == pid && e == endpoint && *at >= from).map(|l| l.2).min()
+    }
+
+    /// The alive-flag changes of `pid` on `endpoint`, in time order.
+    pub fn alive_changes<'s>(
+        &'s self,
+        pid: Pid,
+        endpoint: &'s str,
+    ) -> impl DoubleEndedIterator<Item = (Duration, bool)> + 's {
+        self.alive.iter().filter(move |(p, e, _, _)| *p == pid && e == endpoint).map(|c| (c.2, c.3))
+    }
+}
+
 /// Who the nameserver said led a partition, and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaderSpan {

@@ -36,7 +36,7 @@ pub use converge::{ConvergeReport, PartitionState, ReplicaDiff, check_convergenc
 pub use determinism::{DeterminismReport, check_determinism, first_divergence};
 pub use input::{
     Ack, FaultCause, FaultEvent, FaultKind, Fsync, LeaderSpan, Observed, PartitionFinal, PartitionLayout, Pid,
-    ReplicaFinal, WriteOutcome, WriteRecord,
+    ReplicaEvents, ReplicaFinal, WriteOutcome, WriteRecord, first_fault,
 };
 pub use jobs::{JobFinal, JobsReport, check_jobs};
 pub use report::{PartitionAvailability, Report, RunData, Summary, TableData, TableReport};

@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use super::bound::{BoundReport, LossPolicy, ReplicaEvents, check_loss_bound_with_loads};
-use super::converge::{ConvergeReport, check_convergence};
+use super::bound::{BoundReport, LossPolicy, check_loss_bound_with_events};
+use super::converge::{ConvergeReport, check_convergence, pending_op_partition};
 use super::determinism::{DeterminismReport, check_determinism};
-use super::input::{FaultEvent, Fsync, LeaderSpan, Observed, PartitionLayout, Pid, WriteRecord};
+use super::input::{FaultEvent, Fsync, LeaderSpan, Observed, PartitionLayout, Pid, ReplicaEvents, WriteRecord};
 use super::jobs::{JobFinal, JobsReport, check_jobs};
 use super::set::{SetReport, check_set};
 use super::table::{
-    AutoRecovery, Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure_with_loads, failovers,
+    AutoRecovery, Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure_with_events, failovers,
     judge, service_seen,
 };
 use super::{Violation, secs};
@@ -108,7 +108,7 @@ impl TableReport {
         }
         let events = ReplicaEvents { loads: &t.loads, alive: &t.alive, unloads: &t.unloads };
         let bound =
-            check_loss_bound_with_loads(&set.lost, &t.observed, &t.layouts, &run.faults, events, run.fsync, t.loss);
+            check_loss_bound_with_events(&set.lost, &t.observed, &t.layouts, &run.faults, events, run.fsync, t.loss);
         let convergence = if run.converge {
             check_convergence(&t.observed, &t.layouts, &run.expected_alive, run.healed_at)
         } else {
@@ -118,7 +118,7 @@ impl TableReport {
             .layouts
             .iter()
             .map(|layout| {
-                let exposure = exposure_with_loads(layout, &run.faults, &t.leaders, &t.loads, &t.alive);
+                let exposure = exposure_with_events(layout, &run.faults, &t.leaders, events);
                 let failovers = failovers(&exposure, &t.leaders);
                 let since = exposure.max_at.unwrap_or_default();
                 let service = service_seen(&t.writes, layout.pid, since);
@@ -155,20 +155,14 @@ impl TableReport {
         // partition by hand, a partition left unconverged is what the table documents, not a violation; a
         // scenario that states its own `[expect] recovery` keeps every convergence check.
         let mut convergence = convergence;
-        // A pending op names its table and partition ("op still pending: 19 kChangeLeaderOP fuzz 0 kDoing ..."):
-        // it belongs to that partition, and to this table's report only if it is this table's.
-        let op_partition = |why: &str| -> Option<(String, Pid)> {
-            let mut words = why.strip_prefix("op still pending: ")?.split_whitespace().skip(2);
-            let name = words.next()?.to_string();
-            Some((name, words.next()?.parse().ok()?))
-        };
+        // A pending op names its table and partition: it belongs to that partition, and to this table's report
+        // only if it is this table's.
         let tables: BTreeSet<&str> = run.tables.iter().map(|t| t.name.as_str()).collect();
-        convergence.violations.retain(|v| {
-            v.kind != super::ViolationKind::OpStuck
-                || op_partition(&v.why).is_none_or(|(name, _)| name == t.name || !tables.contains(name.as_str()))
-        });
-        for v in convergence.violations.iter_mut().filter(|v| v.kind == super::ViolationKind::OpStuck) {
-            if let Some((name, pid)) = op_partition(&v.why)
+        convergence
+            .violations
+            .retain(|v| pending_op_partition(v).is_none_or(|(name, _)| name == t.name || !tables.contains(name)));
+        for v in &mut convergence.violations {
+            if let Some((name, pid)) = pending_op_partition(v)
                 && name == t.name
             {
                 v.pid = Some(pid);

@@ -22,9 +22,12 @@
 //! (more than 3 replicas) follow the same shape: 1 offline as row 1, fewer than all as row 2, all as row 3.
 
 use std::fmt;
+use std::ops::Bound;
 use std::time::Duration;
 
-use super::input::{FaultCause, FaultEvent, FaultKind, LeaderSpan, PartitionLayout, Pid, WriteRecord};
+use super::input::{
+    FaultCause, FaultEvent, FaultKind, LeaderSpan, PartitionLayout, Pid, ReplicaEvents, WriteRecord, first_fault,
+};
 use super::{Violation, ViolationKind, secs};
 
 /// Whether reads and writes of the shard keep succeeding (after failover).
@@ -260,16 +263,14 @@ impl Exposure {
 pub const RELOAD_ALLOWANCE: Duration = Duration::from_secs(10);
 
 /// [`exposure`], with a replica counted offline until it serves again, not only until its fault ends: a crashed
-/// or restarted replica until its tablet loaded it again (`loads`: `(pid, endpoint, when)`), one the nameserver
-/// marked not alive until it is marked alive again (`alive`: `(pid, endpoint, when, alive)` changes), at most
-/// [`RELOAD_ALLOWANCE`] after the fault ended. A restart of one replica's tablet just before a crash of the other's
-/// leaves both out at once.
-pub fn exposure_with_loads(
+/// or restarted replica until its tablet loaded it again, one the nameserver marked not alive until it is marked
+/// alive again, at most [`RELOAD_ALLOWANCE`] after the fault ended. A restart of one replica's tablet just before a
+/// crash of the other's leaves both out at once.
+pub fn exposure_with_events(
     layout: &PartitionLayout,
     faults: &[FaultEvent],
     leaders: &[LeaderSpan],
-    loads: &[(Pid, String, Duration)],
-    alive: &[(Pid, String, Duration, bool)],
+    ev: ReplicaEvents<'_>,
 ) -> Exposure {
     let adjusted: Vec<FaultEvent> = faults
         .iter()
@@ -277,32 +278,22 @@ pub fn exposure_with_loads(
             if f.kind != FaultKind::Up || !layout.replicas.contains(&f.endpoint) {
                 return f.clone();
             }
-            let mine = |pid: Pid, ep: &str| pid == layout.pid && ep == f.endpoint;
-            let reloaded = matches!(f.cause, FaultCause::Crash | FaultCause::MachineRestart).then(|| {
-                loads
-                    .iter()
-                    .filter(|(p, ep, at)| mine(*p, ep) && *at >= f.at)
-                    .map(|l| l.2)
-                    .min()
-                    .unwrap_or(Duration::MAX)
-            });
-            let dead_at_up = alive.iter().rfind(|(p, ep, at, _)| mine(*p, ep) && *at <= f.at).is_some_and(|c| !c.3);
+            let (pid, ep) = (layout.pid, f.endpoint.as_str());
+            let reloaded = matches!(f.cause, FaultCause::Crash | FaultCause::MachineRestart)
+                .then(|| ev.first_load(pid, ep, f.at).unwrap_or(Duration::MAX));
+            let dead_at_up = ev.alive_changes(pid, ep).rfind(|&(at, _)| at <= f.at).is_some_and(|(_, up)| !up);
             let revived = dead_at_up.then(|| {
-                alive
-                    .iter()
-                    .filter(|(p, ep, at, up)| mine(*p, ep) && *at >= f.at && *up)
-                    .map(|c| c.2)
+                ev.alive_changes(pid, ep)
+                    .filter(|&(at, up)| at >= f.at && up)
+                    .map(|c| c.0)
                     .min()
                     .unwrap_or(Duration::MAX)
             });
             let Some(back) = reloaded.into_iter().chain(revived).max() else { return f.clone() };
             // Never past the same cause's next down: that one has its own up.
-            let next_down = faults
-                .iter()
-                .filter(|d| d.kind == FaultKind::Down && d.cause == f.cause && d.endpoint == f.endpoint && d.at > f.at)
-                .map(|d| d.at)
-                .min()
-                .unwrap_or(Duration::MAX);
+            let next_down =
+                first_fault(faults, ep, f.cause, FaultKind::Down, (Bound::Excluded(f.at), Bound::Unbounded))
+                    .unwrap_or(Duration::MAX);
             FaultEvent { at: back.min(f.at + RELOAD_ALLOWANCE).min(next_down).max(f.at), ..f.clone() }
         })
         .collect();
@@ -879,15 +870,24 @@ mod tests {
             vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1000), ev("t2", FaultKind::Down, 2000)];
         assert_eq!(exposure(&two, &faults, &[]).offline_max, 1, "the instants alone overlap nothing");
         let loads = vec![(0, "t1".to_string(), ms(3000))];
-        assert_eq!(exposure_with_loads(&two, &faults, &[], &loads, &[]).offline_max, 2);
+        assert_eq!(
+            exposure_with_events(&two, &faults, &[], ReplicaEvents { loads: &loads, ..Default::default() }).offline_max,
+            2
+        );
         // Loaded at 1.5 s, before t2's crash: one at a time.
         let loads = vec![(0, "t1".to_string(), ms(1500))];
-        assert_eq!(exposure_with_loads(&two, &faults, &[], &loads, &[]).offline_max, 1);
+        assert_eq!(
+            exposure_with_events(&two, &faults, &[], ReplicaEvents { loads: &loads, ..Default::default() }).offline_max,
+            1
+        );
         // Another partition's load does not count; past the allowance the replica no longer counts as offline.
         let late =
             vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1000), ev("t2", FaultKind::Down, 12_000)];
         let loads = vec![(1, "t1".to_string(), ms(1500))];
-        assert_eq!(exposure_with_loads(&two, &late, &[], &loads, &[]).offline_max, 1);
+        assert_eq!(
+            exposure_with_events(&two, &late, &[], ReplicaEvents { loads: &loads, ..Default::default() }).offline_max,
+            1
+        );
         // A second crash before the load keeps it down until its own start.
         let again = vec![
             ev("t1", FaultKind::Down, 1000),
@@ -895,7 +895,7 @@ mod tests {
             ev("t1", FaultKind::Down, 1200),
             ev("t2", FaultKind::Down, 5000),
         ];
-        assert_eq!(exposure_with_loads(&two, &again, &[], &[], &[]).offline_max, 2);
+        assert_eq!(exposure_with_events(&two, &again, &[], ReplicaEvents::default()).offline_max, 2);
     }
 
     #[test]
@@ -910,12 +910,24 @@ mod tests {
         ];
         assert_eq!(exposure(&two, &faults, &[]).offline_max, 1);
         let dead = vec![(0, "t1".to_string(), ms(0), true), (0, "t1".to_string(), ms(2000), false)];
-        assert_eq!(exposure_with_loads(&two, &faults, &[], &[], &dead).offline_max, 2, "never marked alive again");
+        assert_eq!(
+            exposure_with_events(&two, &faults, &[], ReplicaEvents { alive: &dead, ..Default::default() }).offline_max,
+            2,
+            "never marked alive again"
+        );
         let mut revived = dead.clone();
         revived.push((0, "t1".to_string(), ms(3500), true));
-        assert_eq!(exposure_with_loads(&two, &faults, &[], &[], &revived).offline_max, 1, "alive again at 3.5 s");
+        assert_eq!(
+            exposure_with_events(&two, &faults, &[], ReplicaEvents { alive: &revived, ..Default::default() })
+                .offline_max,
+            1,
+            "alive again at 3.5 s"
+        );
         // Never marked dead (a short cut): back at the heal.
         let kept = vec![(0, "t1".to_string(), ms(0), true)];
-        assert_eq!(exposure_with_loads(&two, &faults, &[], &[], &kept).offline_max, 1);
+        assert_eq!(
+            exposure_with_events(&two, &faults, &[], ReplicaEvents { alive: &kept, ..Default::default() }).offline_max,
+            1
+        );
     }
 }

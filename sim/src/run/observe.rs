@@ -38,17 +38,19 @@ pub async fn leader_poller(
     alive: AliveChanges,
 ) {
     let layout = Layout::new(DEFAULT_ROOT);
+    // The alive flag last recorded per (table, pid, endpoint).
+    let mut last_alive: BTreeMap<(String, u32, String), bool> = BTreeMap::new();
     loop {
         if let Ok(tables) = (MetaStore { coord: session.as_ref(), layout: &layout }).load_tables().await {
             let now = zero.elapsed();
             {
                 let mut changes = alive.lock().expect("alive changes");
                 for table in &tables {
-                    let seen = changes.entry(table.name.clone()).or_default();
                     for p in &table.table_partition {
                         for m in &p.partition_meta {
-                            let last = seen.iter().rev().find(|c| c.0 == p.pid && c.1 == m.endpoint).map(|c| c.3);
-                            if last != Some(m.is_alive) {
+                            let key = (table.name.clone(), p.pid, m.endpoint.clone());
+                            if last_alive.insert(key, m.is_alive) != Some(m.is_alive) {
+                                let seen = changes.entry(table.name.clone()).or_default();
                                 seen.push((p.pid, m.endpoint.clone(), now, m.is_alive));
                             }
                         }
