@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use super::Nameserver;
 use super::codes::Code;
 use super::decide::{
-    Probe, RecoverDecision, RecoverTarget, decide_recover_table, followers_to_probe, queue_index, scan_recover_target,
-    select_leader,
+    LeaderLog, Probe, RecoverDecision, RecoverTarget, decide_recover_table, followers_to_probe, queue_index,
+    scan_recover_target, select_leader,
 };
 use super::meta::MetaStore;
 use super::opbook::QueuedOp;
@@ -780,19 +780,20 @@ impl Nameserver {
             .call(t::GetTermPair, req.clone())
             .await
             .map_err(|e| format!("get term pair: {e}"))?;
-        let leader_snapshot = match &leader {
+        let leader_log = match &leader {
             Some(l) if !single_replica => {
                 let status = self
                     .client(l)
                     .call(t::GetTableStatus, tpb::GetTableStatusRequest { tid, pid, all: false })
                     .await
                     .map_err(|e| format!("leader status: {e}"))?;
-                Some(status.all_table_status.first().map(|s| s.snapshot_offset).unwrap_or(0))
+                let status = status.all_table_status.first().ok_or("leader status: the leader lacks the partition")?;
+                Some(LeaderLog { snapshot_offset: status.snapshot_offset, offset: status.offset })
             }
             _ => None,
         };
-        let decision = decide_recover_table(single_replica, &replica, &part.term_offset, leader_snapshot)
-            .map_err(|e| e.to_string())?;
+        let decision =
+            decide_recover_table(single_replica, &replica, &part.term_offset, leader_log).map_err(|e| e.to_string())?;
         tracing::info!(
             name = %op.info.name,
             pid,

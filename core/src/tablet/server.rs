@@ -871,9 +871,11 @@ impl Tablet {
         Ok(pb::GeneralResponse {})
     }
 
-    /// GetTermPair (reference 5.6 step 2): with the partition in memory, its term and offset; without it, the
-    /// local snapshot MANIFEST's term and offset (or 0/0). The binlog of an unloaded replica does not count: the
-    /// nameserver deletes it before re-adding the replica, so only the snapshot is what the replica will have.
+    /// GetTermPair (reference 5.6 step 2): with the partition in memory, its term and offset; without it, the last
+    /// entry its disk holds, snapshot and binlog (0/0 when nothing). Deliberate change: OpenMLDB reports only the
+    /// snapshot MANIFEST and the nameserver deletes the binlog; here a binlog that is a prefix of the history is
+    /// kept and loaded (see `decide_recover_table`), so it must be counted. Opening the binlog cuts a torn tail, as
+    /// loading it would.
     async fn get_term_pair(&self, req: pb::TablePidRequest) -> Result<pb::GetTermPairResponse, Status> {
         if let Ok(part) = self.partition(req.tid, req.pid) {
             let g = part.lock().await;
@@ -883,21 +885,6 @@ impl Tablet {
                 term: g.meta.term,
                 offset: g.offset(),
             });
-        }
-        let dir = partition_dir(req.tid, req.pid);
-        let manifest = snapshot::read_manifest(self.disk.clone(), &snapshot_dir(&dir))
-            .await
-            .map_err(|e| Code::SnapshotIsNotExist.with(e))?;
-        let (term, offset) = manifest.map(|m| (m.term, m.offset)).unwrap_or((0, 0));
-        Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset })
-    }
-
-    /// GetLogOffset (for recoverdata, not in OpenMLDB): the last entry a replica holds, counting its binlog too
-    /// when the partition is not loaded (GetTermPair counts only the snapshot, which is what survives a re-add).
-    /// Opening the binlog cuts a torn tail, as loading it would.
-    async fn get_log_offset(&self, req: pb::TablePidRequest) -> Result<pb::GetTermPairResponse, Status> {
-        if self.partition(req.tid, req.pid).is_ok() {
-            return self.get_term_pair(req).await;
         }
         let dir = partition_dir(req.tid, req.pid);
         let io = |e: std::io::Error| Code::WriteDataFailed.with(e);
@@ -914,6 +901,13 @@ impl Tablet {
         let offset = binlog.last_offset();
         let term = if binlog.last_term() > 0 { binlog.last_term() } else { snap_term };
         Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset })
+    }
+
+    /// GetLogOffset (for recoverdata, not in OpenMLDB): the last entry a replica holds, in memory or on disk. Since
+    /// GetTermPair counts the binlog of an unloaded replica too, the two answer alike; recoverdata keeps its own
+    /// method so its reading does not depend on the re-add rule.
+    async fn get_log_offset(&self, req: pb::TablePidRequest) -> Result<pb::GetTermPairResponse, Status> {
+        self.get_term_pair(req).await
     }
 
     async fn get_follower(&self, req: pb::TablePidRequest) -> Result<pb::GetFollowerResponse, Status> {

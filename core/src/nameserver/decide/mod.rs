@@ -30,7 +30,7 @@ pub use placement::{
 };
 pub use queue::queue_index;
 pub use recover::{
-    OFFLINE_LEADER_ENDPOINT, ReAddOp, ReAddPlan, RecoverDecision, RecoverTableError, RecoverTarget,
+    LeaderLog, OFFLINE_LEADER_ENDPOINT, ReAddOp, ReAddPlan, RecoverDecision, RecoverTableError, RecoverTarget,
     decide_recover_table, scan_recover_target,
 };
 pub use term::{Divergence, TermMatch, match_term_offset};

@@ -73,12 +73,22 @@ impl ReAddOp {
     }
 }
 
+/// What the re-add decision needs to know of the leader's log (its `GetTableStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderLog {
+    /// The leader's snapshot offset: its binlog may be deleted up to here (OpenMLDB's `GetManifest`).
+    pub snapshot_offset: u64,
+    /// The leader's last log index.
+    pub offset: u64,
+}
+
 /// A multi-replica partition's plan, in the order the caller carries it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReAddPlan {
     /// Step 4: `ChangeRole` the replica to follower first (a deposed leader that never died).
     pub change_role_to_follower: bool,
-    /// Step 5: `DeleteBinlog` on the replica first (not in memory: its un-replicated binlog tail is discarded).
+    /// Step 5: `DeleteBinlog` on the replica first (not in memory, and its log is replaced by the leader's
+    /// snapshot: a tail no leader has must not be replayed on top of it).
     pub delete_binlog: bool,
     /// Step 6, for the op log.
     pub term_match: TermMatch,
@@ -179,42 +189,51 @@ pub fn scan_recover_target(
 }
 
 /// Steps 3 to 8 of reference 5.6: what to do with a returning replica, given its `GetTermPair` answer
-/// (`replica`: whether the partition is in memory, whether it thinks it leads, its term and offset, from memory or
-/// from disk), the partition's `term_offset` history, and the leader's snapshot offset (None is accepted only for
-/// a single-replica partition, which has no leader to ask).
+/// (`replica`: whether the partition is in memory, whether it thinks it leads, its term and offset, from memory or,
+/// when not loaded, from its disk: snapshot and binlog), the partition's `term_offset` history, and the leader's
+/// snapshot offset (None is accepted only for a single-replica partition, which has no leader to ask).
 ///
-/// Follows reference 5.6 exactly:
+/// Follows reference 5.6:
 /// - step 3, single replica: in memory → kUpdatePartitionStatusOP; not in memory → kReLoadTableOP;
 /// - step 4, `has_table && is_leader` → ChangeRole to follower first;
-/// - step 5, `!has_table` → DeleteBinlog first;
+/// - step 5, `!has_table` and the local data is replaced (full ReAddReplica) → DeleteBinlog first;
 /// - step 6, [`match_term_offset`];
-/// - step 8, `has_table` and match and `offset >= leader snapshot offset` → Simplify; `has_table` otherwise →
+/// - step 8, `has_table` and match and `offset >= leader snapshot offset` (and, a deliberate change, `offset <=
+///   leader offset`: a replica longer than its leader holds entries the leader lost) → Simplify; `has_table` otherwise →
 ///   WithDrop; `!has_table` and match and `offset >= leader snapshot offset` → NoSend; `!has_table` otherwise →
 ///   full ReAddReplica.
 ///
-/// The term rule itself carries the deliberate change described at [`match_term_offset`]; this function makes
-/// none. The caller may fetch the leader's snapshot offset before carrying out steps 4 and 5 (OpenMLDB asks after
-/// them); the decision is the same, and a failed fetch then leaves the replica untouched.
+/// Deliberate change (steps 2 and 5): OpenMLDB's unloaded replica reports only its snapshot and always loses its
+/// binlog before the re-add, so kReAddReplicaNoSendOP rebuilds it from the snapshot and the leader's binlog. That
+/// deletes the only durable copy of writes the leader has acknowledged but not yet synced (the fuzzer found a
+/// leader's power loss right after such a re-add losing semisync-acknowledged writes, seed 574607). Here the
+/// unloaded replica reports its binlog's last entry; when that log is a prefix of the history the binlog is kept
+/// and kReAddReplicaNoSendOP loads snapshot and binlog from the replica's own disk before catching up. Only a log
+/// that is not kept (diverged, or older than the leader's snapshot) is deleted. The term rule carries the change
+/// described at [`match_term_offset`]. The caller may fetch the leader's snapshot offset before carrying out
+/// steps 4 and 5 (OpenMLDB asks after them); the decision is the same, and a failed fetch then leaves the replica
+/// untouched.
 pub fn decide_recover_table(
     single_replica: bool,
     replica: &GetTermPairResponse,
     term_offset: &[TermPair],
-    leader_snapshot_offset: Option<u64>,
+    leader_log: Option<LeaderLog>,
 ) -> Result<RecoverDecision, RecoverTableError> {
     let GetTermPairResponse { has_table, is_leader, term, offset } = *replica;
     // Step 3: a single replica has nobody to re-add it to.
     if single_replica {
         return Ok(if has_table { RecoverDecision::UpdatePartitionStatus } else { RecoverDecision::ReLoadTable });
     }
-    let leader_snapshot_offset = leader_snapshot_offset.ok_or(RecoverTableError::MissingLeaderSnapshotOffset)?;
+    let leader_log = leader_log.ok_or(RecoverTableError::MissingLeaderSnapshotOffset)?;
     // Step 4: has_table && is_leader: a deposed ex-leader that never died becomes a follower.
     let change_role_to_follower = has_table && is_leader;
-    // Step 5: !has_table: the local binlog goes to the recycle bin, only the snapshot is kept.
-    let delete_binlog = !has_table;
     // Step 6.
     let term_match = match_term_offset(term_offset, has_table, term, offset);
-    // Step 8. The leader still has binlog from `offset` on only if its snapshot does not go past it.
-    let fits = term_match.is_prefix() && offset >= leader_snapshot_offset;
+    // Step 8. The leader still has binlog from `offset` on only if its snapshot does not go past it; and a replica
+    // longer than its leader holds entries the leader lost, which its replication would never overwrite.
+    let fits = term_match.is_prefix() && offset >= leader_log.snapshot_offset && offset <= leader_log.offset;
+    // Step 5: !has_table and the local log is not kept: the binlog goes, the leader's snapshot replaces it.
+    let delete_binlog = !has_table && !fits;
     let op = match (has_table, fits) {
         // has_table and match and offset >= leader snapshot offset.
         (true, true) => ReAddOp::Simplify,
@@ -241,6 +260,11 @@ mod tests {
 
     fn history(pairs: &[(u64, u64)]) -> Vec<TermPair> {
         pairs.iter().map(|&(term, offset)| TermPair { term, offset }).collect()
+    }
+
+    /// A leader whose snapshot is at `snapshot_offset` and whose log is longer than any replica of the tests.
+    fn lead(snapshot_offset: u64) -> Option<LeaderLog> {
+        Some(LeaderLog { snapshot_offset, offset: 1000 })
     }
 
     fn report(has_table: bool, is_leader: bool, term: u64, offset: u64) -> GetTermPairResponse {
@@ -273,20 +297,20 @@ mod tests {
         let h = history(&[(1, 0), (3, 11)]);
         let over = Diverged(Divergence::OverwrittenByLaterTerm { later_term: 3, later_start: 11 });
         #[rustfmt::skip]
-        let cases: &[(&str, bool, GetTermPairResponse, Option<u64>, RecoverDecision)] = &[
+        let cases: &[(&str, bool, GetTermPairResponse, Option<LeaderLog>, RecoverDecision)] = &[
             ("single replica, has_table: kUpdatePartitionStatusOP", true, report(true, true, 1, 5), None, RecoverDecision::UpdatePartitionStatus),
             ("single replica, !has_table: kReLoadTableOP", true, report(false, false, 1, 5), None, RecoverDecision::ReLoadTable),
-            ("single replica, !has_table, nothing on disk: kReLoadTableOP", true, report(false, false, 0, 0), Some(8), RecoverDecision::ReLoadTable),
-            ("has_table, match, offset >= leader snapshot: Simplify", false, report(true, false, 3, 15), Some(8), readd(false, false, Prefix, Simplify)),
-            ("has_table, match, offset == leader snapshot: Simplify", false, report(true, false, 1, 8), Some(8), readd(false, false, Prefix, Simplify)),
-            ("has_table, match, offset < leader snapshot: WithDrop", false, report(true, false, 1, 7), Some(8), readd(false, false, Prefix, WithDrop)),
-            ("has_table, mismatch: WithDrop", false, report(true, false, 1, 12), Some(8), readd(false, false, over, WithDrop)),
-            ("has_table && is_leader, match: ChangeRole, Simplify", false, report(true, true, 1, 10), Some(8), readd(true, false, Prefix, Simplify)),
-            ("has_table && is_leader, mismatch: ChangeRole, WithDrop", false, report(true, true, 1, 14), Some(8), readd(true, false, over, WithDrop)),
-            ("!has_table, match, offset >= leader snapshot: DeleteBinlog, NoSend", false, report(false, false, 3, 12), Some(8), readd(false, true, Prefix, NoSend)),
-            ("!has_table, match, offset < leader snapshot: DeleteBinlog, ReAddReplica", false, report(false, false, 1, 5), Some(8), readd(false, true, Prefix, Full)),
-            ("!has_table, mismatch: DeleteBinlog, ReAddReplica", false, report(false, false, 1, 12), Some(8), readd(false, true, over, Full)),
-            ("!has_table, offset 0: DeleteBinlog, ReAddReplica", false, report(false, false, 0, 0), Some(0), readd(false, true, Diverged(Divergence::NoLocalData), Full)),
+            ("single replica, !has_table, nothing on disk: kReLoadTableOP", true, report(false, false, 0, 0), lead(8), RecoverDecision::ReLoadTable),
+            ("has_table, match, offset >= leader snapshot: Simplify", false, report(true, false, 3, 15), lead(8), readd(false, false, Prefix, Simplify)),
+            ("has_table, match, offset == leader snapshot: Simplify", false, report(true, false, 1, 8), lead(8), readd(false, false, Prefix, Simplify)),
+            ("has_table, match, offset < leader snapshot: WithDrop", false, report(true, false, 1, 7), lead(8), readd(false, false, Prefix, WithDrop)),
+            ("has_table, mismatch: WithDrop", false, report(true, false, 1, 12), lead(8), readd(false, false, over, WithDrop)),
+            ("has_table && is_leader, match: ChangeRole, Simplify", false, report(true, true, 1, 10), lead(8), readd(true, false, Prefix, Simplify)),
+            ("has_table && is_leader, mismatch: ChangeRole, WithDrop", false, report(true, true, 1, 14), lead(8), readd(true, false, over, WithDrop)),
+            ("!has_table, match, offset >= leader snapshot: keep the binlog, NoSend", false, report(false, false, 3, 12), lead(8), readd(false, false, Prefix, NoSend)),
+            ("!has_table, match, offset < leader snapshot: DeleteBinlog, ReAddReplica", false, report(false, false, 1, 5), lead(8), readd(false, true, Prefix, Full)),
+            ("!has_table, mismatch: DeleteBinlog, ReAddReplica", false, report(false, false, 1, 12), lead(8), readd(false, true, over, Full)),
+            ("!has_table, offset 0: DeleteBinlog, ReAddReplica", false, report(false, false, 0, 0), lead(0), readd(false, true, Diverged(Divergence::NoLocalData), Full)),
         ];
         for (what, single, rep, snap, want) in cases {
             assert_eq!(decide_recover_table(*single, rep, &h, *snap), Ok(*want), "{what}");
@@ -300,30 +324,38 @@ mod tests {
     /// The situations the reference describes (5.4 to 5.6, 9), as the nameserver meets them.
     #[test]
     fn reference_situations() {
-        // A follower's process restarted: memory is empty, its snapshot (term 1, offset 40) is on disk; the
-        // leader (term 3 since offset 51) snapshotted at 30. Load locally, catch up: NoSend.
+        // A follower's process restarted: memory is empty, its snapshot and binlog (last entry term 1, offset 40)
+        // are on disk; the leader (term 3 since offset 51) snapshotted at 30. Load locally, binlog included (it may
+        // hold the only durable copy of the leader's unsynced writes), catch up: NoSend.
         let h = history(&[(1, 0), (3, 51)]);
-        let d = decide_recover_table(false, &report(false, false, 1, 40), &h, Some(30)).unwrap();
-        assert_eq!(d, readd(false, true, TermMatch::Prefix, ReAddOp::NoSend));
+        let d = decide_recover_table(false, &report(false, false, 1, 40), &h, lead(30)).unwrap();
+        assert_eq!(d, readd(false, false, TermMatch::Prefix, ReAddOp::NoSend));
         // Same, but the leader snapshotted past it (45): the leader may have deleted the binlog it needs.
-        let d = decide_recover_table(false, &report(false, false, 1, 40), &h, Some(45)).unwrap();
+        let d = decide_recover_table(false, &report(false, false, 1, 40), &h, lead(45)).unwrap();
         assert_eq!(d, readd(false, true, TermMatch::Prefix, ReAddOp::Full));
         // The old leader crashed with 5 writes no follower had (offsets 51..=55); a follower took over at 51 in
         // term 3. The old leader restarts and reports its disk state: its tail is not in the history.
-        let d = decide_recover_table(false, &report(false, false, 1, 55), &h, Some(0)).unwrap();
+        let d = decide_recover_table(false, &report(false, false, 1, 55), &h, lead(0)).unwrap();
         let RecoverDecision::ReAdd(plan) = d else { panic!("{d:?}") };
         assert_eq!((plan.delete_binlog, plan.op), (true, ReAddOp::Full));
         // The old leader was only cut off from the coordination service (never died): still in memory, still
         // thinks it leads. Demote it; its log has the lost tail, so drop it and reload.
-        let d = decide_recover_table(false, &report(true, true, 1, 55), &h, Some(0)).unwrap();
+        let d = decide_recover_table(false, &report(true, true, 1, 55), &h, lead(0)).unwrap();
         let RecoverDecision::ReAdd(plan) = d else { panic!("{d:?}") };
         assert_eq!((plan.change_role_to_follower, plan.op), (true, ReAddOp::WithDrop));
         // It had no lost tail (every write replicated before the switch): re-attach it.
-        let d = decide_recover_table(false, &report(true, true, 1, 50), &h, Some(0)).unwrap();
+        let d = decide_recover_table(false, &report(true, true, 1, 50), &h, lead(0)).unwrap();
         let RecoverDecision::ReAdd(plan) = d else { panic!("{d:?}") };
         assert_eq!((plan.change_role_to_follower, plan.op), (true, ReAddOp::Simplify));
+        // A restarted follower's binlog holds entries its leader lost (the leader reloaded in the same term after a
+        // power loss cut its unsynced tail): the leader would never send it what it writes at those offsets.
+        let short = Some(LeaderLog { snapshot_offset: 0, offset: 52 });
+        let d = decide_recover_table(false, &report(false, false, 3, 53), &h, short).unwrap();
+        assert_eq!(d, readd(false, true, TermMatch::Prefix, ReAddOp::Full));
+        let d = decide_recover_table(false, &report(true, false, 3, 53), &h, short).unwrap();
+        assert_eq!(d, readd(false, false, TermMatch::Prefix, ReAddOp::WithDrop));
         // A follower cut off briefly that already took entries of the new term: re-attach.
-        let d = decide_recover_table(false, &report(true, false, 3, 60), &h, Some(55)).unwrap();
+        let d = decide_recover_table(false, &report(true, false, 3, 60), &h, lead(55)).unwrap();
         assert_eq!(d, readd(false, false, TermMatch::Prefix, ReAddOp::Simplify));
     }
 
@@ -353,28 +385,28 @@ mod tests {
                 for is_leader in [false, true] {
                     for term in 0..=6 {
                         for offset in 0..=7 {
-                            for snap in 0..=7 {
+                            for (snap, leader_offset) in (0..=7).flat_map(|s| [(s, 5), (s, 7)]) {
                                 let rep = report(has_table, is_leader, term, offset);
-                                let single = decide_recover_table(true, &rep, h, Some(snap)).unwrap();
+                                let leader = Some(LeaderLog { snapshot_offset: snap, offset: leader_offset });
+                                let single = decide_recover_table(true, &rep, h, leader).unwrap();
                                 let want = if has_table {
                                     RecoverDecision::UpdatePartitionStatus
                                 } else {
                                     RecoverDecision::ReLoadTable
                                 };
                                 assert_eq!(single, want);
-                                let RecoverDecision::ReAdd(p) =
-                                    decide_recover_table(false, &rep, h, Some(snap)).unwrap()
+                                let RecoverDecision::ReAdd(p) = decide_recover_table(false, &rep, h, leader).unwrap()
                                 else {
                                     panic!("a multi-replica partition is re-added")
                                 };
-                                let ctx = format!("{h:?} {rep:?} snap={snap}: {p:?}");
+                                let ctx = format!("{h:?} {rep:?} {leader:?}: {p:?}");
                                 assert_eq!(p.change_role_to_follower, has_table && is_leader, "{ctx}");
-                                assert_eq!(p.delete_binlog, !has_table, "{ctx}");
+                                assert_eq!(p.delete_binlog, !has_table && !p.op.keeps_local_data(), "{ctx}");
                                 assert_eq!(p.term_match, match_term_offset(h, has_table, term, offset), "{ctx}");
                                 assert_eq!(matches!(p.op, ReAddOp::Simplify | ReAddOp::WithDrop), has_table, "{ctx}");
                                 assert_eq!(
                                     p.op.keeps_local_data(),
-                                    p.term_match.is_prefix() && offset >= snap,
+                                    p.term_match.is_prefix() && snap <= offset && offset <= leader_offset,
                                     "{ctx}"
                                 );
                             }
@@ -559,7 +591,9 @@ mod tests {
             };
             let l = index(&leader);
             let rep = self.term_pair(i);
-            let decision = decide_recover_table(single_replica, &rep, &self.meta.term_offset, Some(0)).unwrap();
+            let leader_log = LeaderLog { snapshot_offset: 0, offset: self.nodes[l].log.len() as u64 };
+            let decision =
+                decide_recover_table(single_replica, &rep, &self.meta.term_offset, Some(leader_log)).unwrap();
             let RecoverDecision::ReAdd(plan) = decision else { panic!("three replicas: {decision:?}") };
             let is_prefix = self.nodes[l].log.starts_with(&self.nodes[i].log);
             assert!(!plan.delete_binlog);
