@@ -17,9 +17,9 @@ pub struct Planted {
     pub never_fail_over: bool,
     /// Nameserver: logs a counter shared by every run of the process, so one seed's trace differs between runs.
     pub nondeterministic_trace: bool,
-    /// TaskManager: a resumed import writes its pending batch again without reading back what already landed,
-    /// so rows acknowledged before the takeover are written twice.
-    pub import_without_verify: bool,
+    /// TaskManager: import rows are written as plain puts, without their request ids, so a resumed import's
+    /// pending batch writes the rows acknowledged before the takeover twice.
+    pub import_without_request_ids: bool,
     /// Tablet: a partition whose binlog broke (a failed fsync) stays loaded, refusing every write, as in
     /// OpenMLDB; nothing fails it over.
     pub keep_broken_partitions: bool,

@@ -85,7 +85,7 @@ async fn the_tablet_client_drives_a_real_tablet_through_a_kill_and_a_reload() {
     rpc.call(m::CreateTable, pb::CreateTableRequest { meta: Some(meta()) }).await.unwrap();
     for i in 0..50u64 {
         let row = pb::Row { values: vec![format!("k{i}"), (100 + i).to_string()] };
-        rpc.call(m::Put, pb::PutRequest { tid: 1, pid: 0, row: Some(row) }).await.unwrap();
+        rpc.call(m::Put, pb::PutRequest { tid: 1, pid: 0, row: Some(row), request_id: String::new() }).await.unwrap();
     }
     let status = stdout(&client(&endpoint, "gettablestatus 1 0"));
     let header = status.lines().next().unwrap();

@@ -32,6 +32,7 @@ pub const PROBES: &[(&str, &[&str])] = &[
     ("taskmanager election", &["taskmanager became active"]),
     ("import resumed after takeover", &["resuming job"]),
     ("import rows in doubt verified", &["verified the rows in doubt"]),
+    ("duplicate put dropped", &["duplicate put dropped"]),
     ("job failed", &["job failed"]),
 ];
 

@@ -84,7 +84,7 @@ fn a_process_wide_counter_in_the_trace_is_caught_by_the_determinism_check() {
 #[test]
 fn an_import_that_writes_its_rows_in_doubt_again_is_caught_as_duplicated() {
     let s = scenario_file("flows", "taskmanager_crash_during_import.toml");
-    let planted = Planted { import_without_verify: true, ..Planted::default() };
+    let planted = Planted { import_without_request_ids: true, ..Planted::default() };
     let r = run::run_planted(&s, 1, planted);
     assert!(kinds(&r).contains(&ViolationKind::Duplicated), "{:?}", kinds(&r));
     assert!(checkers(&r).contains(&Checker::Jobs));

@@ -104,7 +104,7 @@ pub enum Outcome {
 pub async fn write(leader: &RpcClient, from: u64, to: u64, interval: Duration) -> Vec<(u64, Outcome)> {
     let mut out = Vec::new();
     for i in from..to {
-        let req = pb::PutRequest { tid: TID, pid: PID, row: Some(row(i)) };
+        let req = pb::PutRequest { tid: TID, pid: PID, row: Some(row(i)), request_id: String::new() };
         let outcome = match leader.call(m::Put, req).await {
             Ok(r) => Outcome::Acked { term: r.term, offset: r.offset },
             Err(e @ (RpcError::Timeout { .. } | RpcError::ConnectionLost { .. })) => Outcome::Unknown(e.to_string()),

@@ -239,7 +239,8 @@ fn each_readd_variant_is_reached_and_leaves_replicas_identical() {
             let table = env.ns_until("showtable flow", Duration::from_secs(60), all_alive).await;
             eprintln!("after recovering the deposed leader:\n{table}");
 
-            // NoSend and the full re-add: a tablet restarts with a usable snapshot of pid 0 and none of pid 1.
+            // NoSend and the full re-add: a tablet restarts with its log of pid 0 usable (a snapshot and the binlog
+            // after it) and its log of pid 1 too old: pid 1's leader snapshotted past it meanwhile.
             let g = followers_of(&table, 0).into_iter().find(|e| followers_of(&table, 1).contains(e));
             let g = g.unwrap_or_else(|| followers_of(&table, 0)[0].clone());
             snapshot_on(&env, &g, 0).await;
@@ -252,6 +253,13 @@ fn each_readd_variant_is_reached_and_leaves_replicas_identical() {
             })
             .await;
             assert_eq!(env.ns(&format!("offlineendpoint {g}")).await.as_deref(), Ok("offline endpoint ok"));
+            let table = env
+                .ns_until("showtable flow", Duration::from_secs(30), |o| {
+                    replicas(o).iter().any(|r| r.0 == 1 && r.2 == "leader" && r.3 == "yes")
+                })
+                .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            snapshot_on(&env, &leader_of(&table, 1), 1).await;
             env.c.start(&name).unwrap();
             let gg = g.clone();
             env.ns_until("showtablet", Duration::from_secs(10), move |o| {

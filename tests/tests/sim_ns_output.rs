@@ -45,8 +45,10 @@ fn ns_client_output_after_a_failover_and_recovery() {
             .await;
         let offline = env.ns("showtablet").await.unwrap();
         env.c.start(&name).unwrap();
-        env.ns_until("showopstatus", Duration::from_secs(60), |o| ops_settled(o) && o.contains("kReAddReplicaOP"))
-            .await;
+        env.ns_until("showopstatus", Duration::from_secs(60), |o| {
+            ops_settled(o) && o.contains("kReAddReplicaNoSendOP")
+        })
+        .await;
         env.ns_until("showtable flow", Duration::from_secs(60), all_alive).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = env.ns("showtable flow").await.unwrap();

@@ -72,6 +72,8 @@ pub struct WriteAck {
     pub offset: u64,
     /// The leader that acknowledged it.
     pub endpoint: String,
+    /// An idempotent put whose request id the partition already held: nothing was written (term and offset 0).
+    pub duplicate: bool,
 }
 
 /// A row found by [`RoutingClient::get`] or [`RoutingClient::scan`]: its ts in the index read, and its values.
@@ -229,12 +231,19 @@ impl RoutingClient {
 
     /// Writes a row to the leader of its partition and returns where it landed.
     pub async fn put(&self, table: &str, row: pb::Row) -> Result<WriteAck, ClientError> {
+        self.put_once(table, row, "").await
+    }
+
+    /// An idempotent put (`request_id` empty: a plain put): a partition that already holds a row written with
+    /// `request_id` writes nothing and answers `duplicate`, so a retried or late copy of the write lands at most
+    /// once. The id must be unique to the row meant (an import uses its job and source row).
+    pub async fn put_once(&self, table: &str, row: pb::Row, request_id: &str) -> Result<WriteAck, ClientError> {
         let info = self.shared.table(table).await?;
         let key = row_key(&info, &row)
             .map_err(|e| ClientError::BadRequest { table: table.to_string(), reason: e.to_string() })?;
         self.shared
             .on_partition(table, Target::Key(key), Access::Write, |client, tid, pid| {
-                let req = pb::PutRequest { tid, pid, row: Some(row.clone()) };
+                let req = pb::PutRequest { tid, pid, row: Some(row.clone()), request_id: request_id.to_string() };
                 async move {
                     let endpoint = client.addr().to_string();
                     client.call(m::Put, req).await.map(|r| WriteAck {
@@ -243,6 +252,7 @@ impl RoutingClient {
                         term: r.term,
                         offset: r.offset,
                         endpoint,
+                        duplicate: r.duplicate,
                     })
                 }
             })
@@ -330,6 +340,7 @@ impl RoutingClient {
                     term: r.term,
                     offset: r.offset,
                     endpoint,
+                    duplicate: false,
                 })
             }
         };

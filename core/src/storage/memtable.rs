@@ -202,6 +202,8 @@ struct StoredRow {
     keys: Vec<Option<String>>,
     /// How many of `keys` are `Some`.
     refs: usize,
+    /// The put's request id, empty when it had none.
+    request_id: String,
 }
 
 /// Place of a row under a key: newest ts first, and among equal ts the later write first, so a re-put with
@@ -224,13 +226,16 @@ pub struct MemTable {
     indexes: Vec<BTreeMap<String, BTreeSet<Slot>>>,
     next_seq: u64,
     mem_bytes: u64,
+    /// Request id → how many live rows were written with it (one, unless a replay holds an id the leader took
+    /// again after its first row had left), for idempotent puts.
+    requests: BTreeMap<String, u32>,
 }
 
 impl MemTable {
     pub fn new(schema: impl Into<Arc<TableSchema>>) -> MemTable {
         let schema = schema.into();
         let indexes = vec![BTreeMap::new(); schema.indexes.len()];
-        MemTable { schema, rows: BTreeMap::new(), indexes, next_seq: 0, mem_bytes: 0 }
+        MemTable { schema, rows: BTreeMap::new(), indexes, next_seq: 0, mem_bytes: 0, requests: BTreeMap::new() }
     }
 
     pub fn schema(&self) -> &Arc<TableSchema> {
@@ -300,8 +305,21 @@ impl MemTable {
         // would otherwise pin whole.
         let value = Bytes::copy_from_slice(&entry.value);
         self.mem_bytes += ROW_OVERHEAD + value.len() as u64;
-        self.rows.insert(seq, StoredRow { value, ts, keys, refs });
+        let request_id = entry.request_id.clone();
+        if !request_id.is_empty() {
+            let count = self.requests.entry(request_id.clone()).or_insert(0);
+            if *count == 0 {
+                self.mem_bytes += KEY_OVERHEAD + request_id.len() as u64;
+            }
+            *count += 1;
+        }
+        self.rows.insert(seq, StoredRow { value, ts, keys, refs, request_id });
         Ok(())
+    }
+
+    /// Whether a live row was written with `request_id` (an idempotent put already applied).
+    pub fn holds_request(&self, request_id: &str) -> bool {
+        self.requests.contains_key(request_id)
     }
 
     /// Removes every row of `key` from index `idx` (which exists); returns how many rows left the table.
@@ -324,6 +342,13 @@ impl MemTable {
         }
         let row = self.rows.remove(&seq).expect("present above");
         self.mem_bytes -= ROW_OVERHEAD + row.value.len() as u64;
+        if let Some(count) = self.requests.get_mut(&row.request_id) {
+            *count -= 1;
+            if *count == 0 {
+                self.requests.remove(&row.request_id);
+                self.mem_bytes -= KEY_OVERHEAD + row.request_id.len() as u64;
+            }
+        }
         true
     }
 
@@ -405,7 +430,7 @@ impl MemTable {
     }
 
     /// Every live row as a PUT entry (term and log_index 0) with the dimensions that still reference it,
-    /// its index-0 ts and its value, in arrival order. Applying them to an empty table rebuilds this one.
+    /// its index-0 ts, its value and its request id, in arrival order. Applying them to an empty table rebuilds this one.
     pub fn rows(&self) -> impl Iterator<Item = LogEntry> + '_ {
         self.rows.values().map(|row| LogEntry {
             term: 0,
@@ -419,6 +444,7 @@ impl MemTable {
                 .collect(),
             ts: row.ts[0],
             value: row.value.clone(),
+            request_id: row.request_id.clone(),
         })
     }
 
@@ -432,7 +458,8 @@ impl MemTable {
             .flat_map(|i| i.iter())
             .map(|(k, slots)| KEY_OVERHEAD + k.len() as u64 + ENTRY_OVERHEAD * slots.len() as u64)
             .sum();
-        rows + index
+        let requests: u64 = self.requests.keys().map(|id| KEY_OVERHEAD + id.len() as u64).sum();
+        rows + index + requests
     }
 }
 
@@ -866,6 +893,30 @@ mod tests {
         assert_eq!(t.mem_bytes(), 0);
     }
 
+    #[test]
+    fn request_ids_are_held_while_their_row_lives_and_kept_by_a_rebuild() {
+        let mut t = MemTable::new(two_index_schema(ttl::absolute(0), ttl::absolute(0)));
+        let tagged = LogEntry { request_id: "import:1:0".into(), ..put(&["c1", "m1", "1", "10"]) };
+        t.apply(&tagged).unwrap();
+        t.apply(&put(&["c2", "m1", "2", "10"])).unwrap();
+        assert!(t.holds_request("import:1:0"));
+        assert!(!t.holds_request("import:1:1") && !t.holds_request(""));
+        check_mem(&t);
+        // A snapshot's rows rebuild the table with its ids.
+        let mut copy = MemTable::new(two_index_schema(ttl::absolute(0), ttl::absolute(0)));
+        for e in t.rows() {
+            copy.apply(&e).unwrap();
+        }
+        assert!(copy.holds_request("import:1:0"));
+        check_mem(&copy);
+        // Held while some index still holds the row; gone with the row.
+        t.apply(&delete(0, "c1")).unwrap();
+        assert!(t.holds_request("import:1:0"));
+        t.apply(&delete(1, "c1|m1")).unwrap();
+        assert!(!t.holds_request("import:1:0"));
+        check_mem(&t);
+    }
+
     /// The naive model: every row ever put, with the indexes still holding it.
     #[derive(Debug, Default)]
     struct Model {
@@ -976,7 +1027,10 @@ mod tests {
                         let values: Vec<String> =
                             vec![format!("c{card}"), format!("m{mcc}"), m.next.to_string(), ts.to_string()];
                         let r = Row { values: values.clone() };
-                        t.apply(&LogEntry { value: r.encode_to_vec().into(), ..Default::default() }).unwrap();
+                        // Ids repeat (seq mod 5): a replay may hold an id twice after its first row left.
+                        let request_id = format!("r{}", m.next % 5);
+                        t.apply(&LogEntry { value: r.encode_to_vec().into(), request_id, ..Default::default() })
+                            .unwrap();
                         m.put(values);
                     }
                     Op::Delete { idx, card, mcc } => {
@@ -988,6 +1042,10 @@ mod tests {
                 }
                 prop_assert_eq!(t.record_cnt(), m.rows.len() as u64);
                 prop_assert_eq!(t.mem_bytes(), t.mem_bytes_recomputed());
+                for k in 0..5 {
+                    let live = m.rows.iter().any(|(seq, _, _)| seq % 5 == k);
+                    prop_assert_eq!(t.holds_request(&format!("r{k}")), live, "request id r{}", k);
+                }
             }
             for card in 0..3 {
                 for (idx, key) in [(0u32, format!("c{card}")), (1, format!("c{card}|m0")), (1, format!("c{card}|m1"))] {

@@ -168,17 +168,26 @@ impl Partition {
         }
     }
 
-    /// The leader's write path: binlog (page cache), then memory. Returns the entry's (term, offset).
+    /// The leader's write path: binlog (page cache), then memory. Returns the entry's (term, offset); offset 0
+    /// (no entry has it) when an idempotent put found its request id already held and wrote nothing.
     pub async fn write(&self, entry_body: EntryBody, session_ok: bool) -> Result<(u64, u64), Status> {
         let mut g = self.inner.lock().await;
         g.check_writable(session_ok)?;
         let term = g.meta.term;
-        let (method_type, dimensions, ts, value) = match entry_body {
-            EntryBody::Put(row) => {
+        let (row, request_id) = match entry_body {
+            EntryBody::Put(row) => (Ok(row), String::new()),
+            EntryBody::PutOnce { row, request_id } => (Ok(row), request_id),
+            EntryBody::Delete { idx, key } => (Err((idx, key)), String::new()),
+        };
+        if !request_id.is_empty() && g.table.holds_request(&request_id) {
+            return Ok((term, 0));
+        }
+        let (method_type, dimensions, ts, value) = match row {
+            Ok(row) => {
                 let (dims, ts) = g.schema.entry_for_row(&row).map_err(|e| Code::InvalidDimensionParameter.with(e))?;
                 (MethodType::Put, dims, ts, Bytes::from(row.encode_to_vec()))
             }
-            EntryBody::Delete { idx, key } => {
+            Err((idx, key)) => {
                 if idx as usize >= g.schema.index_count() {
                     return Err(Code::IdxNameNotFound.with(format!("index {idx}")));
                 }
@@ -193,6 +202,7 @@ impl Partition {
             dimensions,
             ts,
             value,
+            request_id,
         };
         binlog.append(&entry).await.map_err(|e| Code::WriteDataFailed.with(e))?;
         let offset = entry.log_index;
@@ -294,7 +304,15 @@ impl Partition {
 /// What a client asks to write.
 pub enum EntryBody {
     Put(Row),
-    Delete { idx: u32, key: String },
+    /// An idempotent put: written only if no live row of the partition was written with `request_id`.
+    PutOnce {
+        row: Row,
+        request_id: String,
+    },
+    Delete {
+        idx: u32,
+        key: String,
+    },
 }
 
 #[cfg(test)]
@@ -356,6 +374,7 @@ mod tests {
             dimensions,
             ts,
             value: Bytes::from(r.encode_to_vec()),
+            request_id: String::new(),
         }
     }
 
@@ -376,6 +395,25 @@ mod tests {
         let short = Row { values: vec!["only-one".into()] };
         assert_eq!(code(block_on(p.write(EntryBody::Put(short), true))), Code::InvalidDimensionParameter as i32);
         assert_eq!(block_on(p.lock()).offset(), 3, "refused writes take no offset");
+    }
+
+    #[test]
+    fn an_idempotent_put_is_written_once_per_request_id() {
+        let p = partition(TableMode::Leader, 2);
+        let once = |i, id: &str| EntryBody::PutOnce { row: row(i), request_id: id.into() };
+        assert_eq!(block_on(p.write(once(1, "import:7:1"), true)).unwrap(), (2, 1));
+        // The same id again (a retry, or a late copy of the first write): nothing is written.
+        assert_eq!(block_on(p.write(once(1, "import:7:1"), true)).unwrap(), (2, 0));
+        assert_eq!(block_on(p.write(once(2, "import:7:2"), true)).unwrap(), (2, 2));
+        // A plain put of the same row is another row.
+        assert_eq!(block_on(p.write(EntryBody::Put(row(1)), true)).unwrap(), (2, 3));
+        let g = block_on(p.lock());
+        assert_eq!((g.offset(), g.table.record_cnt()), (3, 3));
+        assert!(g.table.holds_request("import:7:1") && g.table.holds_request("import:7:2"));
+        drop(g);
+        // A follower refuses it before looking at the id.
+        let f = partition(TableMode::Follower, 2);
+        assert_eq!(code(block_on(f.write(once(1, "import:7:1"), true))), Code::TableIsFollower as i32);
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl Tablet {
             let n = self.planted_puts.fetch_add(1, Ordering::SeqCst) + 1;
             if planted.ack_without_append_every > 0 && n.is_multiple_of(planted.ack_without_append_every) {
                 let status = part.status().await;
-                return Ok(pb::PutResponse { term: status.term, offset: status.offset });
+                return Ok(pb::PutResponse { term: status.term, offset: status.offset, duplicate: false });
             }
             if planted.phantom_row_every > 0 && n.is_multiple_of(planted.phantom_row_every) {
                 let mut phantom = row.clone();
@@ -279,10 +279,21 @@ impl Tablet {
                 part.write(EntryBody::Put(phantom), self.session_ok.load(Ordering::SeqCst)).await?;
             }
         }
-        let written = part.write(EntryBody::Put(row), self.session_ok.load(Ordering::SeqCst)).await;
+        let request_id = req.request_id;
+        let body = if request_id.is_empty() {
+            EntryBody::Put(row)
+        } else {
+            EntryBody::PutOnce { row, request_id: request_id.clone() }
+        };
+        let written = part.write(body, self.session_ok.load(Ordering::SeqCst)).await;
         let (term, offset) = self.checked(&part, written).await?;
+        if offset == 0 {
+            // The row of this request id is held already: an idempotent put writes nothing.
+            tracing::info!(tid = req.tid, pid = req.pid, request_id, "duplicate put dropped: its request id is held");
+            return Ok(pb::PutResponse { term: 0, offset: 0, duplicate: true });
+        }
         self.await_semisync(&part, offset).await?;
-        Ok(pb::PutResponse { term, offset })
+        Ok(pb::PutResponse { term, offset, duplicate: false })
     }
 
     async fn delete(&self, req: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {

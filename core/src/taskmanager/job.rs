@@ -1,11 +1,10 @@
 //! The decisions of the job engine, pure: job types and states, what a new active TaskManager does with each job
-//! it finds, the next batch of an import, and which rows of a batch in doubt still need writing.
+//! it finds, the next batch of an import, and the request id each import row is written under.
 //!
 //! The import's exactly-once rule: rows `[0, checkpoint)` are acknowledged; before a batch is written its end is
-//! recorded as `pending_end`, so a TaskManager that takes over knows which rows may or may not have landed. It
-//! reads those back from the table and writes only the copies that are missing ([`missing_rows`]).
-
-use std::collections::BTreeMap;
+//! recorded as `pending_end`, so a TaskManager that takes over knows which rows may or may not have landed. Every
+//! row is an idempotent put under its own request id ([`import_request_id`]), so the new owner writes that range
+//! again and the partitions drop the rows they hold, as they drop a late copy from the owner that lost the job.
 
 use crate::proto::taskmanager::{JobInfo, JobState};
 
@@ -109,34 +108,11 @@ pub fn next_batch(job: &JobInfo, batch_size: u64) -> Option<Batch> {
     Some(Batch { start, end: (start + batch_size.max(1)).min(total), verify: false })
 }
 
-/// The rows of `batch` to write, given how many copies of each distinct row the table holds now (`found`, by
-/// row values). A row value that occurs `n` times in `rows[..batch.end]` must end up `n` times in the table; the
-/// copies missing are written from the batch's own occurrences of it, the last ones first missing (the earlier
-/// occurrences are the ones most likely to have landed). Returns indexes into `rows`, ascending.
-pub fn missing_rows(rows: &[Vec<String>], batch: Batch, found: &BTreeMap<Vec<String>, usize>) -> Vec<u64> {
-    let (start, end) = (batch.start as usize, (batch.end as usize).min(rows.len()));
-    if start >= end {
-        return Vec::new();
-    }
-    let mut in_batch: BTreeMap<&[String], Vec<u64>> = BTreeMap::new();
-    for (i, r) in rows.iter().enumerate().take(end).skip(start) {
-        in_batch.entry(r.as_slice()).or_default().push(i as u64);
-    }
-    let mut before: BTreeMap<&[String], usize> = BTreeMap::new();
-    for r in &rows[..start] {
-        if in_batch.contains_key(r.as_slice()) {
-            *before.entry(r.as_slice()).or_default() += 1;
-        }
-    }
-    let mut out = Vec::new();
-    for (value, occurrences) in in_batch {
-        let needed = before.get(value).copied().unwrap_or(0) + occurrences.len();
-        let have = found.get(value).copied().unwrap_or(0);
-        let missing = needed.saturating_sub(have).min(occurrences.len());
-        out.extend_from_slice(&occurrences[occurrences.len() - missing..]);
-    }
-    out.sort_unstable();
-    out
+/// The request id of source row `row` of import job `job`: its puts are idempotent under it, so however often the
+/// row is sent (a retry, a takeover's pending range, a late copy from an owner that lost the job) it lands once.
+/// Unique per cluster: job ids are never reused.
+pub fn import_request_id(job: u64, row: u64) -> String {
+    format!("import:{job}:{row}")
 }
 
 /// `done/total` and the state, as `showjobs` prints progress.
@@ -203,41 +179,12 @@ mod tests {
         assert_eq!(next_batch(&job(JobState::Running, 0, 0, 5), 0), Some(Batch { start: 0, end: 1, verify: false }));
     }
 
-    fn rows(vals: &[&str]) -> Vec<Vec<String>> {
-        vals.iter().map(|v| vec![v.to_string()]).collect()
-    }
-
-    fn found(vals: &[(&str, usize)]) -> BTreeMap<Vec<String>, usize> {
-        vals.iter().map(|(v, n)| (vec![v.to_string()], *n)).collect()
-    }
-
     #[test]
-    fn missing_rows_writes_only_what_is_not_there() {
-        let r = rows(&["a", "b", "c", "d", "e"]);
-        let b = Batch { start: 2, end: 5, verify: true };
-        assert_eq!(missing_rows(&r, b, &found(&[])), vec![2, 3, 4]);
-        assert_eq!(missing_rows(&r, b, &found(&[("c", 1), ("e", 1)])), vec![3]);
-        assert_eq!(missing_rows(&r, b, &found(&[("c", 1), ("d", 1), ("e", 1)])), Vec::<u64>::new());
-        // Extra copies in the table (from elsewhere) never make the import delete or skip other rows.
-        assert_eq!(missing_rows(&r, b, &found(&[("c", 3)])), vec![3, 4]);
-    }
-
-    #[test]
-    fn missing_rows_counts_duplicates_in_the_source() {
-        // "x" occurs once before the batch and twice in it: the table must end with 3 copies.
-        let r = rows(&["x", "y", "x", "x"]);
-        let b = Batch { start: 2, end: 4, verify: true };
-        assert_eq!(missing_rows(&r, b, &found(&[("x", 1)])), vec![2, 3]);
-        assert_eq!(missing_rows(&r, b, &found(&[("x", 2)])), vec![3]);
-        assert_eq!(missing_rows(&r, b, &found(&[("x", 3)])), Vec::<u64>::new());
-        assert_eq!(missing_rows(&r, b, &found(&[("x", 7)])), Vec::<u64>::new());
-    }
-
-    #[test]
-    fn missing_rows_of_an_empty_or_out_of_range_batch_is_empty() {
-        let r = rows(&["a"]);
-        assert!(missing_rows(&r, Batch { start: 1, end: 1, verify: true }, &found(&[])).is_empty());
-        assert!(missing_rows(&r, Batch { start: 3, end: 9, verify: true }, &found(&[])).is_empty());
-        assert_eq!(missing_rows(&r, Batch { start: 0, end: 9, verify: true }, &found(&[])), vec![0]);
+    fn request_ids_name_one_row_of_one_job() {
+        let ids: std::collections::BTreeSet<String> =
+            (1..=3).flat_map(|j| (0..100).map(move |r| import_request_id(j, r))).collect();
+        assert_eq!(ids.len(), 300);
+        // The separator keeps job and row apart.
+        assert_ne!(import_request_id(1, 11), import_request_id(11, 1));
     }
 }

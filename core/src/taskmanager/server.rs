@@ -6,7 +6,7 @@
 //! and a standby takes over, nothing of the old owner still writes; the versioned job writes of [`JobStore`] are
 //! the second fence.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use std::future::Future;
@@ -21,8 +21,8 @@ use super::job::{self, Batch, JobType, Takeover};
 use super::rpc as m;
 use super::source::{self, Source};
 use super::store::{JobCell, JobStore, StoreError, jobs_dir};
-use crate::client::partition::{alive_leader, partition_count, row_key};
-use crate::client::{ClientError, RoutingClient, RoutingConfig};
+use crate::client::partition::{alive_leader, partition_count};
+use crate::client::{ClientError, RoutingClient, RoutingConfig, WriteAck};
 use crate::codes::Code;
 use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState};
 use crate::proto::nameserver::TableInfo;
@@ -48,8 +48,6 @@ pub struct TaskManagerConfig {
     pub max_job_attempts: u32,
     /// How long a job keeps retrying an unavailable partition before it fails with the reason.
     pub job_retry_time: Duration,
-    /// Wait after a write of unknown outcome before reading back whether it landed: longer than a tablet call.
-    pub settle_time: Duration,
     /// Deadline of calls to tablets.
     pub request_timeout: Duration,
     /// Deliberately broken behaviours, for tests only ([`crate::planted`]).
@@ -67,7 +65,6 @@ impl TaskManagerConfig {
             import_in_flight: 32,
             max_job_attempts: 5,
             job_retry_time: Duration::from_secs(120),
-            settle_time: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
             planted: crate::planted::Planted::default(),
         }
@@ -435,132 +432,93 @@ impl TaskManager {
                 cell.info.pending_end = batch.end;
                 store.update(cell).await?;
             }
-            self.import_batch(&cell.info.table, &info, &rows, batch, &mut cell.info.verified_present).await?;
+            self.import_batch(cell.info.id, &cell.info.table, &rows, batch, &mut cell.info.verified_present).await?;
             cell.info.checkpoint = batch.end;
             store.update(cell).await?;
         }
         Ok(())
     }
 
-    /// Writes one batch until every row of it is acknowledged or found in the table.
+    /// Writes one batch until every row of it is acknowledged, or answered as held already. Every row is an
+    /// idempotent put under its request id, so a batch in doubt (a takeover's pending range, rows whose write had
+    /// an unknown outcome) is simply written again: a partition that holds a row's id writes nothing, and so does
+    /// one that a late copy from the TaskManager that lost the job reaches after this one wrote the row.
     async fn import_batch(
         &self,
+        job_id: u64,
         table: &str,
-        info: &TableInfo,
         rows: &[Vec<String>],
         batch: Batch,
         verified_present: &mut u64,
     ) -> Result<(), Stop> {
         let routing = self.routing().ok_or(Stop::Fenced)?;
         let deadline = Instant::now() + self.config.job_retry_time;
-        let mut verify = batch.verify;
-        if verify && self.config.planted.import_without_verify {
-            tracing::warn!("planted bug: the pending batch is written again without verification");
-            verify = false;
-        }
-        let mut last_error = String::new();
+        let mut todo: Vec<u64> = (batch.start..batch.end).collect();
+        let mut present = 0u64;
         loop {
-            let todo: Vec<u64> = if verify {
-                let found = match self.count_present(&routing, table, info, rows, batch).await {
-                    Ok(f) => f,
-                    Err(e) => {
-                        last_error = e;
-                        if Instant::now() >= deadline {
-                            return Err(Stop::Failed(format!(
-                                "rows {}..{} could not be verified for {:?}: {last_error}",
-                                batch.start, batch.end, self.config.job_retry_time
-                            )));
-                        }
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        continue;
+            let outcomes = self.write_rows(&routing, job_id, table, rows, &todo).await;
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for (&i, outcome) in todo.iter().zip(outcomes) {
+                match outcome {
+                    Ok(ack) => present += u64::from(ack.duplicate),
+                    Err(e @ ClientError::BadRequest { .. }) => {
+                        return Err(Stop::Failed(format!(
+                            "row {i} of rows {}..{} was refused: {e}",
+                            batch.start, batch.end
+                        )));
                     }
-                };
-                let todo = job::missing_rows(rows, batch, &found);
-                let present = (batch.end - batch.start) - todo.len() as u64;
-                tracing::info!(start = batch.start, end = batch.end, present, "verified the rows in doubt");
+                    Err(e) => {
+                        failed.push(i);
+                        last_error = Some(e);
+                    }
+                }
+            }
+            let Some(last_error) = last_error else {
+                if batch.verify || present > 0 {
+                    tracing::info!(start = batch.start, end = batch.end, present, "verified the rows in doubt");
+                }
                 *verified_present += present;
-                todo
-            } else {
-                (batch.start..batch.end).collect()
-            };
-            let outcomes = self.write_rows(&routing, table, rows, &todo).await;
-            let mut unknown = false;
-            let mut failed = 0usize;
-            for r in outcomes.iter().flatten() {
-                failed += 1;
-                unknown |= r.outcome_unknown();
-                last_error = r.to_string();
-            }
-            if failed == 0 {
                 return Ok(());
-            }
-            if let Some(e) = outcomes.iter().flatten().find(|e| matches!(e, ClientError::BadRequest { .. })) {
-                return Err(Stop::Failed(format!("a row of rows {}..{} was refused: {e}", batch.start, batch.end)));
-            }
+            };
             if Instant::now() >= deadline {
                 return Err(Stop::Failed(format!(
-                    "{failed} rows of {}..{} not written within {:?}: {last_error}",
-                    batch.start, batch.end, self.config.job_retry_time
+                    "{} rows of {}..{} not written within {:?}: {last_error}",
+                    failed.len(),
+                    batch.start,
+                    batch.end,
+                    self.config.job_retry_time
                 )));
             }
-            tracing::info!(failed, unknown, error = %last_error, "import batch incomplete; verifying and retrying");
-            // Rows of unknown outcome may still land: wait past any call in flight, then read back what is there.
-            tokio::time::sleep(if unknown { self.config.settle_time } else { Duration::from_millis(500) }).await;
-            verify = true;
+            tracing::info!(failed = failed.len(), error = %last_error, "import batch incomplete; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            todo = failed;
         }
     }
 
-    /// Writes `todo` (indexes into `rows`) with a bounded number in flight; the error of each row that failed.
-    /// The writes run inside this future, not as spawned tasks: a runner stopped on step-down takes every write
-    /// it has in flight (and the routing client's retries of them) with it.
+    /// Writes `todo` (indexes into `rows`) with a bounded number in flight, each as an idempotent put under its
+    /// import request id; the outcome of each, in `todo`'s order. The writes run inside this future, not as
+    /// spawned tasks: a runner stopped on step-down takes every write it has in flight (and the routing client's
+    /// retries of them) with it. Bytes already sent may still arrive; their request ids make them harmless.
     async fn write_rows(
         &self,
         routing: &Arc<RoutingClient>,
+        job_id: u64,
         table: &str,
         rows: &[Vec<String>],
         todo: &[u64],
-    ) -> Vec<Option<ClientError>> {
+    ) -> Vec<Result<WriteAck, ClientError>> {
+        let plain = self.config.planted.import_without_request_ids;
         let writes: Vec<_> = todo
             .iter()
             .map(|&i| {
                 let (routing, table) = (routing.clone(), table.to_string());
                 let row = tpb::Row { values: rows[i as usize].clone() };
-                async move { routing.put(&table, row).await.err() }
+                let id = if plain { String::new() } else { job::import_request_id(job_id, i) };
+                async move { routing.put_once(&table, row, &id).await }
             })
             .collect();
-        futures::stream::iter(writes).buffer_unordered(self.config.import_in_flight.max(1)).collect().await
-    }
-
-    /// How many copies of each distinct row of the batch the table holds now (read from the leaders).
-    async fn count_present(
-        &self,
-        routing: &Arc<RoutingClient>,
-        table: &str,
-        info: &TableInfo,
-        rows: &[Vec<String>],
-        batch: Batch,
-    ) -> Result<BTreeMap<Vec<String>, usize>, String> {
-        let end = (batch.end as usize).min(rows.len());
-        let mut keys = BTreeSet::new();
-        for r in &rows[batch.start as usize..end] {
-            keys.insert(row_key(info, &tpb::Row { values: r.clone() }).map_err(|e| e.to_string())?);
-        }
-        let scans: Vec<_> = keys
-            .into_iter()
-            .map(|key| {
-                let (routing, table) = (routing.clone(), table.to_string());
-                async move { routing.scan(&table, &key, 0, 0, 0, 0).await }
-            })
-            .collect();
-        let scans: Vec<_> =
-            futures::stream::iter(scans).buffer_unordered(self.config.import_in_flight.max(1)).collect().await;
-        let mut found: BTreeMap<Vec<String>, usize> = BTreeMap::new();
-        for scan in scans {
-            for f in scan.map_err(|e| e.to_string())? {
-                *found.entry(f.row.values).or_default() += 1;
-            }
-        }
-        Ok(found)
+        futures::stream::iter(writes).buffered(self.config.import_in_flight.max(1)).collect().await
     }
 
     /// Calls `f` on the alive leader of partition `pid`, retrying while there is none or it fails, until

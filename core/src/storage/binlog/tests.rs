@@ -23,6 +23,8 @@ fn entry(index: u64, term: u64) -> LogEntry {
         dimensions: vec![Dimension { idx: 0, key: format!("key-{}", index % 7) }],
         ts: 1_000 + index,
         value: Bytes::from(format!("row-{index}-").repeat(1 + (index % 5) as usize)),
+        // Some entries carry an idempotent put's request id: it must survive the round trip too.
+        request_id: if index % 3 == 0 { format!("import:1:{index}") } else { String::new() },
     }
 }
 
