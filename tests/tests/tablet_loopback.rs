@@ -29,13 +29,19 @@ async fn start(endpoint: &str, dir: &std::path::Path) -> TabletHandle {
     config.replicator.coffee_time = Duration::from_millis(100);
     config.replicator.match_interval = Duration::from_millis(100);
     let disk: Arc<dyn Disk> = Arc::new(RealDisk::new(dir));
-    for _ in 0..100 {
+    // A restarted tablet binds the port its previous instance held; under a loaded test run that instance's
+    // listener may take a while to close, so retry for up to 10 s.
+    let mut last = None;
+    for _ in 0..500 {
         match Tablet::start(config.clone(), disk.clone()).await {
             Ok(h) => return h,
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
         }
     }
-    panic!("tablet on {endpoint} did not start");
+    panic!("tablet on {endpoint} did not start: {last:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
