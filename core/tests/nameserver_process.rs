@@ -52,7 +52,10 @@ async fn real_nameservers_elect_create_a_table_and_hand_over_after_kill_9() {
 
     let showns = until(&zk, "showns", "standby").await;
     let leader_line = showns.lines().find(|l| l.contains("leader")).unwrap().to_string();
-    until(&zk, "showtablet", &endpoints[2]).await;
+    // Every tablet registered (they start in any order; creating with 3 replicas needs all three).
+    for ep in &endpoints {
+        until(&zk, "showtablet", ep).await;
+    }
     let created = ns_client(&zk, "create flow 0 2 3 id:string:index ts:int64:ts v:string");
     assert_eq!(text(&created).trim(), "Create table ok", "{}", String::from_utf8_lossy(&created.stderr));
     let table = until(&zk, "showtable flow", "kNoCompress").await;
