@@ -23,6 +23,9 @@ pub struct Planted {
     /// Tablet: a partition whose binlog broke (a failed fsync) stays loaded, refusing every write, as in
     /// OpenMLDB; nothing fails it over.
     pub keep_broken_partitions: bool,
+    /// Nameserver: a leader reloaded from its own disk keeps its old term, so entries it writes after losing its
+    /// unsynced tail sit at offsets a follower holds other entries for, and both logs look like one history.
+    pub reload_in_the_same_term: bool,
 }
 
 impl Planted {

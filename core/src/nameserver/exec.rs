@@ -386,11 +386,14 @@ impl Nameserver {
     }
 
     /// Before a replica is loaded back as its partition's leader from its own disk (kReLoadTableOP): no other
-    /// replica on a healthy tablet may hold a longer log. A power loss can cut the leader's unsynced tail after
-    /// its followers received it; reloaded in the same term, the leader would then write new entries at offsets
-    /// the followers hold other entries for, and both would look like prefixes of one history. The op fails
-    /// instead, and the longest log leads through `recoverdata` (or `changeleader` once that replica is alive).
-    async fn check_reload_has_the_longest_log(&self, op: &QueuedOp, endpoint: &str) -> Result<(), String> {
+    /// replica on a healthy tablet may hold a longer log, and the reloaded leader writes in a new term. A power
+    /// loss can cut the leader's unsynced tail after its followers received it; reloaded in the same term, the
+    /// leader would then write new entries at offsets those followers hold other entries for, and both would look
+    /// like prefixes of one history. A follower on a healthy tablet is asked: the op fails instead, and the longest
+    /// log leads through `recoverdata` (or `changeleader` once that replica is alive). One that cannot be asked
+    /// (its tablet is down) is caught by the new term: the history records it from the leader's next offset, so a
+    /// log holding other entries past that offset no longer matches it and is replaced when it is re-added.
+    async fn prepare_reload(&self, op: &QueuedOp, endpoint: &str) -> Result<(), String> {
         let (tid, part) = self.partition(&op.info.name, op.info.pid)?;
         let pid = op.info.pid;
         let log_offset = |ep: String| async move {
@@ -409,6 +412,23 @@ impl Nameserver {
                 ));
             }
         }
+        if self.config.planted.reload_in_the_same_term {
+            tracing::warn!("planted bug: the reloaded leader keeps its old term");
+            return Ok(());
+        }
+        let coord = self.require_active().map_err(|s| s.to_string())?;
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        let term = meta.counter(&self.layout.term()).await.map_err(|e| e.to_string())? + 1;
+        meta.set_term(term).await.map_err(|e| format!("cannot persist the term: {e}"))?;
+        self.edit_partition(&op.info.name, pid, move |p| {
+            if p.term_offset.iter().any(|t| t.term >= term) {
+                return Ok(false);
+            }
+            p.term_offset.push(pb::TermPair { term, offset: own + 1 });
+            Ok(true)
+        })
+        .await?;
+        tracing::info!(name = %op.info.name, pid, endpoint, term, offset = own, "reloaded leader takes a new term");
         Ok(())
     }
 
@@ -434,7 +454,7 @@ impl Nameserver {
             && op.info.op_type == OpType::ReLoadTable as u32
             && !op.resumed
         {
-            self.check_reload_has_the_longest_log(op, endpoint).await?;
+            self.prepare_reload(op, endpoint).await?;
         }
         let (ep, task_type) = task.rpc().expect("an RPC task");
         let ep = ep.to_string();

@@ -181,7 +181,20 @@ impl TableReport {
                 })
                 .map(|a| a.exposure.pid)
                 .collect();
-            convergence.violations.retain(|v| v.pid.is_none_or(|p| !not_promised.contains(&p)));
+            // Only the states of a partition not yet recovered are excused: two alive leaders, or alive replicas
+            // that agree on the offset but hold different rows, are wrong whatever the table promises.
+            let offsets_differ: BTreeSet<Pid> = convergence
+                .violations
+                .iter()
+                .filter(|v| v.kind == super::ViolationKind::OffsetsDiffer)
+                .filter_map(|v| v.pid)
+                .collect();
+            convergence.violations.retain(|v| {
+                let never_excused = v.kind == super::ViolationKind::SeveralLeaders
+                    || (v.kind == super::ViolationKind::RowsDiffer
+                        && v.pid.is_some_and(|p| !offsets_differ.contains(&p)));
+                never_excused || v.pid.is_none_or(|p| !not_promised.contains(&p))
+            });
             set.violations.retain(|v| {
                 v.kind != super::ViolationKind::Unverified || v.pid.is_none_or(|p| !not_promised.contains(&p))
             });

@@ -24,7 +24,7 @@ fn entry(index: u64, term: u64) -> LogEntry {
         ts: 1_000 + index,
         value: Bytes::from(format!("row-{index}-").repeat(1 + (index % 5) as usize)),
         // Some entries carry an idempotent put's request id: it must survive the round trip too.
-        request_id: if index % 3 == 0 { format!("import:1:{index}") } else { String::new() },
+        request_id: if index.is_multiple_of(3) { format!("import:1:{index}") } else { String::new() },
     }
 }
 
