@@ -31,7 +31,7 @@ pub const PROBES: &[(&str, &[&str])] = &[
     ("tablet restarted unseen", &["it restarted unseen"]),
     ("taskmanager election", &["taskmanager became active"]),
     ("import resumed after takeover", &["resuming job"]),
-    ("import rows in doubt verified", &["verified the rows in doubt"]),
+    ("import rows in doubt written again", &["rows in doubt written again"]),
     ("duplicate put dropped", &["duplicate put dropped"]),
     ("job failed", &["job failed"]),
 ];

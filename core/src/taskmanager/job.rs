@@ -87,25 +87,25 @@ pub fn on_takeover(job: &JobInfo, max_attempts: u32) -> Takeover {
     Takeover::Resume
 }
 
-/// Rows `[start, end)` of an import; `verify` says they may already be in the table (in part).
+/// Rows `[start, end)` of an import; `in_doubt` says some of them may already be in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batch {
     pub start: u64,
     pub end: u64,
-    pub verify: bool,
+    pub in_doubt: bool,
 }
 
 /// The next batch of an import with `batch_size` rows per batch, or `None` when every row is acknowledged.
-/// A recorded pending range comes first, whole and verified, so a takeover never writes a row twice.
+/// A recorded pending range comes first, whole and marked in doubt (some of its rows may have landed).
 pub fn next_batch(job: &JobInfo, batch_size: u64) -> Option<Batch> {
     let (start, total) = (job.checkpoint, job.total);
     if start >= total {
         return None;
     }
     if job.pending_end > start {
-        return Some(Batch { start, end: job.pending_end.min(total), verify: true });
+        return Some(Batch { start, end: job.pending_end.min(total), in_doubt: true });
     }
-    Some(Batch { start, end: (start + batch_size.max(1)).min(total), verify: false })
+    Some(Batch { start, end: (start + batch_size.max(1)).min(total), in_doubt: false })
 }
 
 /// The request id of source row `row` of import job `job`: its puts are idempotent under it, so however often the
@@ -159,24 +159,24 @@ mod tests {
     }
 
     #[test]
-    fn batches_start_with_the_pending_range_verified() {
+    fn batches_start_with_the_pending_range_in_doubt() {
         assert_eq!(
             next_batch(&job(JobState::Running, 0, 0, 2500), 1000),
-            Some(Batch { start: 0, end: 1000, verify: false })
+            Some(Batch { start: 0, end: 1000, in_doubt: false })
         );
         assert_eq!(
             next_batch(&job(JobState::Running, 2000, 2000, 2500), 1000),
-            Some(Batch { start: 2000, end: 2500, verify: false })
+            Some(Batch { start: 2000, end: 2500, in_doubt: false })
         );
         // A pending range is resumed whole, whatever the batch size now is.
         assert_eq!(
             next_batch(&job(JobState::Running, 1000, 2000, 2500), 10),
-            Some(Batch { start: 1000, end: 2000, verify: true })
+            Some(Batch { start: 1000, end: 2000, in_doubt: true })
         );
         assert_eq!(next_batch(&job(JobState::Running, 2500, 2500, 2500), 1000), None);
         assert_eq!(next_batch(&job(JobState::Running, 0, 0, 0), 1000), None);
         // A zero batch size still makes progress.
-        assert_eq!(next_batch(&job(JobState::Running, 0, 0, 5), 0), Some(Batch { start: 0, end: 1, verify: false }));
+        assert_eq!(next_batch(&job(JobState::Running, 0, 0, 5), 0), Some(Batch { start: 0, end: 1, in_doubt: false }));
     }
 
     #[test]

@@ -427,7 +427,7 @@ impl TaskManager {
             )));
         }
         while let Some(batch) = job::next_batch(&cell.info, self.config.import_batch_rows) {
-            if !batch.verify {
+            if !batch.in_doubt {
                 // Recorded before any row of the batch is sent: a takeover verifies exactly this range.
                 cell.info.pending_end = batch.end;
                 store.update(cell).await?;
@@ -475,8 +475,8 @@ impl TaskManager {
                 }
             }
             let Some(last_error) = last_error else {
-                if batch.verify || present > 0 {
-                    tracing::info!(start = batch.start, end = batch.end, present, "verified the rows in doubt");
+                if batch.in_doubt || present > 0 {
+                    tracing::info!(start = batch.start, end = batch.end, present, "rows in doubt written again");
                 }
                 *verified_present += present;
                 return Ok(());
