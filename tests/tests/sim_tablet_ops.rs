@@ -204,6 +204,31 @@ fn snapshots_let_old_binlog_go_and_a_reload_restores_everything() {
             .unwrap()
             .await
             .unwrap();
+
+            // Damage inside a segment that is not the last: the binlog cannot be read. GetTermPair answers with
+            // the snapshot and says so, and leaves the file as it was (the nameserver deletes it before a re-add).
+            c.crash("tablet-1").unwrap();
+            let mut segments = disk.list_dir("tablet-1/1_0/binlog").await.unwrap();
+            segments.sort();
+            assert!(segments.len() >= 2, "{segments:?}");
+            let damaged = format!("tablet-1/1_0/binlog/{}", segments[0]);
+            let mut bytes = disk.read(&damaged).await.unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            disk.write_file(&damaged, &bytes).await.unwrap();
+            c.start("tablet-1").unwrap();
+            let ep = eps[0].clone();
+            let pair = c
+                .spawn_on("client", async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let req = pb::TablePidRequest { tid: 1, pid: 0, task_info: None };
+                    tablets::client(&ep).call(m::GetTermPair, req).await.unwrap()
+                })
+                .unwrap()
+                .await
+                .unwrap();
+            assert_eq!((pair.has_table, pair.term, pair.offset, pair.binlog_unreadable), (false, 1, 400, true));
+            assert_eq!(disk.read(&damaged).await.unwrap(), bytes, "the damaged segment is left as it was");
         });
     }
 }

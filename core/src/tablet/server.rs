@@ -886,7 +886,8 @@ impl Tablet {
     /// entry its disk holds, snapshot and binlog (0/0 when nothing). Deliberate change: OpenMLDB reports only the
     /// snapshot MANIFEST and the nameserver deletes the binlog; here a binlog that is a prefix of the history is
     /// kept and loaded (see `decide_recover_table`), so it must be counted. Opening the binlog cuts a torn tail, as
-    /// loading it would.
+    /// loading it would; a binlog damaged before its last record is reported unreadable, with the snapshot's term
+    /// and offset, and left as it is.
     async fn get_term_pair(&self, req: pb::TablePidRequest) -> Result<pb::GetTermPairResponse, Status> {
         if let Ok(part) = self.partition(req.tid, req.pid) {
             let g = part.lock().await;
@@ -895,23 +896,41 @@ impl Tablet {
                 is_leader: g.is_leader(),
                 term: g.meta.term,
                 offset: g.offset(),
+                binlog_unreadable: false,
             });
         }
         let dir = partition_dir(req.tid, req.pid);
         let io = |e: std::io::Error| Code::WriteDataFailed.with(e);
         if !self.disk.exists(&dir).await.map_err(io)? {
-            return Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term: 0, offset: 0 });
+            return Ok(pb::GetTermPairResponse {
+                has_table: false,
+                is_leader: false,
+                term: 0,
+                offset: 0,
+                ..Default::default()
+            });
         }
         let manifest = snapshot::read_manifest(self.disk.clone(), &snapshot_dir(&dir))
             .await
             .map_err(|e| Code::SnapshotIsNotExist.with(e))?;
         let (snap_term, floor) = manifest.map(|m| (m.term, m.offset)).unwrap_or((0, 0));
-        let (binlog, _) = Binlog::open(self.disk.clone(), &binlog_dir(&dir), self.binlog_config(), floor)
-            .await
-            .map_err(|e| Code::WriteDataFailed.with(format!("binlog: {e}")))?;
+        let binlog = match Binlog::open(self.disk.clone(), &binlog_dir(&dir), self.binlog_config(), floor).await {
+            Ok((binlog, _)) => binlog,
+            Err(e) => {
+                // Nothing on disk changed; the nameserver deletes it and re-adds the replica from the snapshot.
+                tracing::warn!(tid = req.tid, pid = req.pid, error = %e, "binlog unreadable: only the snapshot counts");
+                return Ok(pb::GetTermPairResponse {
+                    has_table: false,
+                    is_leader: false,
+                    term: snap_term,
+                    offset: floor,
+                    binlog_unreadable: true,
+                });
+            }
+        };
         let offset = binlog.last_offset();
         let term = if binlog.last_term() > 0 { binlog.last_term() } else { snap_term };
-        Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset })
+        Ok(pb::GetTermPairResponse { has_table: false, is_leader: false, term, offset, binlog_unreadable: false })
     }
 
     /// GetLogOffset (for recoverdata, not in OpenMLDB): the last entry a replica holds, in memory or on disk. Since

@@ -196,7 +196,8 @@ pub fn scan_recover_target(
 /// Follows reference 5.6:
 /// - step 3, single replica: in memory → kUpdatePartitionStatusOP; not in memory → kReLoadTableOP;
 /// - step 4, `has_table && is_leader` → ChangeRole to follower first;
-/// - step 5, `!has_table` and the local data is replaced (full ReAddReplica) → DeleteBinlog first;
+/// - step 5, `!has_table` and the local data is replaced (full ReAddReplica), or its binlog is unreadable →
+///   DeleteBinlog first;
 /// - step 6, [`match_term_offset`];
 /// - step 8, `has_table` and match and `offset >= leader snapshot offset` (and, a deliberate change, `offset <=
 ///   leader offset`: a replica longer than its leader holds entries the leader lost) → Simplify; `has_table` otherwise →
@@ -219,7 +220,7 @@ pub fn decide_recover_table(
     term_offset: &[TermPair],
     leader_log: Option<LeaderLog>,
 ) -> Result<RecoverDecision, RecoverTableError> {
-    let GetTermPairResponse { has_table, is_leader, term, offset } = *replica;
+    let GetTermPairResponse { has_table, is_leader, term, offset, binlog_unreadable } = *replica;
     // Step 3: a single replica has nobody to re-add it to.
     if single_replica {
         return Ok(if has_table { RecoverDecision::UpdatePartitionStatus } else { RecoverDecision::ReLoadTable });
@@ -232,8 +233,9 @@ pub fn decide_recover_table(
     // Step 8. The leader still has binlog from `offset` on only if its snapshot does not go past it; and a replica
     // longer than its leader holds entries the leader lost, which its replication would never overwrite.
     let fits = term_match.is_prefix() && offset >= leader_log.snapshot_offset && offset <= leader_log.offset;
-    // Step 5: !has_table and the local log is not kept: the binlog goes, the leader's snapshot replaces it.
-    let delete_binlog = !has_table && !fits;
+    // Step 5: !has_table and the local log is not kept (or its binlog cannot be read, when only the snapshot
+    // counts, as in OpenMLDB): the binlog goes.
+    let delete_binlog = !has_table && (!fits || binlog_unreadable);
     let op = match (has_table, fits) {
         // has_table and match and offset >= leader snapshot offset.
         (true, true) => ReAddOp::Simplify,
@@ -268,7 +270,7 @@ mod tests {
     }
 
     fn report(has_table: bool, is_leader: bool, term: u64, offset: u64) -> GetTermPairResponse {
-        GetTermPairResponse { has_table, is_leader, term, offset }
+        GetTermPairResponse { has_table, is_leader, term, offset, binlog_unreadable: false }
     }
 
     fn meta(endpoint: &str, is_leader: bool, is_alive: bool) -> PartitionMeta {
@@ -354,6 +356,11 @@ mod tests {
         assert_eq!(d, readd(false, true, TermMatch::Prefix, ReAddOp::Full));
         let d = decide_recover_table(false, &report(true, false, 3, 53), &h, short).unwrap();
         assert_eq!(d, readd(false, false, TermMatch::Prefix, ReAddOp::WithDrop));
+        // A restarted follower whose binlog is damaged before its last record reports its snapshot (term 1, offset
+        // 40) as OpenMLDB's would: the binlog goes, the snapshot is loaded and caught up.
+        let unreadable = GetTermPairResponse { binlog_unreadable: true, ..report(false, false, 1, 40) };
+        let d = decide_recover_table(false, &unreadable, &h, lead(30)).unwrap();
+        assert_eq!(d, readd(false, true, TermMatch::Prefix, ReAddOp::NoSend));
         // A follower cut off briefly that already took entries of the new term: re-attach.
         let d = decide_recover_table(false, &report(true, false, 3, 60), &h, lead(55)).unwrap();
         assert_eq!(d, readd(false, false, TermMatch::Prefix, ReAddOp::Simplify));
