@@ -398,11 +398,17 @@ impl Nameserver {
         let pid = op.info.pid;
         let log_offset = |ep: String| async move {
             let req = tpb::TablePidRequest { tid, pid, task_info: None };
-            self.client(&ep).call(t::GetLogOffset, req).await.map(|r| r.offset)
+            self.client(&ep).call(t::GetLogOffset, req).await
         };
         let own = log_offset(endpoint.to_string()).await.map_err(|e| format!("cannot read {endpoint}'s log: {e}"))?;
+        if own.has_table {
+            // Loaded meanwhile (recoverdata, an operator): the load task finds it so, and it keeps the term it has.
+            tracing::info!(name = %op.info.name, pid, endpoint, "the replica to reload is loaded already");
+            return Ok(());
+        }
+        let own = own.offset;
         for m in part.partition_meta.iter().filter(|m| m.endpoint != endpoint && self.is_healthy(&m.endpoint)) {
-            if let Ok(theirs) = log_offset(m.endpoint.clone()).await
+            if let Ok(theirs) = log_offset(m.endpoint.clone()).await.map(|r| r.offset)
                 && theirs > own
             {
                 return Err(format!(

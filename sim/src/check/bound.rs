@@ -253,7 +253,12 @@ fn unsynced_everywhere(
         })
         .collect();
     let last = lost_power.iter().flatten().map(|(_, at)| *at).max()?;
-    let never_had = |ep: &String| never_held(lost.pid, ep, faults, ev, lost.attempted_at, last);
+    // Entries flow from the leader that wrote them only: a replica cut off from it from the attempt until the
+    // power losses could not have received the write either.
+    let never_had = |ep: &String| {
+        never_held(lost.pid, ep, faults, ev, lost.attempted_at, last)
+            || (*ep != lost.endpoint && ev.cut_throughout(&lost.endpoint, ep, lost.attempted_at, last))
+    };
     replicas
         .iter()
         .zip(&lost_power)
@@ -755,6 +760,38 @@ mod tests {
         let ev = ReplicaEvents { alive: &back, ..Default::default() };
         let r = bounded(&l, &obs, &two, &faults, ev);
         assert_eq!(r.forbidden.len(), 1);
+    }
+
+    #[test]
+    fn a_replica_cut_off_from_the_leader_through_the_window_never_had_the_write() {
+        use crate::check::input::LinkEvent;
+        let obs = history(0, &[(1, 0)]);
+        let two = vec![PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] }];
+        // Acked by t1 at 100 ms; t1 loses power at 600 ms; t2 runs and is marked alive throughout.
+        let l = [lost(1, 0, 1, 5, 100)];
+        let faults = vec![power_loss("t1", 600)];
+        let cut = |at_ms, from: &str, to: &str| LinkEvent::Cut { at: ms(at_ms), from: from.into(), to: to.into() };
+        let heal = |at_ms| LinkEvent::Heal { at: ms(at_ms) };
+        // Nothing t1 sent reached t2 from before the write until after the power loss (the fuzzer's seed 635837).
+        let links = [cut(50, "t1", "t2"), cut(50, "t2", "t1"), heal(900)];
+        let r = bounded(&l, &obs, &two, &faults, ReplicaEvents { links: &links, ..Default::default() });
+        assert!(r.forbidden.is_empty());
+        // Only t2 → t1 cut: t1's entries still reached t2.
+        let links = [cut(50, "t2", "t1"), heal(900)];
+        let r = bounded(&l, &obs, &two, &faults, ReplicaEvents { links: &links, ..Default::default() });
+        assert_eq!(r.forbidden.len(), 1);
+        // Healed at 300 ms, before the power loss: t2 may have caught up.
+        let links = [cut(50, "t1", "t2"), heal(300)];
+        let r = bounded(&l, &obs, &two, &faults, ReplicaEvents { links: &links, ..Default::default() });
+        assert_eq!(r.forbidden.len(), 1);
+        // Cut only after the write was sent: it may have been replicated first.
+        let links = [cut(200, "t1", "t2"), heal(900)];
+        let r = bounded(&l, &obs, &two, &faults, ReplicaEvents { links: &links, ..Default::default() });
+        assert_eq!(r.forbidden.len(), 1);
+        // A heal before the write ends an earlier cut; a new cut after it counts from its own time.
+        let links = [cut(10, "t1", "t2"), heal(20), cut(30, "t1", "t2")];
+        let r = bounded(&l, &obs, &two, &faults, ReplicaEvents { links: &links, ..Default::default() });
+        assert!(r.forbidden.is_empty());
     }
 
     #[test]

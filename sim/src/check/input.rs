@@ -178,9 +178,44 @@ pub struct ReplicaEvents<'a> {
     pub alive: &'a [(Pid, String, Duration, bool)],
     /// `(pid, endpoint, when)` a partition was unloaded because its binlog broke (a failed fsync).
     pub unloads: &'a [(Pid, String, Duration)],
+    /// The network between tablets, in time order: see [`LinkEvent`].
+    pub links: &'a [LinkEvent],
+}
+
+/// A change of the network between two tablets, as the runner applied it: a partition, an isolation or a one-way
+/// clog cuts directions `from` → `to` (expanded to tablet endpoints; cuts add up), a heal restores every link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    Cut { at: Duration, from: String, to: String },
+    Heal { at: Duration },
+}
+
+impl LinkEvent {
+    pub fn at(&self) -> Duration {
+        match self {
+            LinkEvent::Cut { at, .. } | LinkEvent::Heal { at } => *at,
+        }
+    }
 }
 
 impl ReplicaEvents<'_> {
+    /// Whether nothing `from` sent could reach `to` at any moment of `[a, b]`: the direction was cut at `a` and no
+    /// heal came before `b` (cuts only add up until a heal).
+    pub fn cut_throughout(&self, from: &str, to: &str, a: Duration, b: Duration) -> bool {
+        let mut cut_since = None;
+        for e in self.links.iter().take_while(|e| e.at() <= b) {
+            match e {
+                LinkEvent::Cut { at, from: f, to: t } if f == from && t == to => {
+                    cut_since.get_or_insert(*at);
+                }
+                LinkEvent::Heal { at } if *at > a => return false,
+                LinkEvent::Heal { .. } => cut_since = None,
+                LinkEvent::Cut { .. } => {}
+            }
+        }
+        cut_since.is_some_and(|since| since <= a)
+    }
+
     /// The first load of `pid` on `endpoint` at or after `from`.
     pub fn first_load(&self, pid: Pid, endpoint: &str, from: Duration) -> Option<Duration> {
         self.loads.iter().filter(|(p, e, at)| *p == pid && e == endpoint && *at >= from).map(|l| l.2).min()

@@ -35,8 +35,8 @@ pub use bound::{BoundReport, FailoverLoss, FsyncLoss, LossPolicy, LossReason, ch
 pub use converge::{ConvergeReport, PartitionState, ReplicaDiff, check_convergence};
 pub use determinism::{DeterminismReport, check_determinism, first_divergence};
 pub use input::{
-    Ack, FaultCause, FaultEvent, FaultKind, Fsync, LeaderSpan, Observed, PartitionFinal, PartitionLayout, Pid,
-    ReplicaEvents, ReplicaFinal, WriteOutcome, WriteRecord, first_fault,
+    Ack, FaultCause, FaultEvent, FaultKind, Fsync, LeaderSpan, LinkEvent, Observed, PartitionFinal, PartitionLayout,
+    Pid, ReplicaEvents, ReplicaFinal, WriteOutcome, WriteRecord, first_fault,
 };
 pub use jobs::{JobFinal, JobsReport, check_jobs};
 pub use report::{PartitionAvailability, Report, RunData, Summary, TableData, TableReport};

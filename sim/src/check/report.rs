@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::bound::{BoundReport, LossPolicy, check_loss_bound_with_events};
 use super::converge::{ConvergeReport, check_convergence, pending_op_partition};
 use super::determinism::{DeterminismReport, check_determinism};
-use super::input::{FaultEvent, Fsync, LeaderSpan, Observed, PartitionLayout, Pid, ReplicaEvents, WriteRecord};
+use super::input::{
+    FaultEvent, Fsync, LeaderSpan, LinkEvent, Observed, PartitionLayout, Pid, ReplicaEvents, WriteRecord,
+};
 use super::jobs::{JobFinal, JobsReport, check_jobs};
 use super::set::{SetReport, check_set};
 use super::table::{
@@ -48,6 +50,8 @@ pub struct TableData {
 pub struct RunData {
     pub tables: Vec<TableData>,
     pub faults: Vec<FaultEvent>,
+    /// Cuts and heals of the network between tablets, in time order.
+    pub links: Vec<LinkEvent>,
     pub fsync: Fsync,
     /// Endpoints that should be alive at the end (after a full heal: every tablet).
     pub expected_alive: BTreeSet<String>,
@@ -106,7 +110,7 @@ impl TableReport {
             // Any loss is accepted, so writes nobody can read back are no violation either.
             set.violations.retain(|v| v.kind != super::ViolationKind::Unverified);
         }
-        let events = ReplicaEvents { loads: &t.loads, alive: &t.alive, unloads: &t.unloads };
+        let events = ReplicaEvents { loads: &t.loads, alive: &t.alive, unloads: &t.unloads, links: &run.links };
         let bound =
             check_loss_bound_with_events(&set.lost, &t.observed, &t.layouts, &run.faults, events, run.fsync, t.loss);
         let convergence = if run.converge {
@@ -457,6 +461,7 @@ mod tests {
                 FaultEvent { at: ms(1000), kind: FaultKind::Down, endpoint: "t1".into(), cause: FaultCause::Crash },
                 FaultEvent { at: ms(4000), kind: FaultKind::Up, endpoint: "t1".into(), cause: FaultCause::Crash },
             ],
+            links: vec![],
             fsync: Fsync::new(ms(1000)),
             expected_alive: ["t1", "t2", "t3"].iter().map(|s| s.to_string()).collect(),
             healed_at: ms(4000),

@@ -360,6 +360,7 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     let run = RunData {
         tables,
         faults: w.faults.clone(),
+        links: w.links.clone(),
         fsync: Fsync {
             slow: s
                 .steps

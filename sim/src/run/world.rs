@@ -18,7 +18,7 @@ use openmldb::taskmanager::TmClient;
 use tokio::time::Instant;
 
 use super::setup::{Built, CLIENT, Flags};
-use crate::check::{FaultCause, FaultEvent, FaultKind};
+use crate::check::{FaultCause, FaultEvent, FaultKind, LinkEvent};
 use crate::scenario::{
     Action, ClientExpect, Condition, DiskFault, MachineRef, ProcessId, ProcessTarget, Scenario, Target,
 };
@@ -36,6 +36,8 @@ pub struct World {
     pub start: Instant,
     pub session: Arc<dyn Coordinator>,
     pub faults: Vec<FaultEvent>,
+    /// Cuts and heals of the network between tablets, for the loss bound.
+    pub links: Vec<LinkEvent>,
     /// Causes currently holding each tablet endpoint down.
     down: BTreeSet<(String, FaultCause)>,
     /// Numbered machines whose daemon is gone (after a machine restart, until started by hand).
@@ -83,6 +85,7 @@ impl World {
             start: Instant::now(),
             session,
             faults: Vec::new(),
+            links: Vec::new(),
             down: BTreeSet::new(),
             daemon_gone: BTreeSet::new(),
             pending: Vec::new(),
@@ -239,6 +242,17 @@ impl World {
         }
     }
 
+    /// Records that nothing `from` sends reaches `to` (both process names; only tablets count).
+    fn cut(&mut self, from: &str, to: &str) {
+        if from == to || !Self::is_tablet(from) || !Self::is_tablet(to) {
+            return;
+        }
+        let (Some(from), Some(to)) = (self.b.endpoints.get(from).cloned(), self.b.endpoints.get(to).cloned()) else {
+            return;
+        };
+        self.links.push(LinkEvent::Cut { at: self.now(), from, to });
+    }
+
     /// Ends every network and pause fault of the timeline (a heal, or a resume).
     fn up_all(&mut self, causes: &[FaultCause]) {
         let held: Vec<(String, FaultCause)> = self.down.iter().filter(|(_, c)| causes.contains(c)).cloned().collect();
@@ -370,6 +384,14 @@ impl World {
                     names.push(group);
                 }
                 self.b.cluster.partition(&names).map_err(h)?;
+                for (i, a) in names.iter().enumerate() {
+                    for b in &names[i + 1..] {
+                        for (x, y) in a.iter().flat_map(|x| b.iter().map(move |y| (x, y))) {
+                            self.cut(x, y);
+                            self.cut(y, x);
+                        }
+                    }
+                }
                 // A tablet cut off from the coordination server is offline for the nameserver. A group without
                 // the coordination server is cut off from it.
                 for g in &names {
@@ -383,6 +405,11 @@ impl World {
             Action::Isolate(t) => {
                 let p = self.resolve(t).await?;
                 self.b.cluster.isolate(&p).map_err(h)?;
+                let others: Vec<String> = self.b.endpoints.keys().filter(|o| **o != p).cloned().collect();
+                for o in &others {
+                    self.cut(&p, o);
+                    self.cut(o, &p);
+                }
                 self.fault(&p, FaultKind::Down, FaultCause::Partition);
             }
             Action::IsolateFromCoord(t) => {
@@ -392,6 +419,7 @@ impl World {
             }
             Action::Heal => {
                 self.b.cluster.heal();
+                self.links.push(LinkEvent::Heal { at: self.now() });
                 self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation]);
             }
             Action::Network(c) => {
@@ -407,6 +435,7 @@ impl World {
             Action::Clog { from, to } => {
                 let (a, b) = (self.resolve(from).await?, self.resolve(to).await?);
                 self.b.cluster.clog(&a, &b).map_err(h)?;
+                self.cut(&a, &b);
             }
             Action::Pause(t) => {
                 let p = self.resolve(t).await?;
@@ -477,7 +506,7 @@ impl World {
                 let expect = self.render_expect(expect).await?;
                 check_output(&line, &out, &expect)?;
             }
-            Action::Recoverdata => {
+            Action::Recoverdata { expect } => {
                 let ns = self.ns_client();
                 let limits = openmldb::cli::recoverdata::Limits {
                     load: Duration::from_secs(60),
@@ -501,7 +530,12 @@ impl World {
                         }
                     }
                 }
-                out?;
+                if *expect == ClientExpect::default() {
+                    out?;
+                } else {
+                    let expect = self.render_expect(expect).await?;
+                    check_output("recoverdata", &out, &expect)?;
+                }
             }
             Action::WaitUntil { condition, timeout } => {
                 let deadline = Instant::now() + *timeout;
@@ -599,6 +633,7 @@ impl World {
     /// checks run "after the scenario heals".
     pub fn final_heal(&mut self) {
         self.b.cluster.heal();
+        self.links.push(LinkEvent::Heal { at: self.now() });
         for p in std::mem::take(&mut self.paused) {
             if self.b.cluster.is_running(&p) {
                 let _ = self.b.cluster.resume(&p);

@@ -264,8 +264,11 @@ pub enum Action {
         cmd: Command,
         expect: ClientExpect,
     },
-    /// The one-click recovery tool.
-    Recoverdata,
+    /// The one-click recovery tool. Without expectations it must succeed (an addition to DESIGN 7: `expect_ok`,
+    /// `expect_contains`, `expect_not_contains` as for the client steps, e.g. a recovery refused on purpose).
+    Recoverdata {
+        expect: ClientExpect,
+    },
     /// Wait for a condition; the scenario fails if `timeout` passes first.
     WaitUntil {
         condition: Condition,
@@ -294,7 +297,7 @@ impl Action {
             Action::DiskFault { .. } => "disk_fault",
             Action::NsClient { .. } => "ns_client",
             Action::TabletClient { .. } => "tablet_client",
-            Action::Recoverdata => "recoverdata",
+            Action::Recoverdata { .. } => "recoverdata",
             Action::WaitUntil { .. } => "wait_until",
             Action::StopWrites => "stop_writes",
         }

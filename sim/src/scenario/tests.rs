@@ -197,7 +197,7 @@ fn every_verb_parses() {
                 expect: ClientExpect { ok: Some(false), ..ClientExpect::default() },
             },
         ),
-        (StepTime::At(secs(114)), Action::Recoverdata),
+        (StepTime::At(secs(114)), Action::Recoverdata { expect: ClientExpect::default() }),
         (StepTime::At(secs(115)), Action::WaitUntil { condition: Condition::AllAlive, timeout: secs(30) }),
         (
             StepTime::AfterPrevious(Duration::ZERO),
@@ -738,4 +738,16 @@ fn error_network_values() {
     assert!(step("latency = \"fast\"\n").contains("write \"20ms..80ms\" or one duration"));
     assert!(step("latency = \"1ms..11s\"\n").contains("at most 10s one way"));
     assert!(step("delay = \"1s\"\n").contains("delay"));
+}
+
+#[test]
+fn recoverdata_takes_the_client_expectations() {
+    let s = parse_str(
+        &with_base("[[step]]\nat = \"1s\"\ndo = \"recoverdata\"\nexpect_ok = false\nexpect_contains = [\"FAILED\"]\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let want = ClientExpect { contains: vec!["FAILED".into()], not_contains: vec![], ok: Some(false) };
+    assert_eq!(s.steps[0].action, Action::Recoverdata { expect: want });
+    assert!(err(&with_base("[[step]]\nat = \"1s\"\ndo = \"recoverdata\"\nexpect_ok = 1\n")).contains("expect_ok"));
 }

@@ -63,7 +63,7 @@ const VERBS: &[Verb] = &[
     verb("disk_fault", &["target", "kind"], &["delay", "path", "bytes"]),
     verb("ns_client", &["cmd"], CLIENT_EXPECT),
     verb("tablet_client", &["target", "cmd"], CLIENT_EXPECT),
-    verb("recoverdata", &[], &[]),
+    verb("recoverdata", &[], CLIENT_EXPECT),
     verb("wait_until", &["condition", "timeout"], &[]),
     verb("stop_writes", &[], &[]),
 ];
@@ -481,7 +481,7 @@ fn action(t: &Table<'_>, verb: &str, world: &World<'_>) -> Result<Action, Scenar
             }
             Action::TabletClient { target, cmd: command(&get("cmd"), world)?, expect: client_expect(t)? }
         }
-        "recoverdata" => Action::Recoverdata,
+        "recoverdata" => Action::Recoverdata { expect: client_expect(t)? },
         "wait_until" => {
             let condition = get("condition").one_of(&[
                 ("all_alive", Condition::AllAlive),
