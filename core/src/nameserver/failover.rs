@@ -391,7 +391,10 @@ impl Nameserver {
 
     /// A healthy tablet that does not hold a replica the metadata marks alive on it restarted while no nameserver
     /// saw it (a machine running both restarted, or the active nameserver died just as the tablet came back): it
-    /// is recovered as a restarted tablet. Partitions with an op queued are left to the op.
+    /// is recovered as a restarted tablet. Partitions with an op queued are left to the op, and so is a missing
+    /// follower that is its partition's last alive replica (its leader is dead): a failover can neither mark it
+    /// dead nor re-add it, so counting it would fail the tablet's other replicas over again at every pass (the
+    /// fuzzer's seed 845042: a partition whose both replicas went down kept a healthy one cycling).
     async fn recover_unseen_restarts(&self, backoff: &mut Backoff) {
         let mut expected: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
         {
@@ -401,7 +404,9 @@ impl Nameserver {
                     if state.ops.has_queued_for(name, p.pid) {
                         continue;
                     }
-                    for m in p.partition_meta.iter().filter(|m| m.is_alive) {
+                    for m in
+                        p.partition_meta.iter().filter(|m| m.is_alive && (m.is_leader || may_mark_dead(p, &m.endpoint)))
+                    {
                         if state.tablets.get(&m.endpoint).is_some_and(|e| e.state == TabletState::Healthy) {
                             expected.entry(m.endpoint.clone()).or_default().push((t.tid, p.pid));
                         }
