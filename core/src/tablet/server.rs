@@ -288,8 +288,13 @@ impl Tablet {
         let written = part.write(body, self.session_ok.load(Ordering::SeqCst)).await;
         let (term, offset) = self.checked(&part, written).await?;
         if offset == 0 {
-            // The row of this request id is held already: an idempotent put writes nothing.
+            // The row of this request id is held already: an idempotent put writes nothing. On a semisync table
+            // its answer waits like the first write's would: its entry is at or below the last offset.
             tracing::info!(tid = req.tid, pid = req.pid, request_id, "duplicate put dropped: its request id is held");
+            if part.semisync {
+                let last = part.status().await.offset;
+                self.await_semisync(&part, last).await?;
+            }
             return Ok(pb::PutResponse { term: 0, offset: 0, duplicate: true });
         }
         self.await_semisync(&part, offset).await?;
