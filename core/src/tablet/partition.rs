@@ -174,20 +174,19 @@ impl Partition {
         let mut g = self.inner.lock().await;
         g.check_writable(session_ok)?;
         let term = g.meta.term;
-        let (row, request_id) = match entry_body {
-            EntryBody::Put(row) => (Ok(row), String::new()),
-            EntryBody::PutOnce { row, request_id } => (Ok(row), request_id),
-            EntryBody::Delete { idx, key } => (Err((idx, key)), String::new()),
+        let request_id = match &entry_body {
+            EntryBody::PutOnce { request_id, .. } => request_id.clone(),
+            EntryBody::Put(_) | EntryBody::Delete { .. } => String::new(),
         };
         if !request_id.is_empty() && g.table.holds_request(&request_id) {
             return Ok((term, 0));
         }
-        let (method_type, dimensions, ts, value) = match row {
-            Ok(row) => {
+        let (method_type, dimensions, ts, value) = match entry_body {
+            EntryBody::Put(row) | EntryBody::PutOnce { row, .. } => {
                 let (dims, ts) = g.schema.entry_for_row(&row).map_err(|e| Code::InvalidDimensionParameter.with(e))?;
                 (MethodType::Put, dims, ts, Bytes::from(row.encode_to_vec()))
             }
-            Err((idx, key)) => {
+            EntryBody::Delete { idx, key } => {
                 if idx as usize >= g.schema.index_count() {
                     return Err(Code::IdxNameNotFound.with(format!("index {idx}")));
                 }

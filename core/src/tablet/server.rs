@@ -292,7 +292,7 @@ impl Tablet {
             // its answer waits like the first write's would: its entry is at or below the last offset.
             tracing::info!(tid = req.tid, pid = req.pid, request_id, "duplicate put dropped: its request id is held");
             if part.semisync {
-                let last = part.status().await.offset;
+                let last = part.lock().await.offset();
                 self.await_semisync(&part, last).await?;
             }
             return Ok(pb::PutResponse { term: 0, offset: 0, duplicate: true });
