@@ -133,7 +133,7 @@ impl TableReport {
                 let by_hand = run.manual_partitions.contains(&(t.name.clone(), layout.pid));
                 if by_hand {
                     // recoverdata acted on it: whether it would have recovered by itself cannot be observed.
-                    expect.recovery = Some(AutoRecovery::Manual);
+                    expect.recovery = Some(AutoRecovery::ByHand);
                 }
                 let documented = exposure.documented();
                 let documented = if t.semisync { documented.for_semisync() } else { documented };

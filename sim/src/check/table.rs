@@ -57,6 +57,9 @@ pub enum AutoRecovery {
     No,
     /// ✘ because of a machine restart: the start script must be run by hand.
     Manual,
+    /// ✘ because an operator recovered the partition (recoverdata): whether it would have recovered by itself
+    /// cannot be observed.
+    ByHand,
 }
 
 impl Service {
@@ -84,6 +87,7 @@ impl AutoRecovery {
             AutoRecovery::Yes => "✓",
             AutoRecovery::No => "✘",
             AutoRecovery::Manual => "✘ (machine restart: start by hand)",
+            AutoRecovery::ByHand => "✘ (recovered by hand)",
         }
     }
 }
@@ -263,7 +267,8 @@ impl Exposure {
 pub const RELOAD_ALLOWANCE: Duration = Duration::from_secs(10);
 
 /// [`exposure`], with a replica counted offline until it serves again, not only until its fault ends: a crashed
-/// or restarted replica until its tablet loaded it again, one the nameserver marked not alive until it is marked
+/// or restarted replica, or one its failing disk unloaded (a broken binlog), until its tablet loaded it again, one
+/// the nameserver marked not alive until it is marked
 /// alive again, at most [`RELOAD_ALLOWANCE`] after the fault ended. A restart of one replica's tablet just before a
 /// crash of the other's leaves both out at once.
 pub fn exposure_with_events(
@@ -279,8 +284,27 @@ pub fn exposure_with_events(
                 return f.clone();
             }
             let (pid, ep) = (layout.pid, f.endpoint.as_str());
-            let reloaded = matches!(f.cause, FaultCause::Crash | FaultCause::MachineRestart)
-                .then(|| ev.first_load(pid, ep, f.at).unwrap_or(Duration::MAX));
+            let reloaded = match f.cause {
+                FaultCause::Crash | FaultCause::MachineRestart => {
+                    Some(ev.first_load(pid, ep, f.at).unwrap_or(Duration::MAX))
+                }
+                // A failing disk that broke the replica's binlog unloaded it: clearing the fault loads nothing.
+                FaultCause::DiskError => {
+                    let since = faults
+                        .iter()
+                        .filter(|d| d.endpoint == ep && d.cause == f.cause && d.kind == FaultKind::Down && d.at <= f.at)
+                        .map(|d| d.at)
+                        .max()
+                        .unwrap_or_default();
+                    ev.unloads
+                        .iter()
+                        .filter(|(p, e, at)| *p == pid && e == ep && (since..=f.at).contains(at))
+                        .map(|u| u.2)
+                        .min()
+                        .map(|unloaded| ev.first_load(pid, ep, unloaded).unwrap_or(Duration::MAX))
+                }
+                _ => None,
+            };
             let dead_at_up = ev.alive_changes(pid, ep).rfind(|&(at, _)| at <= f.at).is_some_and(|(_, up)| !up);
             let revived = dead_at_up.then(|| {
                 ev.alive_changes(pid, ep)
@@ -896,6 +920,36 @@ mod tests {
             ev("t2", FaultKind::Down, 5000),
         ];
         assert_eq!(exposure_with_events(&two, &again, &[], ReplicaEvents::default()).offline_max, 2);
+    }
+
+    #[test]
+    fn a_replica_its_failing_disk_unloaded_is_offline_until_it_is_loaded_again() {
+        let ev = |ep: &str, kind, cause, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: ep.into(), cause };
+        let two = PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] };
+        // t1's disk fails writes from 1 s to 3 s; t2 crashes at 4 s.
+        let faults = vec![
+            ev("t1", FaultKind::Down, FaultCause::DiskError, 1000),
+            ev("t1", FaultKind::Up, FaultCause::DiskError, 3000),
+            ev("t2", FaultKind::Down, FaultCause::Crash, 4000),
+        ];
+        let offline = |unloads: &[(Pid, String, Duration)], loads: &[(Pid, String, Duration)]| {
+            exposure_with_events(&two, &faults, &[], ReplicaEvents { unloads, loads, ..Default::default() }).offline_max
+        };
+        assert_eq!(offline(&[], &[]), 1, "no fsync failed: the replica served again at the clear");
+        let unloaded = [(0, "t1".to_string(), ms(2000))];
+        assert_eq!(offline(&unloaded, &[]), 2, "unloaded and never loaded again");
+        assert_eq!(offline(&unloaded, &[(0, "t1".to_string(), ms(3500))]), 1, "loaded again before t2's crash");
+        assert_eq!(offline(&unloaded, &[(1, "t1".to_string(), ms(3500))]), 2, "another partition's load");
+        assert_eq!(offline(&[(1, "t1".to_string(), ms(2000))], &[]), 1, "another partition's unload");
+        assert_eq!(offline(&[(0, "t1".to_string(), ms(500))], &[]), 1, "an unload before this fault");
+        // Past the allowance after the clear it no longer counts.
+        let late = vec![
+            ev("t1", FaultKind::Down, FaultCause::DiskError, 1000),
+            ev("t1", FaultKind::Up, FaultCause::DiskError, 3000),
+            ev("t2", FaultKind::Down, FaultCause::Crash, 14_000),
+        ];
+        let ev = ReplicaEvents { unloads: &unloaded, ..Default::default() };
+        assert_eq!(exposure_with_events(&two, &late, &[], ev).offline_max, 1);
     }
 
     #[test]
