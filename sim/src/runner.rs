@@ -34,10 +34,20 @@ where
     F: FnOnce(Trace) -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
 {
+    run_seed_into(seed, time_limit, Trace::new(), body)
+}
+
+/// [`run_seed`] recording into `trace`, which the caller keeps: after a panic (a broken invariant, the time
+/// limit) it still holds every line up to it, which is what shows where a run went wrong.
+pub fn run_seed_into<T, F, Fut>(seed: u64, time_limit: Option<Duration>, trace: Trace, body: F) -> RunOutcome<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Trace) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
     let thread = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
         .spawn(move || {
-            let trace = Trace::new();
             let console = std::env::var("MLDB_SIM_LOG").ok().map(|f| {
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
@@ -67,5 +77,29 @@ where
     match thread.join() {
         Ok(outcome) => outcome,
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_run_leaves_its_trace_with_the_caller() {
+        let trace = Trace::new();
+        let into = trace.clone();
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_seed_into(7, Some(Duration::from_secs(5)), into, |t| async move {
+                t.record("runner", "before the hang");
+                // Sleeps past the time limit: madsim panics with "time limit exceeded".
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            })
+        }));
+        assert!(out.is_err(), "the time limit ends the run with a panic");
+        trace.record_after_end("runner", "the run panicked");
+        let lines = trace.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].ends_with("runner: before the hang"), "{lines:?}");
+        assert!(lines[1].starts_with("[       0.000000s] runner: the run panicked"), "{lines:?}");
     }
 }

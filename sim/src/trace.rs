@@ -25,6 +25,8 @@ struct TraceInner {
     lines: Vec<String>,
     /// The instant simulated time is measured from (set when the run starts).
     origin: Option<tokio::time::Instant>,
+    /// The time of the newest line.
+    last_at: Duration,
 }
 
 impl Trace {
@@ -37,8 +39,9 @@ impl Trace {
         self.lock().origin = Some(tokio::time::Instant::now());
     }
 
+    /// A panic in the run can poison the lock; the lines are append-only, so what they hold stays readable.
     fn lock(&self) -> std::sync::MutexGuard<'_, TraceInner> {
-        self.inner.lock().expect("trace lock")
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Simulated time since the run started (zero before the clock started).
@@ -50,6 +53,15 @@ impl Trace {
     pub fn record(&self, node: &str, event: impl std::fmt::Display) {
         let mut inner = self.lock();
         let at = inner.origin.map(|o| o.elapsed()).unwrap_or_default();
+        inner.last_at = at;
+        let line = format_line(at, node, &event.to_string());
+        inner.lines.push(line);
+    }
+
+    /// Appends one event after the run's runtime is gone (no clock to read): stamped with the last line's time.
+    pub fn record_after_end(&self, node: &str, event: impl std::fmt::Display) {
+        let mut inner = self.lock();
+        let at = inner.last_at;
         let line = format_line(at, node, &event.to_string());
         inner.lines.push(line);
     }

@@ -336,11 +336,19 @@ async fn recover_partition(
             .map_err(|e| format!("updatetablealive {leader} yes: {e}"))?;
     }
     if change_leader {
+        let ops_of = || pb::ShowOpStatusRequest { name: info.name.clone(), pid, has_pid: true };
+        let before = nsc.call(ns::ShowOpStatus, ops_of()).await.map_err(|e| format!("showopstatus: {e}"))?;
+        let seen = before.op_status.iter().map(|o| o.op_id).max().unwrap_or(0);
         let req = pb::ChangeLeaderRequest { name: info.name.clone(), pid, candidate_leader: leader.to_string() };
         nsc.call(ns::ChangeLeader, req).await.map_err(|e| format!("changeleader to {leader}: {e}"))?;
-        // The re-adds need the new leader in the metadata: wait for the leader change to finish.
+        // The re-adds need the new leader in the metadata: wait for the leader change to finish, and stop at once
+        // if its op failed (waiting on would only run into the deadline).
         let deadline = Instant::now() + limits.ops;
         loop {
+            let ops = nsc.call(ns::ShowOpStatus, ops_of()).await.map_err(|e| format!("showopstatus: {e}"))?;
+            if let Some(failed) = leader_change_failed(&ops.op_status, seen) {
+                return Err(format!("the leader change to {leader} failed: {failed}"));
+            }
             let req = pb::ShowTableRequest { name: info.name.clone(), db: String::new() };
             let shown = nsc.call(ns::ShowTable, req).await.map_err(|e| format!("showtable: {e}"))?;
             let led = shown
@@ -377,6 +385,15 @@ async fn recover_partition(
     Ok(did.join("; "))
 }
 
+/// The failure of the leader change queued after op `seen`, if its op failed.
+fn leader_change_failed(ops: &[pb::OpStatus], seen: u64) -> Option<String> {
+    ops.iter()
+        .filter(|o| o.op_id > seen && o.op_type == "kChangeLeaderOP")
+        .max_by_key(|o| o.op_id)
+        .filter(|o| o.status == "kFailed")
+        .map(|o| format!("op {} {}", o.op_id, if o.reason.is_empty() { "kFailed" } else { &o.reason }))
+}
+
 /// "No pid has update": the replica already had the state asked for (an op still finishing when auto_failover was
 /// turned off got there first). That is success.
 fn already_so<T: Default>(r: Result<T, crate::rpc::RpcError>) -> Result<T, crate::rpc::RpcError> {
@@ -396,6 +413,30 @@ mod tests {
 
     const L: Option<tpb::TableMode> = Some(tpb::TableMode::Leader);
     const F: Option<tpb::TableMode> = Some(tpb::TableMode::Follower);
+
+    #[test]
+    fn a_failed_leader_change_ends_the_wait() {
+        let op = |op_id, op_type: &str, status: &str, reason: &str| pb::OpStatus {
+            op_id,
+            op_type: op_type.into(),
+            status: status.into(),
+            reason: reason.into(),
+            ..Default::default()
+        };
+        let ops = [
+            op(3, "kChangeLeaderOP", "kFailed", "an older failure"),
+            op(5, "kRecoverTableOP", "kFailed", "not a leader change"),
+        ];
+        assert_eq!(leader_change_failed(&ops, 4), None, "only ops queued after the request count");
+        let mut ops = ops.to_vec();
+        ops.push(op(6, "kChangeLeaderOP", "kDoing", ""));
+        assert_eq!(leader_change_failed(&ops, 4), None, "still running");
+        ops[2].status = "kFailed".into();
+        ops[2].reason = "change role: write data failed".into();
+        assert_eq!(leader_change_failed(&ops, 4).as_deref(), Some("op 6 change role: write data failed"));
+        ops[2].status = "kDone".into();
+        assert_eq!(leader_change_failed(&ops, 4), None);
+    }
 
     #[test]
     fn a_healthy_partition_is_left_alone() {

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use crate::check::{
     self, AutoRecovery, Fsync, LossPolicy, PartitionLayout, Report, RunData, Summary, TableData, WriteRecord,
 };
-use crate::runner::run_seed;
+use crate::runner::run_seed_into;
 use crate::scenario::{self, Scenario, StepTime, WorkloadKind};
 use crate::trace::Trace;
 use setup::{Flags, build};
@@ -73,8 +73,10 @@ pub fn run_planted(scenario: &Scenario, seed: u64, planted: Planted) -> SeedResu
     let limit = scenario.duration + converge + Duration::from_secs(120);
     let s = scenario.clone();
     let wall = std::time::Instant::now();
+    let partial = Trace::new();
+    let into = partial.clone();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_seed(seed, Some(limit), move |trace| async move { body(s, trace, planted).await })
+        run_seed_into(seed, Some(limit), into, move |trace| async move { body(s, trace, planted).await })
     }));
     match outcome {
         Ok(out) => {
@@ -97,6 +99,8 @@ pub fn run_planted(scenario: &Scenario, seed: u64, planted: Planted) -> SeedResu
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into());
+            // The clock stopped with the runtime: the line carries the time of the last event.
+            partial.record_after_end("runner", format_args!("the run panicked: {msg}"));
             SeedResult {
                 seed,
                 report: None,
@@ -104,7 +108,7 @@ pub fn run_planted(scenario: &Scenario, seed: u64, planted: Planted) -> SeedResu
                 zero: Duration::ZERO,
                 failures: vec![format!("the run panicked: {msg}")],
                 hash: 0,
-                trace: Trace::new(),
+                trace: partial,
                 sim_elapsed: Duration::ZERO,
                 wall_elapsed: wall.elapsed(),
             }
