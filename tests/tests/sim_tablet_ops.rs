@@ -290,3 +290,42 @@ fn a_sent_snapshot_seeds_a_new_replica_that_then_catches_up() {
         });
     }
 }
+
+/// GetTermPair of a loaded partition reports the term of its log's last entry: a deposed leader turned follower
+/// in a later term still ends its log with entries of its own term (seed 109030: reported with the new term, that
+/// tail passed for a prefix of the history and the replica was re-attached with rows no other replica had).
+#[test]
+fn a_deposed_leader_reports_the_term_of_its_last_entry() {
+    for seed in mldb_tests::seeds(&[44]) {
+        run_seed(seed, Some(Duration::from_secs(60)), |trace| async move {
+            let (c, eps, _) = cluster(trace, 1, false, 4 << 10);
+            let ep = eps[0].clone();
+            c.spawn_on("client", async move {
+                let cli = tablets::client(&ep);
+                let pair = || async {
+                    let req = pb::TablePidRequest { tid: tablets::TID, pid: tablets::PID, task_info: None };
+                    let p = tablets::client(&ep).call(m::GetTermPair, req).await.unwrap();
+                    (p.has_table, p.is_leader, p.term, p.offset)
+                };
+                // An empty partition reports the term it is in.
+                create(&ep, meta(TableMode::Leader, 2, &[])).await;
+                assert_eq!(pair().await, (true, true, 2, 0));
+                let log = tablets::write(&cli, 0, 40, Duration::ZERO).await;
+                assert!(log.iter().all(|(_, o)| matches!(o, Outcome::Acked { term: 2, .. })), "{log:?}");
+                assert_eq!(pair().await, (true, true, 2, 40));
+                let req = pb::ChangeRoleRequest {
+                    tid: tablets::TID,
+                    pid: tablets::PID,
+                    mode: TableMode::Follower as i32,
+                    term: 5,
+                    replicas: vec![],
+                };
+                cli.call(m::ChangeRole, req).await.unwrap();
+                assert_eq!(pair().await, (true, false, 2, 40), "term 5 holds no entry of this log");
+            })
+            .unwrap()
+            .await
+            .unwrap();
+        });
+    }
+}

@@ -893,18 +893,31 @@ impl Tablet {
     /// kept and loaded (see `decide_recover_table`), so it must be counted. Opening the binlog cuts a torn tail, as
     /// loading it would; a binlog damaged before its last record is reported unreadable, with the snapshot's term
     /// and offset, and left as it is.
+    ///
+    /// Deliberate change: a loaded partition reports the term of its log's last entry, not the term it is in. A
+    /// deposed leader turned follower adopts the new term before it receives an entry of it, while its log still
+    /// ends in entries of its own term that the new leader never had; reported with the new term, that tail looked
+    /// like a prefix of the history and the replica was re-attached with it (the fuzzer found two replicas holding
+    /// different rows at the same offset, seed 109030). An empty log reports the current term (the reference's
+    /// rule for a replica that adopted the newest term before its first entry).
     async fn get_term_pair(&self, req: pb::TablePidRequest) -> Result<pb::GetTermPairResponse, Status> {
-        if let Ok(part) = self.partition(req.tid, req.pid) {
-            let g = part.lock().await;
-            return Ok(pb::GetTermPairResponse {
-                has_table: true,
-                is_leader: g.is_leader(),
-                term: g.meta.term,
-                offset: g.offset(),
-                binlog_unreadable: false,
-            });
-        }
         let dir = partition_dir(req.tid, req.pid);
+        if let Ok(part) = self.partition(req.tid, req.pid) {
+            let (is_leader, offset, log_term, current) = {
+                let g = part.lock().await;
+                (g.is_leader(), g.offset(), g.binlog.as_ref().map_or(0, Binlog::last_term), g.meta.term)
+            };
+            let term = match (offset, log_term) {
+                (0, _) => current,
+                (_, 0) => {
+                    // The last entry is the snapshot's (its binlog was compacted away or it was installed).
+                    let manifest = snapshot::read_manifest(self.disk.clone(), &snapshot_dir(&dir)).await.ok().flatten();
+                    manifest.filter(|m| m.offset == offset).map_or(current, |m| m.term)
+                }
+                (_, t) => t,
+            };
+            return Ok(pb::GetTermPairResponse { has_table: true, is_leader, term, offset, binlog_unreadable: false });
+        }
         let io = |e: std::io::Error| Code::WriteDataFailed.with(e);
         if !self.disk.exists(&dir).await.map_err(io)? {
             return Ok(pb::GetTermPairResponse {
