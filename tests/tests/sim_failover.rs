@@ -338,3 +338,76 @@ fn ops_are_canceled_and_deleted() {
         });
     }
 }
+
+/// A follower that leads on its own (the ChangeRole of a leader change that had failed on the call's timeout
+/// reached it later) is demoted by the next leader change's fencing probe and can be chosen. Before, it refused
+/// every probe ("table is leader") and, with no other follower, the partition stayed leaderless (seed 221665).
+#[test]
+fn a_follower_leading_on_its_own_is_demoted_by_the_next_failover() {
+    for seed in mldb_tests::seeds(&[17]) {
+        let out = run_seed(seed, Some(Duration::from_secs(300)), |trace| async move {
+            let mut env = Env::new(trace, true);
+            let table = create_table(&env).await;
+            let old = leader_of(&table, 0);
+            let followers: Vec<String> =
+                replicas(&table).into_iter().filter(|r| r.0 == 0 && r.1 != old).map(|r| r.1).collect();
+            assert_eq!(followers.len(), 2, "{table}");
+            // Both followers take the leadership the late ChangeRole would give them; the metadata does not know.
+            let f = followers.clone();
+            env.on_client(async move {
+                for ep in &f {
+                    let req = openmldb::proto::tablet::ChangeRoleRequest {
+                        tid: TID,
+                        pid: 0,
+                        mode: openmldb::proto::tablet::TableMode::Leader as i32,
+                        term: 2,
+                        replicas: vec![],
+                    };
+                    mldb_tests::tablets::client(ep).call(openmldb::tablet::rpc::ChangeRole, req).await.unwrap();
+                }
+            })
+            .await;
+            let victim = env.tablet_name(&old);
+            env.c.crash(&victim).unwrap();
+            let o = old.clone();
+            let table = env
+                .ns_until("showtable flow", Duration::from_secs(30), move |t| {
+                    replicas(t).iter().any(|r| r.0 == 0 && r.1 != o && r.2 == "leader" && r.3 == "yes")
+                })
+                .await;
+            let new = leader_of(&table, 0);
+            assert!(followers.contains(&new), "{table}");
+            // The other one follows the new leader again: a write through the routing client reaches both.
+            let other = followers.iter().find(|f| **f != new).unwrap().clone();
+            let writer = Writer::start(&env, "flow", 0, Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let log = writer.stop().await;
+            assert!(acked(&log).iter().any(|(_, a)| a.pid == 0), "pid 0 takes writes again");
+            let (n, o) = (new.clone(), other.clone());
+            env.on_client(async move {
+                let start = Instant::now();
+                loop {
+                    let status = |ep: String| async move {
+                        let req = openmldb::proto::tablet::GetTableStatusRequest { tid: TID, pid: 0, all: false };
+                        let s = mldb_tests::tablets::client(&ep)
+                            .call(openmldb::tablet::rpc::GetTableStatus, req)
+                            .await
+                            .unwrap();
+                        let s = s.all_table_status[0].clone();
+                        (s.mode(), s.offset)
+                    };
+                    let (leader, follower) = (status(n.clone()).await, status(o.clone()).await);
+                    assert_eq!(leader.0, openmldb::proto::tablet::TableMode::Leader);
+                    if follower.0 == openmldb::proto::tablet::TableMode::Follower && follower.1 == leader.1 {
+                        break;
+                    }
+                    assert!(start.elapsed() < Duration::from_secs(30), "leader {leader:?}, other {follower:?}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+            .await;
+        });
+        assert!(!out.trace.grep("leads on its own: demoted before the probe").is_empty(), "{}", out.trace.to_text());
+        eprintln!("seed {seed}: {} in {:?} simulated", out.hash, out.sim_elapsed);
+    }
+}

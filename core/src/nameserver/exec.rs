@@ -634,6 +634,33 @@ impl Nameserver {
         }
     }
 
+    /// The fencing probe of one follower: an empty AppendEntries in `fence_term`, answered with its log offset.
+    ///
+    /// A replica the metadata names follower that answers "table is leader" leads on its own: the ChangeRole of an
+    /// earlier leader change reached it after that op had failed on the call's timeout (the fuzzer found such a
+    /// partition leaderless for good, every later probe refused, seed 221665). The metadata decides: it is demoted
+    /// to follower in the fence term and probed again. Nothing routed writes to it (the metadata never named it
+    /// leader), and its log counts in the choice like any follower's.
+    async fn fencing_probe(&self, tid: u32, pid: u32, ep: &str, fence_term: u64) -> Result<u64, RpcError> {
+        let probe = tpb::AppendEntriesRequest { tid, pid, term: fence_term, ..Default::default() };
+        let client = self.client(ep);
+        match client.call(t::AppendEntries, probe.clone()).await {
+            Err(RpcError::Status(s)) if Code::TableIsLeader.is(&s) => {
+                tracing::warn!(endpoint = %ep, tid, pid, "a follower in the metadata leads on its own: demoted before the probe");
+                let demote = tpb::ChangeRoleRequest {
+                    tid,
+                    pid,
+                    mode: TableMode::Follower as i32,
+                    term: fence_term,
+                    replicas: vec![],
+                };
+                client.call(t::ChangeRole, demote).await?;
+                client.call(t::AppendEntries, probe).await.map(|r| r.log_offset)
+            }
+            other => other.map(|r| r.log_offset),
+        }
+    }
+
     /// kSelectLeader (reference 5.3, DESIGN 5.2): new global term, fencing probes of the alive followers, choice.
     async fn select_leader_task(&self, op: &QueuedOp) -> Result<(), String> {
         let coord = self.require_active().map_err(|s| s.to_string())?;
@@ -648,10 +675,8 @@ impl Nameserver {
         let mut probes = BTreeMap::new();
         for ep in followers_to_probe(&part.partition_meta) {
             let probe = if self.is_healthy(&ep) {
-                let req =
-                    tpb::AppendEntriesRequest { tid, pid: op.info.pid, term: terms.fence_term, ..Default::default() };
-                match self.client(&ep).call(t::AppendEntries, req).await {
-                    Ok(r) => Probe::Offset(r.log_offset),
+                match self.fencing_probe(tid, op.info.pid, &ep, terms.fence_term).await {
+                    Ok(offset) => Probe::Offset(offset),
                     Err(e) => {
                         tracing::warn!(endpoint = %ep, error = %e, "follower did not answer the fencing probe");
                         Probe::Unreachable
