@@ -279,9 +279,12 @@ impl FuzzCase {
         );
         let _ = writeln!(out, "seeds = 1");
         // Writes go on for 5 s after the last step, so the service after the faults ended is observed. The duration
-        // is only a limit: an operator step may wait on a paused tablet (recoverdata waits 10 s per call), so the
-        // limit leaves a minute.
-        let _ = writeln!(out, "duration = \"{}ms\"\n", end + 60_000);
+        // is only a limit (the run ends with its steps and writes): an operator step may wait on a paused tablet
+        // (recoverdata waits 10 s per call), so the limit leaves a minute, and each recoverdata may wait for the
+        // nameserver's ops before and after it (the runner gives it 120 s each, and 60 s per load): seed 394785's
+        // waited 120 s on ops stuck behind a clog.
+        let recoverdata = steps.iter().filter(|s| s.body.contains("\"recoverdata\"")).count() as u64;
+        let _ = writeln!(out, "duration = \"{}ms\"\n", end + 60_000 + recoverdata * 360_000);
         let _ = writeln!(out, "[cluster]");
         let _ = writeln!(out, "tablets = {}", s.tablets);
         let _ = writeln!(out, "nameservers = {}", s.nameservers);

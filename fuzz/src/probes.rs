@@ -27,7 +27,7 @@ pub const PROBES: &[(&str, &[&str])] = &[
     ("broken binlog: partition unloaded", &["binlog broken: partition unloaded"]),
     ("reload refused: a longer log elsewhere", &["op finished", "holds a longer log"]),
     ("fenced leader confirmed", &["leader confirmed"]),
-    ("self-appointed leader demoted at a probe", &["leads on its own: demoted before the probe"]),
+    ("leader on its own demoted at a probe", &["leads on its own: demoted before the probe"]),
     ("dead replica recovered by the periodic pass", &["a dead replica on a healthy tablet is recovered"]),
     ("tablet restarted unseen", &["it restarted unseen"]),
     ("taskmanager election", &["taskmanager became active"]),

@@ -636,17 +636,18 @@ impl Nameserver {
 
     /// The fencing probe of one follower: an empty AppendEntries in `fence_term`, answered with its log offset.
     ///
-    /// A replica the metadata names follower that answers "table is leader" leads on its own: the ChangeRole of an
-    /// earlier leader change reached it after that op had failed on the call's timeout (the fuzzer found such a
-    /// partition leaderless for good, every later probe refused, seed 221665). The metadata decides: it is demoted
-    /// to follower in the fence term and probed again. Nothing routed writes to it (the metadata never named it
-    /// leader), and its log counts in the choice like any follower's.
+    /// A replica that answers "table is leader" leads on its tablet while the metadata counts no alive leader
+    /// there: a follower the ChangeRole of an earlier leader change reached after that op had failed on the call's
+    /// timeout (the fuzzer found such a partition leaderless for good, every later probe refused, seed 221665), or
+    /// the leader marked dead while its tablet seemed gone. The metadata decides: it is demoted to follower in the
+    /// fence term and probed again. No client routes writes to a replica the metadata does not count as an alive
+    /// leader, and its log counts in the choice like any candidate's.
     async fn fencing_probe(&self, tid: u32, pid: u32, ep: &str, fence_term: u64) -> Result<u64, RpcError> {
         let probe = tpb::AppendEntriesRequest { tid, pid, term: fence_term, ..Default::default() };
         let client = self.client(ep);
         match client.call(t::AppendEntries, probe.clone()).await {
             Err(RpcError::Status(s)) if Code::TableIsLeader.is(&s) => {
-                tracing::warn!(endpoint = %ep, tid, pid, "a follower in the metadata leads on its own: demoted before the probe");
+                tracing::warn!(endpoint = %ep, tid, pid, "a replica leads on its own: demoted before the probe");
                 let demote = tpb::ChangeRoleRequest {
                     tid,
                     pid,

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::Nameserver;
 use super::codes::Code;
-use super::decide::{OFFLINE_LEADER_ENDPOINT, may_mark_dead};
+use super::decide::{OFFLINE_LEADER_ENDPOINT, followers_to_probe, may_mark_dead};
 use super::exec::NewOp;
 use super::ops::{OpType, alive_leader};
 use super::server::TabletState;
@@ -220,12 +220,10 @@ impl Nameserver {
         concurrency: u32,
     ) -> Result<(), Status> {
         let p = self.partition_meta(name, pid).ok_or_else(|| Code::PidIsNotExist.with(pid))?;
-        let followers: Vec<String> = p
-            .partition_meta
-            .iter()
-            .filter(|m| m.is_alive && !m.is_leader && self.is_healthy(&m.endpoint))
-            .map(|m| m.endpoint.clone())
-            .collect();
+        // The replicas kSelectLeader will ask (the alive followers, and a leader marked dead that no change replaced),
+        // on healthy tablets.
+        let followers: Vec<String> =
+            followers_to_probe(&p.partition_meta).into_iter().filter(|e| self.is_healthy(e)).collect();
         if followers.is_empty() && !need_restore {
             tracing::warn!(name, pid, "no alive follower on a healthy tablet: the partition stays leaderless");
             return Ok(());
@@ -474,8 +472,9 @@ impl Nameserver {
                     let healthy = |ep: &str| state.tablets.get(ep).is_some_and(|e| e.state == TabletState::Healthy);
                     if !single && alive_leader(p).is_none() {
                         // Leaderless with an alive follower that is reachable again (every tablet went offline at
-                        // once, so no failover could pick one then): fail over now, as for a lost leader.
-                        if p.partition_meta.iter().any(|m| m.is_alive && !m.is_leader && healthy(&m.endpoint)) {
+                        // once, so no failover could pick one then), or with its leader marked dead on a healthy
+                        // tablet and never replaced: fail over now, as for a lost leader.
+                        if followers_to_probe(&p.partition_meta).iter().any(|e| healthy(e)) {
                             todo.push((name.clone(), p.pid, String::new(), true));
                         }
                         continue;

@@ -143,6 +143,8 @@ pub enum FaultCause {
     Partition,
     Pause,
     CoordIsolation,
+    /// Every nameserver cut from the tablet (in one direction at least), until the heal: no failover can use it.
+    NameserverCut,
     /// A `corrupt_tail` disk fault on the endpoint's newest binlog (a `Down` alone, at the moment it struck): it
     /// takes nothing offline; the loss bound uses it.
     CorruptTail,

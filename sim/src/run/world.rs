@@ -40,6 +40,8 @@ pub struct World {
     pub links: Vec<LinkEvent>,
     /// Causes currently holding each tablet endpoint down.
     down: BTreeSet<(String, FaultCause)>,
+    /// `(tablet, nameserver)` process pairs the network cuts in either direction, until the next heal.
+    ns_cuts: BTreeSet<(String, String)>,
     /// Numbered machines whose daemon is gone (after a machine restart, until started by hand).
     daemon_gone: BTreeSet<usize>,
     /// Processes the daemon will start, and when.
@@ -87,6 +89,7 @@ impl World {
             faults: Vec::new(),
             links: Vec::new(),
             down: BTreeSet::new(),
+            ns_cuts: BTreeSet::new(),
             daemon_gone: BTreeSet::new(),
             pending: Vec::new(),
             stop_writes: Arc::new(AtomicBool::new(false)),
@@ -242,8 +245,15 @@ impl World {
         }
     }
 
-    /// Records that nothing `from` sends reaches `to` (both process names; only tablets count).
+    /// Records that nothing `from` sends reaches `to` (both process names): between tablets for the loss bound,
+    /// between a tablet and a nameserver for [`World::nameservers_cut_off`].
     fn cut(&mut self, from: &str, to: &str) {
+        let ns = |p: &str| p.starts_with("nameserver-");
+        if Self::is_tablet(from) && ns(to) {
+            self.ns_cuts.insert((from.to_string(), to.to_string()));
+        } else if ns(from) && Self::is_tablet(to) {
+            self.ns_cuts.insert((to.to_string(), from.to_string()));
+        }
         if from == to || !Self::is_tablet(from) || !Self::is_tablet(to) {
             return;
         }
@@ -251,6 +261,22 @@ impl World {
             return;
         };
         self.links.push(LinkEvent::Cut { at: self.now(), from, to });
+    }
+
+    /// A tablet that no nameserver can exchange messages with (each cut from it in one direction at least) is
+    /// offline for the availability oracle, as one cut off from the coordination server is: no nameserver can fail
+    /// its partitions over to it, or ask it anything, until the heal (seed 394785: a one-way clog from the only
+    /// other tablet to the only nameserver, held for two minutes while recoverdata waited, left a partition whose
+    /// leader had lost power without a failover, and the oracle had promised service).
+    fn nameservers_cut_off(&mut self) {
+        let nameservers: Vec<String> =
+            self.b.endpoints.keys().filter(|p| p.starts_with("nameserver-")).cloned().collect();
+        let tablets: Vec<String> = self.b.endpoints.keys().filter(|p| Self::is_tablet(p)).cloned().collect();
+        for t in tablets {
+            if !nameservers.is_empty() && nameservers.iter().all(|n| self.ns_cuts.contains(&(t.clone(), n.clone()))) {
+                self.fault(&t, FaultKind::Down, FaultCause::NameserverCut);
+            }
+        }
     }
 
     /// Ends every network and pause fault of the timeline (a heal, or a resume).
@@ -392,6 +418,7 @@ impl World {
                         }
                     }
                 }
+                self.nameservers_cut_off();
                 // A tablet cut off from the coordination server is offline for the nameserver. A group without
                 // the coordination server is cut off from it.
                 for g in &names {
@@ -410,6 +437,7 @@ impl World {
                     self.cut(&p, o);
                     self.cut(o, &p);
                 }
+                self.nameservers_cut_off();
                 self.fault(&p, FaultKind::Down, FaultCause::Partition);
             }
             Action::IsolateFromCoord(t) => {
@@ -420,7 +448,8 @@ impl World {
             Action::Heal => {
                 self.b.cluster.heal();
                 self.links.push(LinkEvent::Heal { at: self.now() });
-                self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation]);
+                self.ns_cuts.clear();
+                self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation, FaultCause::NameserverCut]);
             }
             Action::Network(c) => {
                 // Network-wide: the oracle takes no endpoint offline for it (a failover it causes is judged by the
@@ -436,6 +465,7 @@ impl World {
                 let (a, b) = (self.resolve(from).await?, self.resolve(to).await?);
                 self.b.cluster.clog(&a, &b).map_err(h)?;
                 self.cut(&a, &b);
+                self.nameservers_cut_off();
             }
             Action::Pause(t) => {
                 let p = self.resolve(t).await?;
@@ -639,7 +669,8 @@ impl World {
                 let _ = self.b.cluster.resume(&p);
             }
         }
-        self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation, FaultCause::Pause]);
+        self.ns_cuts.clear();
+        self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation, FaultCause::NameserverCut, FaultCause::Pause]);
         self.log("final heal");
     }
 

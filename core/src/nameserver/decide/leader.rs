@@ -93,11 +93,30 @@ pub enum SelectLeaderError {
     NoReachableFollower { unreachable: Vec<String> },
 }
 
-/// The followers a leader change must fence and ask for their offset: alive replicas that are not marked
-/// leader, in partition order (reference 5.2, `CreateChangeLeaderOP`). The caller probes those on healthy
-/// tablets and reports the others as [`Probe::Unreachable`].
+/// The replica the metadata names leader when it is the only one so named and it is marked dead: no leader change
+/// replaced it (a change marks its new leader), so its log is the newest the partition has.
+pub fn sole_dead_leader(replicas: &[PartitionMeta]) -> Option<&PartitionMeta> {
+    let mut leaders = replicas.iter().filter(|m| m.is_leader);
+    match (leaders.next(), leaders.next()) {
+        (Some(l), None) if !l.is_alive => Some(l),
+        _ => None,
+    }
+}
+
+/// The replicas a leader change must fence and ask for their offset, in partition order: the alive replicas that
+/// are not marked leader (reference 5.2, `CreateChangeLeaderOP`), and, a deliberate change, the
+/// [`sole_dead_leader`]. OpenMLDB never asks a replica marked dead; but a leader marked dead while its tablet
+/// seemed gone, with no follower to replace it, may be back with its partition in memory, and its followers
+/// unable to lead (the fuzzer's seed 278820: the only follower's tablet had restarted; the partition stayed
+/// leaderless for good). The caller probes those on healthy tablets and reports the others as
+/// [`Probe::Unreachable`].
 pub fn followers_to_probe(replicas: &[PartitionMeta]) -> Vec<String> {
-    replicas.iter().filter(|m| m.is_alive && !m.is_leader).map(|m| m.endpoint.clone()).collect()
+    let dead_leader = sole_dead_leader(replicas).map(|m| m.endpoint.as_str());
+    replicas
+        .iter()
+        .filter(|m| (m.is_alive && !m.is_leader) || Some(m.endpoint.as_str()) == dead_leader)
+        .map(|m| m.endpoint.clone())
+        .collect()
 }
 
 /// What refuses a leader selection before any follower is probed: probing raises the followers' term, which only
@@ -121,7 +140,8 @@ pub fn precheck_select_leader(replicas: &[PartitionMeta], auto_failover: bool) -
 ///
 /// Follows reference 5.3 (kSelectLeader) and 3.4:
 /// - with `auto_failover` on, an alive leader makes it fail ("leader is alive");
-/// - the candidates are the alive followers (alive, not marked leader); a dead replica is never chosen;
+/// - the candidates are the alive followers (alive, not marked leader); a dead replica is never chosen, except (a
+///   deliberate change, see [`followers_to_probe`]) the [`sole_dead_leader`];
 /// - a named `candidate` (manual `changeleader`) wins regardless of offset, but only if it is an alive follower;
 /// - otherwise the follower with the largest offset wins;
 /// - the terms: fence at `global_term + 1`, lead at `global_term + 2` ([`ChangeLeaderTerms`]).
@@ -170,7 +190,13 @@ pub fn select_leader(
     };
     let terms = ChangeLeaderTerms::after(global_term);
     let others = answered.iter().filter(|(e, _)| *e != leader);
-    let followers = others.clone().filter(|&&(_, o)| o <= leader_offset).map(|(e, _)| e.to_string()).collect();
+    // A dead leader not chosen is no follower yet: it is recovered (re-added) like any dead replica.
+    let dead_leader = sole_dead_leader(replicas).map(|m| m.endpoint.as_str());
+    let followers = others
+        .clone()
+        .filter(|&&(e, o)| o <= leader_offset && Some(e) != dead_leader)
+        .map(|(e, _)| e.to_string())
+        .collect();
     let ahead = others
         .filter(|&&(_, o)| o > leader_offset)
         .map(|&(e, offset)| AheadFollower { endpoint: e.to_string(), offset })
@@ -207,10 +233,10 @@ mod tests {
     #[test]
     fn the_leader_dies_and_the_longest_follower_takes_over() {
         let replicas = [meta("a", true, false), meta("b", false, true), meta("c", false, true)];
-        assert_eq!(followers_to_probe(&replicas), vec!["b", "c"]);
-        let got =
-            select_leader(&replicas, &probes(&[("b", Probe::Offset(9)), ("c", Probe::Offset(12))]), None, 4, true)
-                .unwrap();
+        // The dead leader is asked too; its tablet is down, so the caller reports it unreachable.
+        assert_eq!(followers_to_probe(&replicas), vec!["a", "b", "c"]);
+        let answers = probes(&[("a", Probe::Unreachable), ("b", Probe::Offset(9)), ("c", Probe::Offset(12))]);
+        let got = select_leader(&replicas, &answers, None, 4, true).unwrap();
         assert_eq!(
             got,
             LeaderChoice {
@@ -221,7 +247,7 @@ mod tests {
                 term_pair: TermPair { term: 6, offset: 13 },
                 followers: vec!["b".into()],
                 ahead: vec![],
-                unreachable: vec![],
+                unreachable: vec!["a".into()],
             }
         );
     }
@@ -230,11 +256,14 @@ mod tests {
     fn an_unreachable_follower_is_skipped_not_fatal() {
         let replicas = [meta("a", true, false), meta("b", false, true), meta("c", false, true)];
         let got = select_leader(&replicas, &probes(&[("c", Probe::Offset(3))]), None, 2, true).unwrap();
-        assert_eq!((got.leader.as_str(), got.unreachable), ("c", vec!["b".to_string()]));
+        assert_eq!((got.leader.as_str(), got.unreachable), ("c", vec!["a".to_string(), "b".to_string()]));
         assert!(got.followers.is_empty());
         let none = select_leader(&replicas, &probes(&[("b", Probe::Unreachable)]), None, 2, true).unwrap_err();
-        assert_eq!(none, SelectLeaderError::NoReachableFollower { unreachable: vec!["b".into(), "c".into()] });
-        assert!(none.to_string().contains("b, c"), "{none}");
+        assert_eq!(
+            none,
+            SelectLeaderError::NoReachableFollower { unreachable: vec!["a".into(), "b".into(), "c".into()] }
+        );
+        assert!(none.to_string().contains("a, b, c"), "{none}");
     }
 
     #[test]
@@ -258,6 +287,29 @@ mod tests {
     }
 
     #[test]
+    fn a_sole_dead_leader_is_asked_and_may_lead_again() {
+        // Marked dead while its tablet seemed gone; the only follower cannot answer (its tablet restarted).
+        let replicas = [meta("a", true, false), meta("b", false, true)];
+        assert_eq!(sole_dead_leader(&replicas).map(|m| m.endpoint.as_str()), Some("a"));
+        assert_eq!(followers_to_probe(&replicas), vec!["a", "b"]);
+        let got = select_leader(&replicas, &probes(&[("a", Probe::Offset(40))]), None, 6, true).unwrap();
+        assert_eq!((got.leader.as_str(), got.leader_offset), ("a", 40));
+        assert_eq!(got.term_pair, TermPair { term: 8, offset: 41 });
+        assert_eq!(got.unreachable, vec!["b".to_string()]);
+        // Behind a follower (it lost a tail): the follower leads, and the old leader is no follower of it yet.
+        let got =
+            select_leader(&replicas, &probes(&[("a", Probe::Offset(30)), ("b", Probe::Offset(35))]), None, 6, true)
+                .unwrap();
+        assert_eq!((got.leader.as_str(), got.followers), ("b", vec![]));
+        // A leader change already marked another leader: the old dead leader is stale, never asked.
+        let changed = [meta("a", true, false), meta("b", true, false), meta("c", false, true)];
+        assert_eq!(sole_dead_leader(&changed), None);
+        assert_eq!(followers_to_probe(&changed), vec!["c"]);
+        // An alive leader is no dead leader.
+        assert_eq!(sole_dead_leader(&[meta("a", true, true), meta("b", false, true)]), None);
+    }
+
+    #[test]
     fn refusals_name_the_reason() {
         let alive_leader = [meta("a", true, true), meta("b", false, true)];
         let answers = probes(&[("b", Probe::Offset(1))]);
@@ -269,7 +321,7 @@ mod tests {
             select_leader(&[meta("a", true, false)], &answers, None, 0, true),
             Err(SelectLeaderError::NoFollower)
         );
-        let dead = [meta("a", true, false), meta("b", false, false)];
+        let dead = [meta("a", true, false), meta("b", false, false), meta("c", true, false)];
         assert_eq!(select_leader(&dead, &answers, None, 0, true), Err(SelectLeaderError::NoAliveFollower));
         assert_eq!(
             select_leader(&alive_leader, &answers, Some("a"), 0, false),
@@ -360,10 +412,18 @@ mod tests {
         let ctx = format!("{states:?} candidate={candidate:?} auto={auto}");
         let got = select_leader(replicas, answers, candidate, 20, auto);
         let alive_leader = states.iter().position(|s| matches!(s, R::AliveLeader));
+        // The only replica marked leader, dead, is asked too (it answers 99 in this model).
+        let leaders: Vec<usize> =
+            (0..states.len()).filter(|&i| matches!(states[i], R::AliveLeader | R::DeadLeader)).collect();
+        let sole_dead = (leaders.len() == 1 && matches!(states[leaders[0]], R::DeadLeader)).then(|| leaders[0]);
         let followers: Vec<(usize, Probe)> = states
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| if let R::Follower(p) = s { Some((i, *p)) } else { None })
+            .filter_map(|(i, s)| match s {
+                R::Follower(p) => Some((i, *p)),
+                R::DeadLeader if sole_dead == Some(i) => Some((i, Probe::Offset(99))),
+                _ => None,
+            })
             .collect();
         let reachable: Vec<(usize, u64)> =
             followers.iter().filter_map(|&(i, p)| if let Probe::Offset(o) = p { Some((i, o)) } else { None }).collect();
@@ -395,8 +455,8 @@ mod tests {
             (Err(e), None) => panic!("{ctx}: unexpected {e:?}"),
             (Ok(c), None) => {
                 let li = names.iter().position(|e| *e == c.leader).unwrap();
-                // Alive, reachable follower; never a dead replica.
-                assert!(matches!(states[li], R::Follower(Probe::Offset(_))), "{ctx}: {c:?}");
+                // Alive, reachable follower, or the sole dead leader; never another dead replica.
+                assert!(matches!(states[li], R::Follower(Probe::Offset(_))) || sole_dead == Some(li), "{ctx}: {c:?}");
                 let max = reachable.iter().map(|r| r.1).max().unwrap();
                 assert_eq!(c.max_offset, max, "{ctx}");
                 match cand_idx {
@@ -408,8 +468,11 @@ mod tests {
                 assert_eq!(c.leader_offset, lo, "{ctx}");
                 assert_eq!(c.terms, ChangeLeaderTerms { fence_term: 21, leader_term: 22 }, "{ctx}");
                 assert_eq!(c.term_pair, TermPair { term: 22, offset: lo + 1 }, "{ctx}");
-                let want_followers: Vec<String> =
-                    reachable.iter().filter(|r| r.0 != li && r.1 <= lo).map(|r| names[r.0].clone()).collect();
+                let want_followers: Vec<String> = reachable
+                    .iter()
+                    .filter(|r| r.0 != li && r.1 <= lo && sole_dead != Some(r.0))
+                    .map(|r| names[r.0].clone())
+                    .collect();
                 let want_ahead: Vec<AheadFollower> = reachable
                     .iter()
                     .filter(|r| r.1 > lo)
