@@ -44,7 +44,8 @@ pub enum PartitionPlan {
         leader_offset: u64,
         /// It must be loaded first (as leader if it is the metadata's leader, else as follower).
         load: bool,
-        /// The metadata names another leader: leadership moves with `changeleader`.
+        /// The metadata names another leader, or this replica carries a leader mark but is loaded as a follower:
+        /// leadership moves with `changeleader`.
         change_leader: bool,
         /// Replicas to mark not alive first (so nothing routes to them) and then `recovertable`.
         readd: Vec<String>,
@@ -72,7 +73,9 @@ pub fn plan_partition(replicas: &[ReplicaFacts]) -> PartitionPlan {
         .max_by_key(|(i, r)| (r.offset, r.meta_leader, std::cmp::Reverse(*i)))
         .map(|(_, r)| r)
         .expect("not empty");
-    let change_leader = !best.meta_leader;
+    // Leadership moves through a leader change unless the replica already leads on its tablet or will be loaded
+    // as leader: one marked leader but loaded as a follower carries a mark an earlier change left (seed 407752).
+    let change_leader = !best.meta_leader || best.loaded.is_some_and(|m| m != tpb::TableMode::Leader);
     PartitionPlan::Recover {
         leader: best.endpoint.clone(),
         leader_offset: best.offset,
@@ -331,7 +334,14 @@ async fn recover_partition(
         }
         did.push(format!("loaded on {leader} (offset {offset})"));
     }
-    if facts.iter().any(|f| f.endpoint == leader && !f.meta_alive) || change_leader {
+    let marked_leader = facts.iter().any(|f| f.endpoint == leader && f.meta_leader);
+    if change_leader && marked_leader {
+        // A replica marked leader is a leader change's candidate only while it is marked dead.
+        if facts.iter().any(|f| f.endpoint == leader && f.meta_alive) {
+            already_so(nsc.call(ns::UpdateTableAlive, alive(leader, false)).await)
+                .map_err(|e| format!("updatetablealive {leader} no: {e}"))?;
+        }
+    } else if facts.iter().any(|f| f.endpoint == leader && !f.meta_alive) || change_leader {
         already_so(nsc.call(ns::UpdateTableAlive, alive(leader, true)).await)
             .map_err(|e| format!("updatetablealive {leader} yes: {e}"))?;
     }
@@ -487,6 +497,22 @@ mod tests {
             PartitionPlan::Recover { leader, .. } => assert_eq!(leader, "a"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_leader_mark_on_a_loaded_follower_moves_leadership() {
+        // An earlier change left a's mark; a holds the longest log but follows: leadership must move to it.
+        let p = [r("a", true, false, F, 206), r("b", true, false, None, 196)];
+        assert_eq!(
+            plan_partition(&p),
+            PartitionPlan::Recover {
+                leader: "a".into(),
+                leader_offset: 206,
+                load: false,
+                change_leader: true,
+                readd: vec!["b".into()],
+            }
+        );
     }
 
     #[test]

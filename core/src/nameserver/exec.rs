@@ -668,13 +668,15 @@ impl Nameserver {
         let mut data = Self::change_leader_data(op)?;
         let (tid, part) = self.partition(&op.info.name, op.info.pid)?;
         let auto_failover = self.auto_failover();
-        super::decide::precheck_select_leader(&part.partition_meta, auto_failover).map_err(|e| e.to_string())?;
+        let named = (!data.candidate_leader.is_empty()).then_some(data.candidate_leader.clone());
+        super::decide::precheck_select_leader(&part.partition_meta, named.as_deref(), auto_failover)
+            .map_err(|e| e.to_string())?;
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
         let global = meta.counter(&self.layout.term()).await.map_err(|e| e.to_string())?;
         let terms = super::decide::ChangeLeaderTerms::after(global);
         meta.set_term(terms.leader_term).await.map_err(|e| format!("cannot persist the term: {e}"))?;
         let mut probes = BTreeMap::new();
-        for ep in followers_to_probe(&part.partition_meta) {
+        for ep in followers_to_probe(&part.partition_meta, named.as_deref()) {
             let probe = if self.is_healthy(&ep) {
                 match self.fencing_probe(tid, op.info.pid, &ep, terms.fence_term).await {
                     Ok(offset) => Probe::Offset(offset),

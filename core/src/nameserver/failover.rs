@@ -222,8 +222,9 @@ impl Nameserver {
         let p = self.partition_meta(name, pid).ok_or_else(|| Code::PidIsNotExist.with(pid))?;
         // The replicas kSelectLeader will ask (the alive followers, and a leader marked dead that no change replaced),
         // on healthy tablets.
+        let named = (!candidate.is_empty()).then_some(candidate);
         let followers: Vec<String> =
-            followers_to_probe(&p.partition_meta).into_iter().filter(|e| self.is_healthy(e)).collect();
+            followers_to_probe(&p.partition_meta, named).into_iter().filter(|e| self.is_healthy(e)).collect();
         if followers.is_empty() && !need_restore {
             tracing::warn!(name, pid, "no alive follower on a healthy tablet: the partition stays leaderless");
             return Ok(());
@@ -474,7 +475,7 @@ impl Nameserver {
                         // Leaderless with an alive follower that is reachable again (every tablet went offline at
                         // once, so no failover could pick one then), or with its leader marked dead on a healthy
                         // tablet and never replaced: fail over now, as for a lost leader.
-                        if followers_to_probe(&p.partition_meta).iter().any(|e| healthy(e)) {
+                        if followers_to_probe(&p.partition_meta, None).iter().any(|e| healthy(e)) {
                             todo.push((name.clone(), p.pid, String::new(), true));
                         }
                         continue;

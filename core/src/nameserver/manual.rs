@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::Nameserver;
 use super::codes::Code;
+use super::decide::followers_to_probe;
 use super::exec::{NewOp, epoch_ms};
 use super::ops::{OpType, Task, alive_leader, status_name};
 use super::server::coord_err;
@@ -89,9 +90,6 @@ impl Nameserver {
         if p.partition_meta.len() <= 1 {
             return Err(Code::NoFollower.with(format!("{} pid {}", req.name, req.pid)));
         }
-        if !p.partition_meta.iter().any(|m| m.is_alive && !m.is_leader) {
-            return Err(Code::NoAliveFollower.status());
-        }
         let candidate = match req.candidate_leader.as_str() {
             "" => {
                 if let Some(l) = alive_leader(&p) {
@@ -102,12 +100,14 @@ impl Nameserver {
             "auto" => "",
             c => c,
         };
-        let followers: Vec<&str> = p
-            .partition_meta
-            .iter()
-            .filter(|m| m.is_alive && !m.is_leader && self.is_healthy(&m.endpoint))
-            .map(|m| m.endpoint.as_str())
-            .collect();
+        // The alive followers, and a replica marked leader and dead where kSelectLeader asks it too (the only one
+        // so marked, or the named candidate: recoverdata names the longest log, whatever mark it carries).
+        let named = (!candidate.is_empty()).then_some(candidate);
+        let candidates = followers_to_probe(&p.partition_meta, named);
+        if candidates.is_empty() {
+            return Err(Code::NoAliveFollower.status());
+        }
+        let followers: Vec<&str> = candidates.iter().map(String::as_str).filter(|e| self.is_healthy(e)).collect();
         if followers.is_empty() {
             return Err(Code::NoAliveFollower.with("no alive follower on a healthy tablet"));
         }

@@ -104,31 +104,39 @@ pub fn sole_dead_leader(replicas: &[PartitionMeta]) -> Option<&PartitionMeta> {
 }
 
 /// The replicas a leader change must fence and ask for their offset, in partition order: the alive replicas that
-/// are not marked leader (reference 5.2, `CreateChangeLeaderOP`), and, a deliberate change, the
-/// [`sole_dead_leader`]. OpenMLDB never asks a replica marked dead; but a leader marked dead while its tablet
-/// seemed gone, with no follower to replace it, may be back with its partition in memory, and its followers
-/// unable to lead (the fuzzer's seed 278820: the only follower's tablet had restarted; the partition stayed
-/// leaderless for good). The caller probes those on healthy tablets and reports the others as
-/// [`Probe::Unreachable`].
-pub fn followers_to_probe(replicas: &[PartitionMeta]) -> Vec<String> {
+/// are not marked leader (reference 5.2, `CreateChangeLeaderOP`), and, deliberate changes, the
+/// [`sole_dead_leader`] and a named `candidate` marked leader and dead. OpenMLDB never asks a replica marked dead;
+/// but a leader marked dead while its tablet seemed gone, with no follower to replace it, may be back with its
+/// partition in memory, and its followers unable to lead (the fuzzer's seed 278820: the only follower's tablet had
+/// restarted; the partition stayed leaderless for good). A named candidate is an operator's choice (recoverdata
+/// names the longest log): a leader mark an earlier change left on it must not stop it (seed 407752). The caller
+/// probes those on healthy tablets and reports the others as [`Probe::Unreachable`].
+pub fn followers_to_probe(replicas: &[PartitionMeta], candidate: Option<&str>) -> Vec<String> {
     let dead_leader = sole_dead_leader(replicas).map(|m| m.endpoint.as_str());
     replicas
         .iter()
-        .filter(|m| (m.is_alive && !m.is_leader) || Some(m.endpoint.as_str()) == dead_leader)
+        .filter(|m| {
+            let ep = Some(m.endpoint.as_str());
+            (m.is_alive && !m.is_leader) || ep == dead_leader || (m.is_leader && !m.is_alive && ep == candidate)
+        })
         .map(|m| m.endpoint.clone())
         .collect()
 }
 
 /// What refuses a leader selection before any follower is probed: probing raises the followers' term, which only
 /// a leader installed with a higher term may follow, so a selection that is bound to fail must not probe.
-pub fn precheck_select_leader(replicas: &[PartitionMeta], auto_failover: bool) -> Result<(), SelectLeaderError> {
+pub fn precheck_select_leader(
+    replicas: &[PartitionMeta],
+    candidate: Option<&str>,
+    auto_failover: bool,
+) -> Result<(), SelectLeaderError> {
     if auto_failover && let Some(leader) = replicas.iter().find(|m| m.is_leader && m.is_alive) {
         return Err(SelectLeaderError::LeaderIsAlive { leader: leader.endpoint.clone() });
     }
     if replicas.len() <= 1 {
         return Err(SelectLeaderError::NoFollower);
     }
-    if followers_to_probe(replicas).is_empty() {
+    if followers_to_probe(replicas, candidate).is_empty() {
         return Err(SelectLeaderError::NoAliveFollower);
     }
     Ok(())
@@ -140,8 +148,8 @@ pub fn precheck_select_leader(replicas: &[PartitionMeta], auto_failover: bool) -
 ///
 /// Follows reference 5.3 (kSelectLeader) and 3.4:
 /// - with `auto_failover` on, an alive leader makes it fail ("leader is alive");
-/// - the candidates are the alive followers (alive, not marked leader); a dead replica is never chosen, except (a
-///   deliberate change, see [`followers_to_probe`]) the [`sole_dead_leader`];
+/// - the candidates are the alive followers (alive, not marked leader); a dead replica is never chosen, except
+///   (deliberate changes, see [`followers_to_probe`]) the [`sole_dead_leader`] and a named candidate marked leader;
 /// - a named `candidate` (manual `changeleader`) wins regardless of offset, but only if it is an alive follower;
 /// - otherwise the follower with the largest offset wins;
 /// - the terms: fence at `global_term + 1`, lead at `global_term + 2` ([`ChangeLeaderTerms`]).
@@ -162,8 +170,8 @@ pub fn select_leader(
     global_term: u64,
     auto_failover: bool,
 ) -> Result<LeaderChoice, SelectLeaderError> {
-    precheck_select_leader(replicas, auto_failover)?;
-    let alive = followers_to_probe(replicas);
+    precheck_select_leader(replicas, candidate, auto_failover)?;
+    let alive = followers_to_probe(replicas, candidate);
     let probe = |e: &str| probes.get(e).copied().unwrap_or(Probe::Unreachable);
     let answered: Vec<(&str, u64)> = alive
         .iter()
@@ -191,12 +199,9 @@ pub fn select_leader(
     let terms = ChangeLeaderTerms::after(global_term);
     let others = answered.iter().filter(|(e, _)| *e != leader);
     // A dead leader not chosen is no follower yet: it is recovered (re-added) like any dead replica.
-    let dead_leader = sole_dead_leader(replicas).map(|m| m.endpoint.as_str());
-    let followers = others
-        .clone()
-        .filter(|&&(e, o)| o <= leader_offset && Some(e) != dead_leader)
-        .map(|(e, _)| e.to_string())
-        .collect();
+    let dead_leader = |e: &str| replicas.iter().any(|m| m.endpoint == e && m.is_leader && !m.is_alive);
+    let followers =
+        others.clone().filter(|&&(e, o)| o <= leader_offset && !dead_leader(e)).map(|(e, _)| e.to_string()).collect();
     let ahead = others
         .filter(|&&(_, o)| o > leader_offset)
         .map(|&(e, offset)| AheadFollower { endpoint: e.to_string(), offset })
@@ -234,7 +239,7 @@ mod tests {
     fn the_leader_dies_and_the_longest_follower_takes_over() {
         let replicas = [meta("a", true, false), meta("b", false, true), meta("c", false, true)];
         // The dead leader is asked too; its tablet is down, so the caller reports it unreachable.
-        assert_eq!(followers_to_probe(&replicas), vec!["a", "b", "c"]);
+        assert_eq!(followers_to_probe(&replicas, None), vec!["a", "b", "c"]);
         let answers = probes(&[("a", Probe::Unreachable), ("b", Probe::Offset(9)), ("c", Probe::Offset(12))]);
         let got = select_leader(&replicas, &answers, None, 4, true).unwrap();
         assert_eq!(
@@ -291,7 +296,7 @@ mod tests {
         // Marked dead while its tablet seemed gone; the only follower cannot answer (its tablet restarted).
         let replicas = [meta("a", true, false), meta("b", false, true)];
         assert_eq!(sole_dead_leader(&replicas).map(|m| m.endpoint.as_str()), Some("a"));
-        assert_eq!(followers_to_probe(&replicas), vec!["a", "b"]);
+        assert_eq!(followers_to_probe(&replicas, None), vec!["a", "b"]);
         let got = select_leader(&replicas, &probes(&[("a", Probe::Offset(40))]), None, 6, true).unwrap();
         assert_eq!((got.leader.as_str(), got.leader_offset), ("a", 40));
         assert_eq!(got.term_pair, TermPair { term: 8, offset: 41 });
@@ -304,9 +309,18 @@ mod tests {
         // A leader change already marked another leader: the old dead leader is stale, never asked.
         let changed = [meta("a", true, false), meta("b", true, false), meta("c", false, true)];
         assert_eq!(sole_dead_leader(&changed), None);
-        assert_eq!(followers_to_probe(&changed), vec!["c"]);
+        assert_eq!(followers_to_probe(&changed, None), vec!["c"]);
         // An alive leader is no dead leader.
         assert_eq!(sole_dead_leader(&[meta("a", true, true), meta("b", false, true)]), None);
+        // Named, a replica marked leader and dead is asked even with another leader mark (recoverdata's choice).
+        assert_eq!(followers_to_probe(&changed, Some("a")), vec!["a", "c"]);
+        let answers = probes(&[("a", Probe::Offset(50)), ("c", Probe::Offset(40))]);
+        let got = select_leader(&changed, &answers, Some("a"), 9, false).unwrap();
+        assert_eq!((got.leader.as_str(), got.followers), ("a", vec!["c".to_string()]));
+        let only = [meta("a", true, false), meta("b", true, false)];
+        assert_eq!(select_leader(&only, &answers, None, 9, false), Err(SelectLeaderError::NoAliveFollower));
+        let got = select_leader(&only, &answers, Some("a"), 9, false).unwrap();
+        assert_eq!((got.leader.as_str(), got.unreachable), ("a", vec![]));
     }
 
     #[test]
@@ -416,12 +430,13 @@ mod tests {
         let leaders: Vec<usize> =
             (0..states.len()).filter(|&i| matches!(states[i], R::AliveLeader | R::DeadLeader)).collect();
         let sole_dead = (leaders.len() == 1 && matches!(states[leaders[0]], R::DeadLeader)).then(|| leaders[0]);
+        let named = candidate.and_then(|c| names.iter().position(|e| e == c));
         let followers: Vec<(usize, Probe)> = states
             .iter()
             .enumerate()
             .filter_map(|(i, s)| match s {
                 R::Follower(p) => Some((i, *p)),
-                R::DeadLeader if sole_dead == Some(i) => Some((i, Probe::Offset(99))),
+                R::DeadLeader if sole_dead == Some(i) || named == Some(i) => Some((i, Probe::Offset(99))),
                 _ => None,
             })
             .collect();
@@ -455,8 +470,9 @@ mod tests {
             (Err(e), None) => panic!("{ctx}: unexpected {e:?}"),
             (Ok(c), None) => {
                 let li = names.iter().position(|e| *e == c.leader).unwrap();
-                // Alive, reachable follower, or the sole dead leader; never another dead replica.
-                assert!(matches!(states[li], R::Follower(Probe::Offset(_))) || sole_dead == Some(li), "{ctx}: {c:?}");
+                // Alive, reachable follower, or the sole or named dead leader; never another dead replica.
+                let dead_ok = sole_dead == Some(li) || (named == Some(li) && matches!(states[li], R::DeadLeader));
+                assert!(matches!(states[li], R::Follower(Probe::Offset(_))) || dead_ok, "{ctx}: {c:?}");
                 let max = reachable.iter().map(|r| r.1).max().unwrap();
                 assert_eq!(c.max_offset, max, "{ctx}");
                 match cand_idx {
@@ -470,7 +486,7 @@ mod tests {
                 assert_eq!(c.term_pair, TermPair { term: 22, offset: lo + 1 }, "{ctx}");
                 let want_followers: Vec<String> = reachable
                     .iter()
-                    .filter(|r| r.0 != li && r.1 <= lo && sole_dead != Some(r.0))
+                    .filter(|r| r.0 != li && r.1 <= lo && !matches!(states[r.0], R::DeadLeader))
                     .map(|r| names[r.0].clone())
                     .collect();
                 let want_ahead: Vec<AheadFollower> = reachable
