@@ -40,6 +40,9 @@ pub enum Code {
     JobIsNotExist = 193,
     /// stopjob of a job that already ended.
     JobIsFinished = 194,
+    /// Not in OpenMLDB: a task from a nameserver older than one the tablet already serves (a deposed
+    /// nameserver's request that arrived late).
+    StaleTask = 195,
     NameserverIsNotLeader = 300,
     AutoFailoverIsEnabled = 301,
     EndpointIsNotExist = 302,
@@ -95,6 +98,7 @@ impl Code {
             Code::TaskManagerIsNotLeader => "taskmanager is not leader",
             Code::JobIsNotExist => "job is not exist",
             Code::JobIsFinished => "job is finished",
+            Code::StaleTask => "task from a deposed nameserver",
             Code::NameserverIsNotLeader => "nameserver is not leader",
             Code::AutoFailoverIsEnabled => "auto_failover is enabled",
             Code::EndpointIsNotExist => "endpoint is not exist",

@@ -28,6 +28,7 @@ pub const PROBES: &[(&str, &[&str])] = &[
     ("reload refused: a longer log elsewhere", &["op finished", "holds a longer log"]),
     ("fenced leader confirmed", &["leader confirmed"]),
     ("leader on its own demoted at a probe", &["leads on its own: demoted before the probe"]),
+    ("stale task refused", &["stale task refused"]),
     ("dead replica recovered by the periodic pass", &["a dead replica on a healthy tablet is recovered"]),
     ("tablet restarted unseen", &["it restarted unseen"]),
     ("taskmanager election", &["taskmanager became active"]),

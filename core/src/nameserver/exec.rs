@@ -474,6 +474,7 @@ impl Nameserver {
             endpoint: ep.clone(),
             tid,
             pid,
+            ns_epoch: self.epoch(),
         };
         if op.resumed
             && let Some(status) = self.tablet_task_status(&ep, &task_info).await
@@ -888,6 +889,18 @@ impl Nameserver {
                     self.client(&endpoint).call(t::ChangeRole, req).await.map_err(|e| format!("change role: {e}"))?;
                 }
                 if plan.delete_binlog {
+                    // With this nameserver's epoch: a copy that arrives late, after a newer nameserver took over,
+                    // is refused by the tablet instead of deleting a binlog a later re-add kept.
+                    let info = tpb::TaskInfo {
+                        op_id: op.info.op_id,
+                        op_type: op.info.op_type,
+                        endpoint: endpoint.clone(),
+                        tid,
+                        pid,
+                        ns_epoch: self.epoch(),
+                        ..Default::default()
+                    };
+                    let req = tpb::TablePidRequest { task_info: Some(info), ..req };
                     self.client(&endpoint)
                         .call(t::DeleteBinlog, req)
                         .await

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -124,6 +124,8 @@ pub struct Nameserver {
     pub(super) layout: Layout,
     coord: Mutex<Option<Arc<ModelCoordinator>>>,
     active: AtomicBool,
+    /// The sequence number of this nameserver's election node while it leads: the epoch its tablet tasks carry.
+    epoch: AtomicU64,
     pub(super) state: Mutex<State>,
     clients: Mutex<BTreeMap<String, RpcClient>>,
     /// Serialises metadata changes (create, drop, and the op engine's edits).
@@ -174,6 +176,7 @@ impl Nameserver {
             layout: Layout::new(&config.zk_root_path),
             coord: Mutex::new(None),
             active: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             state: Mutex::new(State {
                 tables: BTreeMap::new(),
                 tablets: BTreeMap::new(),
@@ -202,6 +205,11 @@ impl Nameserver {
 
     pub fn is_active(&self) -> bool {
         self.active.load(Ordering::SeqCst)
+    }
+
+    /// The epoch tablet tasks carry: the sequence of the election node this nameserver leads with.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     fn coord(&self) -> Result<Arc<ModelCoordinator>, Status> {
@@ -312,6 +320,11 @@ impl Nameserver {
             };
             if pos == 0 {
                 if !self.is_active() {
+                    // Sequential nodes end in a counter the coordination service only raises: a nameserver leads
+                    // only once every lower node is gone, so each active nameserver's number is above the last's.
+                    // The first node's sequence is 0, and 0 means "no epoch": the epoch is the sequence plus one.
+                    let seq = my_name.rsplit(|c: char| !c.is_ascii_digit()).next().and_then(|d| d.parse::<u64>().ok());
+                    self.epoch.store(seq.map_or(0, |s| s + 1), Ordering::SeqCst);
                     if let Err(e) = self.take_over(coord.as_ref()).await {
                         tracing::warn!(error = %e, "takeover failed; retrying");
                         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -205,6 +205,14 @@ impl Tablet {
         BinlogConfig { max_segment_bytes: self.config.binlog_single_file_max_size }
     }
 
+    /// Refuses a task from a deposed nameserver (see [`TaskTable::admit`]).
+    fn admit(&self, info: Option<&pb::TaskInfo>, tid: u32, pid: u32) -> Result<(), Status> {
+        self.tasks.admit(info).map_err(|e| {
+            tracing::warn!(tid, pid, reason = %e, "stale task refused");
+            Code::StaleTask.with(e)
+        })
+    }
+
     /// Runs a task the nameserver may poll for: recorded as doing, then done or failed with `work`'s outcome.
     async fn tracked<T>(
         &self,
@@ -213,6 +221,7 @@ impl Tablet {
         (tid, pid): (u32, u32),
         work: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
+        self.admit(info, tid, pid)?;
         let task = self.tasks.start(info, task_type, tid, pid, &self.config.endpoint);
         let result = work.await;
         self.tasks.finish(&task, result.is_ok());
@@ -472,6 +481,7 @@ impl Tablet {
     /// LoadTable: registers the partition as loading and restores snapshot + binlog in the background.
     async fn load_table(self: Arc<Self>, req: pb::LoadTableRequest) -> Result<pb::GeneralResponse, Status> {
         let meta = req.meta.ok_or_else(|| Code::TableMetaIsIllegal.with("no meta"))?;
+        self.admit(req.task_info.as_ref(), meta.tid, meta.pid)?;
         if self.partition(meta.tid, meta.pid).is_ok() {
             return Err(Code::TableAlreadyExists.with(format!("tid {} pid {}", meta.tid, meta.pid)));
         }
@@ -551,6 +561,7 @@ impl Tablet {
     }
 
     async fn drop_table(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
+        self.admit(req.task_info.as_ref(), req.tid, req.pid)?;
         let task =
             self.tasks.start(req.task_info.as_ref(), TaskType::DropTable, req.tid, req.pid, &self.config.endpoint);
         let part = self.partitions.lock().expect("partition map lock").remove(&(req.tid, req.pid));
@@ -692,6 +703,8 @@ impl Tablet {
             g.meta.replicas.retain(|e| e != &req.endpoint);
             let meta = g.meta.clone();
             drop(g);
+            let (op_id, ns_epoch) = req.task_info.as_ref().map_or((0, 0), |t| (t.op_id, t.ns_epoch));
+            tracing::info!(tid = req.tid, pid = req.pid, endpoint = %req.endpoint, op_id, ns_epoch, "replica removed from replication");
             self.write_meta(&meta).await
         })
         .await
@@ -703,6 +716,7 @@ impl Tablet {
     /// MakeSnapshot: merges the previous snapshot with the binlog up to `offset` (0: the current offset), in the
     /// background, then lets binlog segments every follower and the snapshot have passed be deleted.
     async fn make_snapshot(self: Arc<Self>, req: pb::MakeSnapshotRequest) -> Result<pb::GeneralResponse, Status> {
+        self.admit(req.task_info.as_ref(), req.tid, req.pid)?;
         let task =
             self.tasks.start(req.task_info.as_ref(), TaskType::MakeSnapshot, req.tid, req.pid, &self.config.endpoint);
         let prepared = async {
@@ -820,6 +834,7 @@ impl Tablet {
 
     /// SendSnapshot: the paused leader ships its table meta and snapshot files to another tablet.
     async fn send_snapshot(self: Arc<Self>, req: pb::SendSnapshotRequest) -> Result<pb::GeneralResponse, Status> {
+        self.admit(req.task_info.as_ref(), req.tid, req.pid)?;
         let task =
             self.tasks.start(req.task_info.as_ref(), TaskType::SendSnapshot, req.tid, req.pid, &self.config.endpoint);
         let prepared = async {
@@ -973,6 +988,7 @@ impl Tablet {
 
     /// DeleteBinlog: removes the binlog of a partition that is not loaded (reference 5.6).
     async fn delete_binlog(&self, req: pb::TablePidRequest) -> Result<pb::GeneralResponse, Status> {
+        self.admit(req.task_info.as_ref(), req.tid, req.pid)?;
         if self.partition(req.tid, req.pid).is_ok() {
             return Err(Code::TableAlreadyExists.with("cannot delete the binlog of a loaded table"));
         }
