@@ -47,6 +47,11 @@ pub fn client(endpoint: &str) -> RpcClient {
     RpcClient::new(endpoint, ClientConfig { timeout: Duration::from_secs(2), ..Default::default() })
 }
 
+/// A ChangeRole of the test partition (`TID`, `PID`) to `mode` in `term`, replicating to `replicas`.
+pub fn change_role(mode: pb::TableMode, term: u64, replicas: &[String]) -> pb::ChangeRoleRequest {
+    pb::ChangeRoleRequest { tid: TID, pid: PID, mode: mode as i32, term, replicas: replicas.to_vec() }
+}
+
 pub async fn create(endpoint: &str, meta: pb::TableMeta) {
     client(endpoint)
         .call(m::CreateTable, pb::CreateTableRequest { meta: Some(meta) })

@@ -356,13 +356,7 @@ fn a_follower_leading_on_its_own_is_demoted_by_the_next_failover() {
             let f = followers.clone();
             env.on_client(async move {
                 for ep in &f {
-                    let req = openmldb::proto::tablet::ChangeRoleRequest {
-                        tid: TID,
-                        pid: 0,
-                        mode: openmldb::proto::tablet::TableMode::Leader as i32,
-                        term: 2,
-                        replicas: vec![],
-                    };
+                    let req = mldb_tests::tablets::change_role(openmldb::proto::tablet::TableMode::Leader, 2, &[]);
                     mldb_tests::tablets::client(ep).call(openmldb::tablet::rpc::ChangeRole, req).await.unwrap();
                 }
             })

@@ -245,13 +245,7 @@ fn followers_refuse_a_deposed_leaders_appends() {
                 tablets::write(&old, 0, 50, Duration::from_millis(2)).await;
                 wait_offset(&e[2], 50, Duration::from_secs(10)).await;
                 // The nameserver's failover: tablet-2 becomes leader in term 3 with tablet-3 as its follower.
-                let req = openmldb::proto::tablet::ChangeRoleRequest {
-                    tid: tablets::TID,
-                    pid: tablets::PID,
-                    mode: TableMode::Leader as i32,
-                    term: 3,
-                    replicas: vec![e[2].clone()],
-                };
+                let req = tablets::change_role(TableMode::Leader, 3, &[e[2].clone()]);
                 tablets::client(&e[1]).call(openmldb::tablet::rpc::ChangeRole, req).await.unwrap();
                 let new = tablets::client(&e[1]);
                 tablets::write(&new, 1000, 1020, Duration::from_millis(2)).await;

@@ -135,13 +135,7 @@ fn a_leader_cut_off_from_coordination_fences_itself_and_registers_again() {
                 wait_node(&co, &ep, Some(ep.as_str()), Duration::from_secs(10)).await;
                 let err = put(&ep, 4).await.expect_err("an expired leader stays fenced");
                 assert!(err.to_string().contains("fenced"), "{err}");
-                let req = pb::ChangeRoleRequest {
-                    tid: tablets::TID,
-                    pid: tablets::PID,
-                    mode: TableMode::Leader as i32,
-                    term: 2,
-                    replicas: vec![],
-                };
+                let req = tablets::change_role(TableMode::Leader, 2, &[]);
                 tablets::client(&ep).call(m::ChangeRole, req).await.unwrap();
                 let r = put(&ep, 5).await.expect("confirmed again, it writes");
                 assert_eq!(r.term, 2);
@@ -313,14 +307,7 @@ fn a_deposed_leader_reports_the_term_of_its_last_entry() {
                 let log = tablets::write(&cli, 0, 40, Duration::ZERO).await;
                 assert!(log.iter().all(|(_, o)| matches!(o, Outcome::Acked { term: 2, .. })), "{log:?}");
                 assert_eq!(pair().await, (true, true, 2, 40));
-                let req = pb::ChangeRoleRequest {
-                    tid: tablets::TID,
-                    pid: tablets::PID,
-                    mode: TableMode::Follower as i32,
-                    term: 5,
-                    replicas: vec![],
-                };
-                cli.call(m::ChangeRole, req).await.unwrap();
+                cli.call(m::ChangeRole, tablets::change_role(TableMode::Follower, 5, &[])).await.unwrap();
                 assert_eq!(pair().await, (true, false, 2, 40), "term 5 holds no entry of this log");
             })
             .unwrap()
