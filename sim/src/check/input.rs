@@ -144,6 +144,7 @@ pub enum FaultCause {
     Pause,
     CoordIsolation,
     /// Every nameserver cut from the tablet (in one direction at least), until the heal: no failover can use it.
+    /// It counts against the service promise only, not the loss and recovery promises.
     NameserverCut,
     /// A `corrupt_tail` disk fault on the endpoint's newest binlog (a `Down` alone, at the moment it struck): it
     /// takes nothing offline; the loss bound uses it.

@@ -9,7 +9,7 @@ use super::bound::{BoundReport, LossPolicy, check_loss_bound_with_events};
 use super::converge::{ConvergeReport, check_convergence, pending_op_partition};
 use super::determinism::{DeterminismReport, check_determinism};
 use super::input::{
-    FaultEvent, Fsync, LeaderSpan, LinkEvent, Observed, PartitionLayout, Pid, ReplicaEvents, WriteRecord,
+    FaultCause, FaultEvent, Fsync, LeaderSpan, LinkEvent, Observed, PartitionLayout, Pid, ReplicaEvents, WriteRecord,
 };
 use super::jobs::{JobFinal, JobsReport, check_jobs};
 use super::set::{SetReport, check_set};
@@ -122,7 +122,12 @@ impl TableReport {
             .layouts
             .iter()
             .map(|layout| {
-                let exposure = exposure_with_events(layout, &run.faults, &t.leaders, events);
+                // A tablet no nameserver can reach counts only against the service promise (no failover can use
+                // it); the loss and recovery promises follow the tablets' own faults.
+                let own: Vec<FaultEvent> =
+                    run.faults.iter().filter(|f| f.cause != FaultCause::NameserverCut).cloned().collect();
+                let exposure = exposure_with_events(layout, &own, &t.leaders, events);
+                let control = exposure_with_events(layout, &run.faults, &t.leaders, events);
                 let failovers = failovers(&exposure, &t.leaders);
                 let since = exposure.max_at.unwrap_or_default();
                 let service = service_seen(&t.writes, layout.pid, since);
@@ -135,7 +140,7 @@ impl TableReport {
                     // recoverdata acted on it: whether it would have recovered by itself cannot be observed.
                     expect.recovery = Some(AutoRecovery::ByHand);
                 }
-                let documented = exposure.documented();
+                let documented = exposure.documented().for_nameserver_cuts(&control);
                 let documented = if t.semisync { documented.for_semisync() } else { documented };
                 let documented = documented.with_expect(&expect);
                 let observed = ObservedCell {
@@ -400,7 +405,7 @@ impl Report {
 mod tests {
     use super::*;
     use crate::check::ViolationKind;
-    use crate::check::input::{FaultCause, FaultKind, PartitionFinal};
+    use crate::check::input::{FaultKind, PartitionFinal};
     use crate::check::set::tests::{acked, failed, ms, replica, unknown};
     use crate::check::table::Comparison;
 

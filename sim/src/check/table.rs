@@ -117,6 +117,9 @@ pub struct DocumentedCell {
     /// A semi-synchronous table (DESIGN 5.3) left with one replica: no follower can acknowledge a write, so the
     /// service the seed promises for asynchronous replication is not (it trades availability for no loss).
     pub semisync_alone: bool,
+    /// Counting the tablets no nameserver could reach as offline, every replica was: no failover could run, so no
+    /// service is promised (loss and recovery stay as the tablets' own faults say).
+    pub nameservers_cut: bool,
 }
 
 impl DocumentedCell {
@@ -132,7 +135,22 @@ impl DocumentedCell {
         if self.semisync_alone {
             s.push_str(", semisync with one replica left");
         }
+        if self.nameservers_cut {
+            s.push_str(", the rest cut from every nameserver");
+        }
         s
+    }
+
+    /// The service promise when the tablets every nameserver was cut from are counted too (`control`, the
+    /// exposure with [`FaultCause::NameserverCut`]): a partition none of whose replicas a nameserver could use
+    /// cannot fail over, so no service is promised. Loss and recovery keep this cell's.
+    pub fn for_nameserver_cuts(mut self, control: &Exposure) -> Self {
+        if control.offline_max >= control.replicas && self.offline < self.replicas && self.service == Service::Available
+        {
+            self.service = Service::Unavailable;
+            self.nameservers_cut = true;
+        }
+        self
     }
 
     /// DESIGN 5.3: a semi-synchronous partition with at most one replica online cannot acknowledge writes.
@@ -219,6 +237,7 @@ pub fn expected_row(replicas: usize, offline_max: usize, leader_among: bool, mac
         source,
         overridden: false,
         semisync_alone: false,
+        nameservers_cut: false,
     }
 }
 
@@ -950,6 +969,32 @@ mod tests {
         ];
         let ev = ReplicaEvents { unloads: &unloaded, ..Default::default() };
         assert_eq!(exposure_with_events(&two, &late, &[], ev).offline_max, 1);
+    }
+
+    #[test]
+    fn tablets_cut_from_every_nameserver_count_against_the_service_promise_only() {
+        let ev = |ep: &str, kind, cause, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: ep.into(), cause };
+        let two = PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] };
+        // t1 crashes at 1 s; no nameserver can reach t2 from 2 s to 9 s.
+        let faults = vec![
+            ev("t1", FaultKind::Down, FaultCause::Crash, 1000),
+            ev("t2", FaultKind::Down, FaultCause::NameserverCut, 2000),
+            ev("t2", FaultKind::Up, FaultCause::NameserverCut, 9000),
+        ];
+        let own: Vec<FaultEvent> = faults.iter().filter(|f| f.cause != FaultCause::NameserverCut).cloned().collect();
+        let control = exposure(&two, &faults, &[]);
+        let cell = exposure(&two, &own, &[]).documented().for_nameserver_cuts(&control);
+        assert_eq!((cell.offline, cell.service, cell.nameservers_cut), (1, Service::Unavailable, true));
+        assert_eq!((cell.loss, cell.auto_recovery), (Loss::None, AutoRecovery::Yes), "the tablets' own faults");
+        assert!(cell.row_label().ends_with("the rest cut from every nameserver"), "{}", cell.row_label());
+        // The cut alone, or a cut that leaves a reachable replica: the promise stands.
+        let cut_only = exposure(&two, &faults[1..], &[]);
+        let cell = exposure(&two, &[], &[]).documented().for_nameserver_cuts(&cut_only);
+        assert_eq!((cell.service, cell.nameservers_cut), (Service::Available, false), "t1 can still lead");
+        let three = PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into(), "t3".into()] };
+        let control = exposure(&three, &faults, &[]);
+        let cell = exposure(&three, &own, &[]).documented().for_nameserver_cuts(&control);
+        assert_eq!(cell.service, Service::Available, "t3 is reachable");
     }
 
     #[test]

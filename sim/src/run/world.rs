@@ -264,8 +264,8 @@ impl World {
     }
 
     /// A tablet that no nameserver can exchange messages with (each cut from it in one direction at least) is
-    /// offline for the availability oracle, as one cut off from the coordination server is: no nameserver can fail
-    /// its partitions over to it, or ask it anything, until the heal (seed 394785: a one-way clog from the only
+    /// recorded as cut until the heal: no nameserver can fail its partitions over to it, or ask it anything. The
+    /// availability oracle counts it against the service promise only (seed 394785: a one-way clog from the only
     /// other tablet to the only nameserver, held for two minutes while recoverdata waited, left a partition whose
     /// leader had lost power without a failover, and the oracle had promised service).
     fn nameservers_cut_off(&mut self) {
