@@ -29,6 +29,13 @@ struct TraceInner {
     last_at: Duration,
 }
 
+impl TraceInner {
+    fn push(&mut self, at: Duration, node: &str, event: impl std::fmt::Display) {
+        self.last_at = at;
+        self.lines.push(format_line(at, node, &event.to_string()));
+    }
+}
+
 impl Trace {
     pub fn new() -> Self {
         Self::default()
@@ -53,17 +60,14 @@ impl Trace {
     pub fn record(&self, node: &str, event: impl std::fmt::Display) {
         let mut inner = self.lock();
         let at = inner.origin.map(|o| o.elapsed()).unwrap_or_default();
-        inner.last_at = at;
-        let line = format_line(at, node, &event.to_string());
-        inner.lines.push(line);
+        inner.push(at, node, event);
     }
 
     /// Appends one event after the run's runtime is gone (no clock to read): stamped with the last line's time.
     pub fn record_after_end(&self, node: &str, event: impl std::fmt::Display) {
         let mut inner = self.lock();
         let at = inner.last_at;
-        let line = format_line(at, node, &event.to_string());
-        inner.lines.push(line);
+        inner.push(at, node, event);
     }
 
     pub fn lines(&self) -> Vec<String> {

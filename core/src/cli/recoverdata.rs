@@ -334,14 +334,14 @@ async fn recover_partition(
         }
         did.push(format!("loaded on {leader} (offset {offset})"));
     }
-    let marked_leader = facts.iter().any(|f| f.endpoint == leader && f.meta_leader);
-    if change_leader && marked_leader {
+    let mine = facts.iter().find(|f| f.endpoint == leader);
+    if change_leader && mine.is_some_and(|f| f.meta_leader) {
         // A replica marked leader is a leader change's candidate only while it is marked dead.
-        if facts.iter().any(|f| f.endpoint == leader && f.meta_alive) {
+        if mine.is_some_and(|f| f.meta_alive) {
             already_so(nsc.call(ns::UpdateTableAlive, alive(leader, false)).await)
                 .map_err(|e| format!("updatetablealive {leader} no: {e}"))?;
         }
-    } else if facts.iter().any(|f| f.endpoint == leader && !f.meta_alive) || change_leader {
+    } else if mine.is_some_and(|f| !f.meta_alive) || change_leader {
         already_so(nsc.call(ns::UpdateTableAlive, alive(leader, true)).await)
             .map_err(|e| format!("updatetablealive {leader} yes: {e}"))?;
     }

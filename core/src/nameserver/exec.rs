@@ -466,16 +466,7 @@ impl Nameserver {
         let ep = ep.to_string();
         let tid = self.tid_of(&op.info.name)?;
         let pid = op.info.pid;
-        let task_info = tpb::TaskInfo {
-            op_id: op.info.op_id,
-            op_type: op.info.op_type,
-            task_type: task_type as i32,
-            status: TaskStatus::Doing as i32,
-            endpoint: ep.clone(),
-            tid,
-            pid,
-            ns_epoch: self.epoch(),
-        };
+        let task_info = self.task_info(op, task_type, &ep, tid);
         if op.resumed
             && let Some(status) = self.tablet_task_status(&ep, &task_info).await
         {
@@ -632,6 +623,20 @@ impl Nameserver {
         match op.info.data.as_ref().and_then(|d| d.kind.as_ref()) {
             Some(op_data::Kind::ChangeLeader(d)) => Ok(d.clone()),
             _ => Err("no change-leader data".into()),
+        }
+    }
+
+    /// The task record a request of `op` to `endpoint` carries: the op, the task and this nameserver's epoch.
+    fn task_info(&self, op: &QueuedOp, task_type: tpb::TaskType, endpoint: &str, tid: u32) -> tpb::TaskInfo {
+        tpb::TaskInfo {
+            op_id: op.info.op_id,
+            op_type: op.info.op_type,
+            task_type: task_type as i32,
+            status: TaskStatus::Doing as i32,
+            endpoint: endpoint.to_string(),
+            tid,
+            pid: op.info.pid,
+            ns_epoch: self.epoch(),
         }
     }
 
@@ -891,15 +896,7 @@ impl Nameserver {
                 if plan.delete_binlog {
                     // With this nameserver's epoch: a copy that arrives late, after a newer nameserver took over,
                     // is refused by the tablet instead of deleting a binlog a later re-add kept.
-                    let info = tpb::TaskInfo {
-                        op_id: op.info.op_id,
-                        op_type: op.info.op_type,
-                        endpoint: endpoint.clone(),
-                        tid,
-                        pid,
-                        ns_epoch: self.epoch(),
-                        ..Default::default()
-                    };
+                    let info = self.task_info(op, tpb::TaskType::Unspecified, &endpoint, tid);
                     let req = tpb::TablePidRequest { task_info: Some(info), ..req };
                     self.client(&endpoint)
                         .call(t::DeleteBinlog, req)

@@ -24,7 +24,6 @@ pub struct TaskTable {
 pub struct TaskRef(Option<TaskKey>);
 
 impl TaskTable {
-    /// Records `info` (if any) as doing, under the given type and partition.
     /// Refuses a task from a nameserver older than one this tablet already ran a task of: a deposed nameserver's
     /// request that arrived late (the fuzzer's seed 17711: a `kDelReplica` sent into a network isolation landed
     /// 8 s later, after the next nameserver had re-added the replica, and removed its replicator for good). Each
@@ -43,6 +42,7 @@ impl TaskTable {
         Ok(())
     }
 
+    /// Records `info` (if any) as doing, under the given type and partition.
     pub fn start(&self, info: Option<&TaskInfo>, task_type: TaskType, tid: u32, pid: u32, endpoint: &str) -> TaskRef {
         let Some(info) = info else { return TaskRef(None) };
         let key = (info.op_id, task_type as i32, tid, pid);

@@ -157,6 +157,10 @@ impl World {
         process.starts_with("tablet-")
     }
 
+    fn is_nameserver(process: &str) -> bool {
+        process.starts_with("nameserver-")
+    }
+
     // ---- targets --------------------------------------------------------------------------------------------
 
     /// The process a target names now.
@@ -248,10 +252,9 @@ impl World {
     /// Records that nothing `from` sends reaches `to` (both process names): between tablets for the loss bound,
     /// between a tablet and a nameserver for [`World::nameservers_cut_off`].
     fn cut(&mut self, from: &str, to: &str) {
-        let ns = |p: &str| p.starts_with("nameserver-");
-        if Self::is_tablet(from) && ns(to) {
+        if Self::is_tablet(from) && Self::is_nameserver(to) {
             self.ns_cuts.insert((from.to_string(), to.to_string()));
-        } else if ns(from) && Self::is_tablet(to) {
+        } else if Self::is_nameserver(from) && Self::is_tablet(to) {
             self.ns_cuts.insert((to.to_string(), from.to_string()));
         }
         if from == to || !Self::is_tablet(from) || !Self::is_tablet(to) {
@@ -269,8 +272,7 @@ impl World {
     /// other tablet to the only nameserver, held for two minutes while recoverdata waited, left a partition whose
     /// leader had lost power without a failover, and the oracle had promised service).
     fn nameservers_cut_off(&mut self) {
-        let nameservers: Vec<String> =
-            self.b.endpoints.keys().filter(|p| p.starts_with("nameserver-")).cloned().collect();
+        let nameservers: Vec<String> = self.b.endpoints.keys().filter(|p| Self::is_nameserver(p)).cloned().collect();
         let tablets: Vec<String> = self.b.endpoints.keys().filter(|p| Self::is_tablet(p)).cloned().collect();
         for t in tablets {
             if !nameservers.is_empty() && nameservers.iter().all(|n| self.ns_cuts.contains(&(t.clone(), n.clone()))) {
