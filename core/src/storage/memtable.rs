@@ -12,6 +12,7 @@
 //! Everything is deterministic: `BTreeMap`s only, and rows are numbered by arrival.
 
 use std::cmp::Reverse;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -182,7 +183,10 @@ impl TableSchema {
         let mut keys = Vec::with_capacity(self.indexes.len());
         let mut tss = Vec::with_capacity(self.indexes.len());
         for index in &self.indexes {
-            let key = index.key_cols.iter().map(|&c| values[c].as_str()).collect::<Vec<_>>().join(KEY_SEPARATOR);
+            let key = match index.key_cols.as_slice() {
+                [col] => values[*col].clone(),
+                cols => cols.iter().map(|&c| values[c].as_str()).collect::<Vec<_>>().join(KEY_SEPARATOR),
+            };
             let raw = &values[index.ts_col];
             let ts = raw
                 .parse::<u64>()
@@ -194,21 +198,97 @@ impl TableSchema {
     }
 }
 
-/// A stored row: its bytes once, and per index its ts and, while that index references it, its key.
+/// A stored row: its bytes once, index 0's ts, and which indexes let go of it. Its keys are not kept: the index
+/// maps hold them, and [`MemTable::rows`] derives them from the value again (snapshots are rare, rows many).
 #[derive(Debug)]
 struct StoredRow {
     value: Bytes,
-    ts: Vec<u64>,
-    keys: Vec<Option<String>>,
-    /// How many of `keys` are `Some`.
-    refs: usize,
-    /// The put's request id, empty when it had none.
-    request_id: String,
+    /// Index 0's ts, what a snapshot entry carries.
+    ts: u64,
+    /// Indexes that no longer reference the row (a delete or TTL eviction there, or a snapshot entry that did
+    /// not name them); usually none, which costs no allocation.
+    released: Vec<u32>,
+    /// The put's request id, if it had one.
+    request_id: Option<Box<str>>,
 }
 
 /// Place of a row under a key: newest ts first, and among equal ts the later write first, so a re-put with
 /// the same ts is what `get` returns.
 type Slot = (Reverse<u64>, Reverse<u64>);
+
+/// A key's rows in one index, newest first. Most keys of a table hold a single row, which here needs no tree
+/// node of its own (a `BTreeSet` node is ten times the slot).
+#[derive(Debug)]
+enum Slots {
+    One(Slot),
+    Many(BTreeSet<Slot>),
+}
+
+impl Slots {
+    fn insert(&mut self, slot: Slot) {
+        match self {
+            Slots::One(first) if *first == slot => {}
+            Slots::One(first) => *self = Slots::Many(BTreeSet::from([*first, slot])),
+            Slots::Many(set) => {
+                set.insert(slot);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Slots::One(_) => 1,
+            Slots::Many(set) => set.len(),
+        }
+    }
+
+    fn iter(&self) -> SlotsIter<'_> {
+        match self {
+            Slots::One(slot) => SlotsIter::One(Some(slot)),
+            Slots::Many(set) => SlotsIter::Many(set.iter()),
+        }
+    }
+
+    fn into_vec(self) -> Vec<Slot> {
+        match self {
+            Slots::One(slot) => vec![slot],
+            Slots::Many(set) => set.into_iter().collect(),
+        }
+    }
+
+    /// Removes `cut` and every slot after it (older); returns them. `None` left means the key has no row.
+    fn split_off(self, cut: &Slot) -> (Option<Slots>, Vec<Slot>) {
+        match self {
+            Slots::One(slot) if slot >= *cut => (None, vec![slot]),
+            one @ Slots::One(_) => (Some(one), Vec::new()),
+            Slots::Many(mut set) => {
+                let tail = set.split_off(cut).into_iter().collect();
+                let left = match set.len() {
+                    0 => None,
+                    1 => set.pop_first().map(Slots::One),
+                    _ => Some(Slots::Many(set)),
+                };
+                (left, tail)
+            }
+        }
+    }
+}
+
+enum SlotsIter<'a> {
+    One(Option<&'a Slot>),
+    Many(std::collections::btree_set::Iter<'a, Slot>),
+}
+
+impl<'a> Iterator for SlotsIter<'a> {
+    type Item = &'a Slot;
+
+    fn next(&mut self) -> Option<&'a Slot> {
+        match self {
+            SlotsIter::One(slot) => slot.take(),
+            SlotsIter::Many(iter) => iter.next(),
+        }
+    }
+}
 
 /// Approximate in-memory costs for [`MemTable::mem_bytes`]: bookkeeping per row, per distinct key of an index,
 /// and per index entry, on top of the row's and key's own bytes.
@@ -223,7 +303,7 @@ pub struct MemTable {
     /// Every live row by sequence number (arrival order).
     rows: BTreeMap<u64, StoredRow>,
     /// Per index: key → its rows, newest first.
-    indexes: Vec<BTreeMap<String, BTreeSet<Slot>>>,
+    indexes: Vec<BTreeMap<String, Slots>>,
     next_seq: u64,
     mem_bytes: u64,
     /// Request id → how many live rows were written with it (one, unless a replay holds an id the leader took
@@ -234,7 +314,7 @@ pub struct MemTable {
 impl MemTable {
     pub fn new(schema: impl Into<Arc<TableSchema>>) -> MemTable {
         let schema = schema.into();
-        let indexes = vec![BTreeMap::new(); schema.indexes.len()];
+        let indexes = (0..schema.indexes.len()).map(|_| BTreeMap::new()).collect();
         MemTable { schema, rows: BTreeMap::new(), indexes, next_seq: 0, mem_bytes: 0, requests: BTreeMap::new() }
     }
 
@@ -265,55 +345,54 @@ impl MemTable {
     }
 
     fn put(&mut self, entry: &LogEntry) -> Result<(), RowError> {
-        let row = Row::decode(entry.value.clone()).map_err(|e| RowError::Decode(e.to_string()))?;
-        let (all_keys, ts) = self.schema.keys_and_ts(&row)?;
-        let keys: Vec<Option<String>> = if entry.dimensions.is_empty() {
-            all_keys.into_iter().map(Some).collect()
-        } else {
-            let mut keys = vec![None; all_keys.len()];
+        let row = Row::decode(&entry.value[..]).map_err(|e| RowError::Decode(e.to_string()))?;
+        let (keys, ts) = self.schema.keys_and_ts(&row)?;
+        // Indexes the entry names; every index when it names none.
+        let mut released = Vec::new();
+        if !entry.dimensions.is_empty() {
+            let mut named = vec![false; keys.len()];
             for dim in &entry.dimensions {
                 let idx = self.index_check(dim.idx)?;
-                if dim.key != all_keys[idx] {
+                if dim.key != keys[idx] {
                     return Err(RowError::KeyMismatch {
                         idx: dim.idx,
-                        expected: all_keys[idx].clone(),
+                        expected: keys[idx].clone(),
                         got: dim.key.clone(),
                     });
                 }
-                keys[idx] = Some(dim.key.clone());
+                named[idx] = true;
             }
-            keys
-        };
+            released = (0..keys.len() as u32).filter(|&idx| !named[idx as usize]).collect();
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
-        for (idx, key) in keys.iter().enumerate() {
-            if let Some(key) = key {
-                let rows = match self.indexes[idx].get_mut(key.as_str()) {
-                    Some(rows) => rows,
-                    None => {
-                        self.mem_bytes += KEY_OVERHEAD + key.len() as u64;
-                        self.indexes[idx].entry(key.clone()).or_default()
-                    }
-                };
-                rows.insert((Reverse(ts[idx]), Reverse(seq)));
-                self.mem_bytes += ENTRY_OVERHEAD;
+        for (idx, key) in keys.into_iter().enumerate() {
+            if released.contains(&(idx as u32)) {
+                continue;
             }
+            let slot = (Reverse(ts[idx]), Reverse(seq));
+            match self.indexes[idx].entry(key) {
+                Entry::Occupied(rows) => rows.into_mut().insert(slot),
+                Entry::Vacant(vacant) => {
+                    self.mem_bytes += KEY_OVERHEAD + vacant.key().len() as u64;
+                    vacant.insert(Slots::One(slot));
+                }
+            }
+            self.mem_bytes += ENTRY_OVERHEAD;
         }
-        // At least one: the table has an index, and an entry's dimensions name at least one.
-        let refs = keys.iter().flatten().count();
         // A copy: an entry decoded from a network frame shares the frame's buffer, which a long-lived row
         // would otherwise pin whole.
         let value = Bytes::copy_from_slice(&entry.value);
         self.mem_bytes += ROW_OVERHEAD + value.len() as u64;
-        let request_id = entry.request_id.clone();
-        if !request_id.is_empty() {
-            let count = self.requests.entry(request_id.clone()).or_insert(0);
+        let request_id: Option<Box<str>> = (!entry.request_id.is_empty()).then(|| entry.request_id.as_str().into());
+        if let Some(id) = &request_id {
+            let count = self.requests.entry(String::from(&**id)).or_insert(0);
             if *count == 0 {
-                self.mem_bytes += KEY_OVERHEAD + request_id.len() as u64;
+                self.mem_bytes += KEY_OVERHEAD + id.len() as u64;
             }
             *count += 1;
         }
-        self.rows.insert(seq, StoredRow { value, ts, keys, refs, request_id });
+        self.rows.insert(seq, StoredRow { value, ts: ts[0], released, request_id });
         Ok(())
     }
 
@@ -327,26 +406,29 @@ impl MemTable {
         let idx = idx as usize;
         let Some(slots) = self.indexes[idx].remove(key) else { return 0 };
         self.mem_bytes -= KEY_OVERHEAD + key.len() as u64;
-        slots.into_iter().filter(|&(_, Reverse(seq))| self.release(idx, seq)).count()
+        slots.into_vec().into_iter().filter(|&(_, Reverse(seq))| self.release(idx, seq)).count()
     }
 
     /// Index `idx` no longer references row `seq` (its slot is already gone); drops the row if no index does.
     /// Returns whether the row left the table.
     fn release(&mut self, idx: usize, seq: u64) -> bool {
         self.mem_bytes -= ENTRY_OVERHEAD;
+        let count = self.indexes.len();
         let row = self.rows.get_mut(&seq).expect("an index slot names a live row");
-        row.keys[idx] = None;
-        row.refs -= 1;
-        if row.refs > 0 {
+        debug_assert!(!row.released.contains(&(idx as u32)), "index {idx} released row {seq} twice");
+        row.released.push(idx as u32);
+        if row.released.len() < count {
             return false;
         }
         let row = self.rows.remove(&seq).expect("present above");
         self.mem_bytes -= ROW_OVERHEAD + row.value.len() as u64;
-        if let Some(count) = self.requests.get_mut(&row.request_id) {
+        if let Some(id) = row.request_id
+            && let Some(count) = self.requests.get_mut(&*id)
+        {
             *count -= 1;
             if *count == 0 {
-                self.requests.remove(&row.request_id);
-                self.mem_bytes -= KEY_OVERHEAD + row.request_id.len() as u64;
+                self.requests.remove(&*id);
+                self.mem_bytes -= KEY_OVERHEAD + id.len() as u64;
             }
         }
         true
@@ -405,9 +487,12 @@ impl MemTable {
                 else {
                     continue;
                 };
-                evicted.extend(slots.split_off(&cut).into_iter().map(|(_, Reverse(seq))| seq));
-                if slots.is_empty() {
-                    emptied.push(key.clone());
+                let whole = std::mem::replace(slots, Slots::One(cut));
+                let (left, tail) = whole.split_off(&cut);
+                evicted.extend(tail.into_iter().map(|(_, Reverse(seq))| seq));
+                match left {
+                    Some(left) => *slots = left,
+                    None => emptied.push(key.clone()),
                 }
             }
             for key in emptied {
@@ -432,19 +517,23 @@ impl MemTable {
     /// Every live row as a PUT entry (term and log_index 0) with the dimensions that still reference it,
     /// its index-0 ts, its value and its request id, in arrival order. Applying them to an empty table rebuilds this one.
     pub fn rows(&self) -> impl Iterator<Item = LogEntry> + '_ {
-        self.rows.values().map(|row| LogEntry {
-            term: 0,
-            log_index: 0,
-            method_type: MethodType::Put as i32,
-            dimensions: row
-                .keys
-                .iter()
-                .enumerate()
-                .filter_map(|(idx, key)| Some(Dimension { idx: idx as u32, key: key.clone()? }))
-                .collect(),
-            ts: row.ts[0],
-            value: row.value.clone(),
-            request_id: row.request_id.clone(),
+        self.rows.values().map(|row| {
+            let decoded = Row::decode(&row.value[..]).expect("a stored row decoded when it was put");
+            let (keys, _) = self.schema.keys_and_ts(&decoded).expect("a stored row fitted the schema when it was put");
+            LogEntry {
+                term: 0,
+                log_index: 0,
+                method_type: MethodType::Put as i32,
+                dimensions: keys
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(idx, _)| !row.released.contains(&(*idx as u32)))
+                    .map(|(idx, key)| Dimension { idx: idx as u32, key })
+                    .collect(),
+                ts: row.ts,
+                value: row.value.clone(),
+                request_id: row.request_id.as_deref().unwrap_or_default().to_string(),
+            }
         })
     }
 

@@ -97,14 +97,18 @@ impl TableReport {
         let jobs = check_jobs(&t.jobs, &t.observed, &t.leaders);
         // Imported rows are the jobs checker's: the set checker sees the workload's rows only.
         let imported = JobsReport::imported_keys(&t.jobs);
-        let mut workload_rows = t.observed.clone();
-        if !imported.is_empty() {
-            for r in workload_rows.partitions.iter_mut().flat_map(|p| p.replicas.iter_mut()) {
+        // A copy only when there are imported rows to take out: the observed rows are every replica's keys.
+        let workload_rows = if imported.is_empty() {
+            std::borrow::Cow::Borrowed(&t.observed)
+        } else {
+            let mut rows = t.observed.clone();
+            for r in rows.partitions.iter_mut().flat_map(|p| p.replicas.iter_mut()) {
                 if let Some(rows) = r.rows.as_mut() {
                     rows.retain(|k| !imported.contains(k.as_str()));
                 }
             }
-        }
+            std::borrow::Cow::Owned(rows)
+        };
         let mut set = check_set(&t.writes, &workload_rows);
         if t.loss == LossPolicy::Any {
             // Any loss is accepted, so writes nobody can read back are no violation either.
