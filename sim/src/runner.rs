@@ -8,7 +8,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::trace::{Trace, TraceLayer};
+use crate::trace::{Trace, TraceLayer, TraceSubscriber};
 
 /// What one seeded run produced.
 pub struct RunOutcome<T> {
@@ -45,19 +45,42 @@ where
     F: FnOnce(Trace) -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
 {
+    run_seed_logged(seed, time_limit, trace, std::env::var("MLDB_SIM_LOG").ok(), body)
+}
+
+/// [`run_seed_into`] with the console filter given: `Some` prints the run's log to stderr as well, through
+/// tracing-subscriber's registry; `None` records the trace alone, through the lighter [`TraceSubscriber`].
+/// Both record the same lines.
+pub(crate) fn run_seed_logged<T, F, Fut>(
+    seed: u64,
+    time_limit: Option<Duration>,
+    trace: Trace,
+    console: Option<String>,
+    body: F,
+) -> RunOutcome<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Trace) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
     let thread = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
         .spawn(move || {
-            let console = std::env::var("MLDB_SIM_LOG").ok().map(|f| {
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_filter(tracing_subscriber::EnvFilter::new(f))
-            });
-            let subscriber = tracing_subscriber::registry()
-                .with(TraceLayer::new(trace.clone()).with_filter(LevelFilter::INFO))
-                .with(console);
-            let _guard = tracing::subscriber::set_default(subscriber);
+            // The runtime first: it seeds std's hash maps, which it cannot once the console's filter made one.
             let mut rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
+            let dispatch = match console {
+                Some(filter) => tracing::Dispatch::new(
+                    tracing_subscriber::registry()
+                        .with(TraceLayer::new(trace.clone()).with_filter(LevelFilter::INFO))
+                        .with(
+                            tracing_subscriber::fmt::layer()
+                                .with_writer(std::io::stderr)
+                                .with_filter(tracing_subscriber::EnvFilter::new(filter)),
+                        ),
+                ),
+                None => tracing::Dispatch::new(TraceSubscriber::new(trace.clone())),
+            };
+            let _guard = tracing::dispatcher::set_default(&dispatch);
             if let Some(limit) = time_limit {
                 rt.set_time_limit(limit);
             }

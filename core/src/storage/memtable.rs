@@ -235,6 +235,7 @@ impl Slots {
         }
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         match self {
             Slots::One(_) => 1,

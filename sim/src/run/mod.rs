@@ -418,3 +418,30 @@ fn replica_events(
     }
     out
 }
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use super::*;
+
+    /// The light subscriber of a run without console output and the registry of a run with it record the same
+    /// trace: each line, with the node it ran on.
+    #[test]
+    fn both_subscribers_record_the_same_trace() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flows/network_disconnection.toml");
+        let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let limit = s.duration + Duration::from_secs(240);
+        let run = |console: Option<String>| {
+            let s = s.clone();
+            crate::runner::run_seed_logged(1, Some(limit), Trace::new(), console, move |trace| async move {
+                body(s, trace, Planted::default()).await.2
+            })
+        };
+        let light = run(None);
+        let registry = run(Some("off".into()));
+        assert!(light.value.is_empty(), "{:?}", light.value);
+        assert_eq!(light.trace.lines(), registry.trace.lines());
+        assert_eq!(light.hash, registry.hash);
+        let tablet_lines = light.trace.lines().iter().filter(|l| l.contains("] tablet-")).count();
+        assert!(tablet_lines > 0, "events carry the node they ran on");
+    }
+}
