@@ -63,24 +63,24 @@ where
     F: FnOnce(Trace) -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
 {
+    // Built on the caller's thread: the console's filter makes hash maps, and madsim seeds a thread's std hash
+    // maps only if none was made on it yet (madsim-notes 7.1).
+    let dispatch = match console {
+        Some(filter) => tracing::Dispatch::new(
+            tracing_subscriber::registry().with(TraceLayer::new(trace.clone()).with_filter(LevelFilter::INFO)).with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(tracing_subscriber::EnvFilter::new(filter)),
+            ),
+        ),
+        None => tracing::Dispatch::new(TraceSubscriber::new(trace.clone())),
+    };
     let thread = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
         .spawn(move || {
-            // The runtime first: it seeds std's hash maps, which it cannot once the console's filter made one.
-            let mut rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
-            let dispatch = match console {
-                Some(filter) => tracing::Dispatch::new(
-                    tracing_subscriber::registry()
-                        .with(TraceLayer::new(trace.clone()).with_filter(LevelFilter::INFO))
-                        .with(
-                            tracing_subscriber::fmt::layer()
-                                .with_writer(std::io::stderr)
-                                .with_filter(tracing_subscriber::EnvFilter::new(filter)),
-                        ),
-                ),
-                None => tracing::Dispatch::new(TraceSubscriber::new(trace.clone())),
-            };
+            // Spans madsim opens when the runtime starts must belong to this dispatcher.
             let _guard = tracing::dispatcher::set_default(&dispatch);
+            let mut rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
             if let Some(limit) = time_limit {
                 rt.set_time_limit(limit);
             }

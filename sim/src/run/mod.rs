@@ -427,7 +427,8 @@ mod tests {
     /// trace: each line, with the node it ran on.
     #[test]
     fn both_subscribers_record_the_same_trace() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flows/network_disconnection.toml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/flows/network_disconnection.toml");
         let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let limit = s.duration + Duration::from_secs(240);
         let run = |console: Option<String>| {
