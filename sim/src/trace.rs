@@ -27,6 +27,8 @@ struct TraceInner {
     origin: Option<tokio::time::Instant>,
     /// The time of the newest line.
     last_at: Duration,
+    /// Set once the run's result is in: what its processes do while they are torn down is no part of it.
+    sealed: bool,
 }
 
 impl TraceInner {
@@ -59,8 +61,16 @@ impl Trace {
     /// Appends one event on behalf of `node`.
     pub fn record(&self, node: &str, event: impl std::fmt::Display) {
         let mut inner = self.lock();
+        if inner.sealed {
+            return;
+        }
         let at = inner.origin.map(|o| o.elapsed()).unwrap_or_default();
         inner.push(at, node, event);
+    }
+
+    /// Ends the run's trace: later [`Trace::record`] calls add nothing (the processes' teardown).
+    pub fn seal(&self) {
+        self.lock().sealed = true;
     }
 
     /// Appends one event after the run's runtime is gone (no clock to read): stamped with the last line's time.
@@ -365,5 +375,15 @@ mod tests {
         assert_ne!(hash_lines(&a), hash_lines(&b));
         // FNV-1a 64 of the empty input is its offset basis: a fixed value, not a per-process one.
         assert_eq!(hash_lines(&[]), 0xcbf2_9ce4_8422_2325);
+    }
+
+    #[test]
+    fn a_sealed_trace_takes_no_more_lines() {
+        let t = Trace::new();
+        t.record("tablet-1", "up");
+        let hash = t.hash();
+        t.seal();
+        t.record("tablet-1", "stepped down while torn down");
+        assert_eq!((t.len(), t.hash()), (1, hash));
     }
 }

@@ -387,6 +387,9 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     };
     let report = Report::build(&run);
     w.log(format_args!("report: {}", report.summary()));
+    trace.seal();
+    w.b.cluster.shutdown();
+    tokio::task::yield_now().await;
     (report, run, failures, zero)
 }
 
