@@ -12,7 +12,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[cfg(madsim)]
 mod floor {
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::net::{IpAddr, Ipv4Addr};
     use std::time::Duration;
 
     use madsim::net::NetSim;
@@ -44,96 +44,87 @@ mod floor {
         (wall.elapsed().as_secs_f64(), sim.as_secs_f64())
     }
 
-    fn node(ip: IpAddr) -> madsim::runtime::NodeHandle {
-        Handle::current().create_node().ip(ip).build()
+    /// `server` on one node and, 50 ms later, `client` on another; measured until the client ends.
+    fn pair<S, C>(server: S, client: C) -> (f64, f64)
+    where
+        S: std::future::Future<Output = ()> + Send + 'static,
+        C: std::future::Future<Output = ()> + Send + 'static,
+    {
+        measure(move || async move {
+            let node = |ip| Handle::current().create_node().ip(ip).build();
+            // Dropping a handle detaches its task.
+            drop(node(SERVER).spawn(server));
+            node(CLIENT)
+                .spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    client.await;
+                })
+                .await
+                .expect("client");
+        })
     }
 
     /// `calls` Ping RPCs of [`RpcClient`] from one node to another, `parallel` at a time.
     fn rpc(calls: usize, parallel: usize) -> (f64, f64) {
-        measure(move || async move {
-            let server = node(SERVER);
-            // Dropping a handle detaches its task.
-            drop(server.spawn(async {
-                let h = RpcServer::new("floor").bind("10.0.0.1:9000").await.expect("bind");
-                h.join().await;
-            }));
-            let client = node(CLIENT);
-            client
-                .spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    let c = RpcClient::new("10.0.0.1:9000", ClientConfig::default());
-                    let mut tasks = Vec::new();
-                    for _ in 0..parallel {
-                        let c = c.clone();
-                        tasks.push(tokio::spawn(async move {
-                            for i in 0..calls / parallel {
-                                c.call(Ping, PingRequest { value: i as u64, delay_ms: 0 }).await.expect("ping");
-                            }
-                        }));
+        let server = async {
+            let h = RpcServer::new("floor").bind("10.0.0.1:9000").await.expect("bind");
+            h.join().await;
+        };
+        pair(server, async move {
+            let c = RpcClient::new("10.0.0.1:9000", ClientConfig::default());
+            let mut tasks = Vec::new();
+            for _ in 0..parallel {
+                let c = c.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..calls / parallel {
+                        c.call(Ping, PingRequest { value: i as u64, delay_ms: 0 }).await.expect("ping");
                     }
-                    for t in tasks {
-                        t.await.expect("join");
-                    }
-                })
-                .await
-                .expect("client");
+                }));
+            }
+            for t in tasks {
+                t.await.expect("join");
+            }
         })
     }
 
     /// `rounds` round trips of an 8-byte message over a bare simulated TCP stream.
     fn tcp(rounds: usize) -> (f64, f64) {
-        measure(move || async move {
-            let server = node(SERVER);
-            drop(server.spawn(async {
-                let l = tokio::net::TcpListener::bind("10.0.0.1:9000").await.expect("bind");
-                let (mut s, _) = l.accept().await.expect("accept");
-                let mut buf = [0u8; 8];
-                while s.read_exact(&mut buf).await.is_ok() {
-                    s.write_all(&buf).await.expect("write");
-                    s.flush().await.expect("flush");
-                }
-            }));
-            let client = node(CLIENT);
-            client
-                .spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    let mut s = tokio::net::TcpStream::connect("10.0.0.1:9000").await.expect("connect");
-                    let mut buf = [0u8; 8];
-                    for i in 0..rounds as u64 {
-                        s.write_all(&i.to_le_bytes()).await.expect("write");
-                        s.flush().await.expect("flush");
-                        s.read_exact(&mut buf).await.expect("read");
-                    }
-                })
-                .await
-                .expect("client");
+        let server = async {
+            let l = tokio::net::TcpListener::bind("10.0.0.1:9000").await.expect("bind");
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut buf = [0u8; 8];
+            while s.read_exact(&mut buf).await.is_ok() {
+                s.write_all(&buf).await.expect("write");
+                s.flush().await.expect("flush");
+            }
+        };
+        pair(server, async move {
+            let mut s = tokio::net::TcpStream::connect("10.0.0.1:9000").await.expect("connect");
+            let mut buf = [0u8; 8];
+            for i in 0..rounds as u64 {
+                s.write_all(&i.to_le_bytes()).await.expect("write");
+                s.flush().await.expect("flush");
+                s.read_exact(&mut buf).await.expect("read");
+            }
         })
     }
 
-    /// `rounds` round trips of an 8-byte datagram between madsim endpoints: the least a message costs there.
+    /// `rounds` round trips of an 8-byte datagram between madsim endpoints.
     fn datagram(rounds: usize) -> (f64, f64) {
-        measure(move || async move {
-            let server = node(SERVER);
-            drop(server.spawn(async {
-                let ep = madsim::net::Endpoint::bind("10.0.0.1:9000").await.expect("bind");
-                let mut buf = [0u8; 8];
-                while let Ok((n, from)) = ep.recv_from(1, &mut buf).await {
-                    ep.send_to(from, 2, &buf[..n]).await.expect("send");
-                }
-            }));
-            let client = node(CLIENT);
-            client
-                .spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    let ep = madsim::net::Endpoint::bind("10.0.0.2:9000").await.expect("bind");
-                    let mut buf = [0u8; 8];
-                    for i in 0..rounds as u64 {
-                        ep.send_to("10.0.0.1:9000", 1, &i.to_le_bytes()).await.expect("send");
-                        ep.recv_from(2, &mut buf).await.expect("recv");
-                    }
-                })
-                .await
-                .expect("client");
+        let server = async {
+            let ep = madsim::net::Endpoint::bind("10.0.0.1:9000").await.expect("bind");
+            let mut buf = [0u8; 8];
+            while let Ok((n, from)) = ep.recv_from(1, &mut buf).await {
+                ep.send_to(from, 2, &buf[..n]).await.expect("send");
+            }
+        };
+        pair(server, async move {
+            let ep = madsim::net::Endpoint::bind("10.0.0.2:9000").await.expect("bind");
+            let mut buf = [0u8; 8];
+            for i in 0..rounds as u64 {
+                ep.send_to("10.0.0.1:9000", 1, &i.to_le_bytes()).await.expect("send");
+                ep.recv_from(2, &mut buf).await.expect("recv");
+            }
         })
     }
 
@@ -147,7 +138,6 @@ mod floor {
     }
 
     pub fn main() {
-        let _ = SocketAddr::from((SERVER, 0));
         let n = 100_000;
         let report = |what: &str, count: usize, (wall, sim): (f64, f64)| {
             println!(
