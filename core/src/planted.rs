@@ -26,6 +26,17 @@ pub struct Planted {
     /// Nameserver: a leader reloaded from its own disk keeps its old term, so entries it writes after losing its
     /// unsynced tail sit at offsets a follower holds other entries for, and both logs look like one history.
     pub reload_in_the_same_term: bool,
+    /// Tablet: a leader answers reads while fenced or while its coordination session is in doubt, so a deposed
+    /// leader cut off from the coordination service serves rows a newer leader has overwritten.
+    pub stale_leader_reads: bool,
+    /// Tablet: a leader keeps acknowledging writes after its coordination session expired (no self-fencing).
+    pub ack_after_session_expired: bool,
+    /// Tablet: a semi-synchronous leader acknowledges a write without waiting for any follower to append it.
+    pub semisync_ack_unreplicated: bool,
+    /// Nameserver: leader selection takes the alive follower with the shortest log instead of the longest.
+    pub leader_choice_shortest_log: bool,
+    /// Nameserver: every automatic failover of a tablet waits this long before it starts (0: off).
+    pub failover_delay_ms: u64,
 }
 
 impl Planted {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use comfy_table::{ContentArrangement, Table, presets};
 
-use crate::check::{Comparison, Report, TableData, WriteOutcome};
+use crate::check::{Comparison, Report, Window, WindowVerdict};
 
 /// One row of the matrix: a documented cell and what every partition that fell in it showed.
 #[derive(Debug, Clone, Default)]
@@ -24,8 +24,16 @@ pub struct Row {
     pub lost_forbidden: usize,
     pub largest_loss: usize,
     pub auto_recovered: usize,
-    /// Crash → the partition's first acknowledged write by another leader.
-    pub writable_again: Vec<Duration>,
+    /// Per closed unavailability window: from the fault that opened it to the next acknowledged write.
+    pub failovers: Vec<Duration>,
+    /// The longest unavailability window (first failed write to the next acknowledged one).
+    pub longest_window: Option<Duration>,
+    /// Windows past their deadline.
+    pub windows_too_long: usize,
+    /// The takeover that lost the most: `(lost, un-replicated suffix)`.
+    pub largest_failover: Option<(usize, Option<u64>)>,
+    pub reads_checked: usize,
+    pub reads_bad: usize,
     pub worse: usize,
     pub better: usize,
 }
@@ -47,7 +55,7 @@ impl Row {
     }
 
     pub fn passed(&self) -> bool {
-        self.worse == 0
+        self.worse == 0 && self.windows_too_long == 0 && self.reads_bad == 0
     }
 }
 
@@ -57,26 +65,10 @@ pub struct Matrix {
     rows: BTreeMap<(usize, usize, bool, bool), Row>,
 }
 
-/// When each failover's partition took a write again: the first ack after the leader went down, by another
-/// leader.
-fn writable_again(data: &TableData, pid: u32, down_at: Duration, old: &str) -> Option<Duration> {
-    data.writes
-        .iter()
-        .filter_map(|w| match &w.outcome {
-            WriteOutcome::Acked { pid: p, endpoint, at, .. } if *p == pid && *at >= down_at && endpoint != old => {
-                Some(*at - down_at)
-            }
-            _ => None,
-        })
-        .min()
-}
-
 impl Matrix {
-    /// Adds every partition of one seed's report; `data` is what the report was built from (the writes give the
-    /// time a partition became writable again).
-    pub fn add(&mut self, report: &Report, data: &[TableData]) {
+    /// Adds every partition of one seed's report.
+    pub fn add(&mut self, report: &Report) {
         for t in &report.tables {
-            let table_data = data.iter().find(|d| d.name == t.name);
             for a in &t.availability {
                 let d = &a.verdict.documented;
                 if d.offline == 0 {
@@ -98,13 +90,18 @@ impl Matrix {
                 row.lost_forbidden += o.lost_forbidden;
                 row.largest_loss = row.largest_loss.max(o.lost_acked + o.lost_forbidden);
                 row.auto_recovered += usize::from(o.auto_recovered);
-                if let Some(data) = table_data {
-                    for f in &a.failovers {
-                        if let Some(w) = writable_again(data, f.pid, f.down_at, &f.old_leader) {
-                            row.writable_again.push(w);
-                        }
+                row.failovers.extend(a.windows.iter().filter_map(Window::failover));
+                row.longest_window = row.longest_window.max(a.windows.iter().filter_map(Window::length).max());
+                row.windows_too_long += a.windows.iter().filter(|w| w.verdict == WindowVerdict::TooLong).count();
+                let pid = a.exposure.pid;
+                for f in t.bound.per_failover.iter().filter(|f| f.pid == pid) {
+                    if row.largest_failover.is_none_or(|(lost, _)| f.lost > lost) {
+                        row.largest_failover = Some((f.lost, f.suffix));
                     }
                 }
+                let (checked, bad) = t.reads.per_pid.get(&pid).copied().unwrap_or_default();
+                row.reads_checked += checked;
+                row.reads_bad += bad;
                 row.worse += a.verdict.cells.iter().filter(|c| c.comparison == Comparison::Worse).count();
                 row.better += a.verdict.cells.iter().filter(|c| c.comparison == Comparison::Better).count();
             }
@@ -129,7 +126,10 @@ impl Matrix {
             "service (doc / seen)",
             "data integrity (doc / seen)",
             "auto recovery (doc / seen)",
-            "writable again after",
+            "failover p50 / p99 / max",
+            "longest outage",
+            "lost per failover / suffix",
+            "reads checked / bad",
             "verdict",
         ]);
         for r in self.rows.values() {
@@ -149,15 +149,26 @@ impl Matrix {
                 r.documented[2],
                 if r.auto_recovered == n { "✓".to_string() } else { format!("{} of {n}", r.auto_recovered) }
             );
-            let writable = if r.writable_again.is_empty() {
-                "-".to_string()
-            } else {
-                let mut v = r.writable_again.clone();
-                v.sort();
-                format!("median {:.1}s, max {:.1}s", v[v.len() / 2].as_secs_f64(), v[v.len() - 1].as_secs_f64())
+            let failover = match percentiles(&r.failovers) {
+                Some((p50, p99, max)) => format!("{p50:.1}s / {p99:.1}s / {max:.1}s"),
+                None => "-".to_string(),
             };
-            let verdict = if r.worse > 0 {
-                format!("FAIL ({} worse)", r.worse)
+            let longest = match r.longest_window {
+                Some(w) if r.windows_too_long > 0 => {
+                    format!("{:.1}s ({} too long)", w.as_secs_f64(), r.windows_too_long)
+                }
+                Some(w) => format!("{:.1}s", w.as_secs_f64()),
+                None => "-".to_string(),
+            };
+            let per_failover = match r.largest_failover {
+                Some((lost, Some(suffix))) => format!("{lost} / {suffix}"),
+                Some((lost, None)) => format!("{lost} / ?"),
+                None => "-".to_string(),
+            };
+            let reads =
+                if r.reads_checked == 0 { "-".to_string() } else { format!("{} / {}", r.reads_checked, r.reads_bad) };
+            let verdict = if r.worse > 0 || r.windows_too_long > 0 || r.reads_bad > 0 {
+                format!("FAIL ({} worse, {} too long, {} bad reads)", r.worse, r.windows_too_long, r.reads_bad)
             } else if r.better > 0 {
                 "pass (better)".to_string()
             } else {
@@ -169,12 +180,26 @@ impl Matrix {
                 service,
                 format!("{} / {loss}", r.documented[1]),
                 recovery,
-                writable,
+                failover,
+                longest,
+                per_failover,
+                reads,
                 verdict,
             ]);
         }
         table.to_string()
     }
+}
+
+/// p50, p99 and the maximum of `v` (nearest rank), or `None` when it is empty.
+pub fn percentiles(v: &[Duration]) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut v = v.to_vec();
+    v.sort();
+    let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1].as_secs_f64();
+    Some((rank(0.50), rank(0.99), v[v.len() - 1].as_secs_f64()))
 }
 
 /// The scenarios of the availability table, compiled in so `table` runs from anywhere.

@@ -121,3 +121,58 @@ fn a_leader_reloaded_in_its_old_term_is_caught_as_diverged_replicas() {
     let real = run::run(&s, 1);
     assert!(real.passed(), "{:?} {:?}", real.failures, kinds(&real));
 }
+
+fn oracle_scenario(name: &str) -> Scenario {
+    scenario_file("oracle", name)
+}
+
+#[test]
+fn a_leader_that_keeps_acknowledging_after_its_session_expired_is_caught_by_the_acks_checker() {
+    let s = oracle_scenario("leader_paused_past_its_session.toml");
+    let planted = Planted { ack_after_session_expired: true, ..Planted::default() };
+    let r = run::run_planted(&s, 1, planted);
+    assert!(kinds(&r).contains(&ViolationKind::DeposedAck), "{:?} {:?}", kinds(&r), r.failures);
+    assert!(checkers(&r).contains(&Checker::Acks));
+    let real = run::run(&s, 1);
+    assert!(real.passed(), "{:?} {:?}", real.failures, kinds(&real));
+}
+
+#[test]
+fn reads_served_by_a_deposed_leader_are_caught_as_stale() {
+    let s = oracle_scenario("leader_paused_past_its_session.toml");
+    let planted = Planted { stale_leader_reads: true, ack_after_session_expired: true, ..Planted::default() };
+    let r = run::run_planted(&s, 1, planted);
+    assert!(kinds(&r).contains(&ViolationKind::StaleRead), "{:?} {:?}", kinds(&r), r.failures);
+    assert!(checkers(&r).contains(&Checker::Reads));
+}
+
+#[test]
+fn a_semisync_leader_that_acknowledges_before_replicating_is_caught() {
+    let s = scenario_file("design", "semisync_leader_crash.toml");
+    let planted = Planted { semisync_ack_unreplicated: true, ..Planted::default() };
+    let r = run::run_planted(&s, 1, planted);
+    assert!(kinds(&r).contains(&ViolationKind::SemisyncUnreplicated), "{:?} {:?}", kinds(&r), r.failures);
+    assert!(checkers(&r).contains(&Checker::Acks));
+    let real = run::run(&s, 1);
+    assert!(real.passed(), "{:?} {:?}", real.failures, kinds(&real));
+}
+
+#[test]
+fn a_leader_choice_that_takes_the_shortest_log_is_caught_by_the_loss_bound() {
+    let s = oracle_scenario("lagging_follower_is_not_chosen.toml");
+    let planted = Planted { leader_choice_shortest_log: true, ..Planted::default() };
+    let r = run::run_planted(&s, 1, planted);
+    assert!(kinds(&r).contains(&ViolationKind::LaggingLeader), "{:?} {:?}", kinds(&r), r.failures);
+    assert!(checkers(&r).contains(&Checker::LossBound));
+    let real = run::run(&s, 1);
+    assert!(real.passed(), "{:?} {:?}", real.failures, kinds(&real));
+}
+
+#[test]
+fn a_failover_that_waits_30_seconds_is_caught_by_the_window_check() {
+    let s = table_scenario("row1_leader_crash.toml");
+    let planted = Planted { failover_delay_ms: 30_000, ..Planted::default() };
+    let r = run::run_planted(&s, 1, planted);
+    assert!(kinds(&r).contains(&ViolationKind::WindowTooLong), "{:?} {:?}", kinds(&r), r.failures);
+    assert!(checkers(&r).contains(&Checker::Availability));
+}

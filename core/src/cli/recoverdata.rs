@@ -42,7 +42,7 @@ pub enum PartitionPlan {
         /// The replica that will lead.
         leader: String,
         leader_offset: u64,
-        /// It must be loaded first (as leader if it is the metadata's leader, else as follower).
+        /// It must be loaded first (as a follower: leadership then moves to it with `changeleader`).
         load: bool,
         /// The metadata names another leader, or this replica carries a leader mark but is loaded as a follower:
         /// leadership moves with `changeleader`.
@@ -73,9 +73,12 @@ pub fn plan_partition(replicas: &[ReplicaFacts]) -> PartitionPlan {
         .max_by_key(|(i, r)| (r.offset, r.meta_leader, std::cmp::Reverse(*i)))
         .map(|(_, r)| r)
         .expect("not empty");
-    // Leadership moves through a leader change unless the replica already leads on its tablet or will be loaded
-    // as leader: one marked leader but loaded as a follower carries a mark an earlier change left (seed 407752).
-    let change_leader = !best.meta_leader || best.loaded.is_some_and(|m| m != tpb::TableMode::Leader);
+    // Leadership moves through a leader change unless the replica already leads on its tablet: one marked leader
+    // but loaded as a follower carries a mark an earlier change left (seed 407752), and one that must be loaded
+    // first would keep the metadata's last term if loaded as leader, which the followers may have passed when a
+    // leader change that failed probed them (fuzz seed 910486: the reloaded leader's every append was refused as
+    // "term is lower" while the follower stayed marked alive). A leader change takes a term of its own.
+    let change_leader = !best.meta_leader || best.loaded.is_none_or(|m| m != tpb::TableMode::Leader);
     PartitionPlan::Recover {
         leader: best.endpoint.clone(),
         leader_offset: best.offset,
@@ -488,7 +491,7 @@ mod tests {
         let p = [r("a", false, false, None, 50), r("b", true, false, None, 50), r("c", false, false, None, 50)];
         match plan_partition(&p) {
             PartitionPlan::Recover { leader, change_leader, .. } => {
-                assert_eq!((leader.as_str(), change_leader), ("b", false))
+                assert_eq!((leader.as_str(), change_leader), ("b", true), "loaded first: a leader change")
             }
             other => panic!("{other:?}"),
         }

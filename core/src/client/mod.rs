@@ -13,4 +13,4 @@ pub mod routing;
 
 pub use partition::{alive_leader, key_hash, partition_of, row_key};
 pub use policy::{Access, Decision, classify};
-pub use routing::{ClientError, FoundRow, RoutingClient, RoutingConfig, RoutingStats, WriteAck};
+pub use routing::{ClientError, FoundRow, RoutingClient, RoutingConfig, RoutingStats, ServedRead, WriteAck};

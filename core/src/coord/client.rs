@@ -395,8 +395,15 @@ impl Coordinator for ModelCoordinator {
     fn session_timeout(&self) -> Duration {
         self.shared.timeout
     }
+    /// The session's state, with the clock's word on it: a session not heard from for 2/5 of its timeout is
+    /// Disconnected now, even if the background task has not run yet to say so (a process resumed from a pause
+    /// runs whatever is ready first; a leader asking before it acts must get the truth).
     fn state(&self) -> SessionState {
-        self.shared.state()
+        let state = self.shared.state();
+        if state == SessionState::Connected && self.shared.since_answer() >= self.shared.timeout * 2 / 5 {
+            return SessionState::Disconnected;
+        }
+        state
     }
     fn session_events(&self) -> SessionEvents {
         SessionEvents::new(self.shared.events.subscribe())

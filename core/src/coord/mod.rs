@@ -8,6 +8,7 @@
 //!   [`Coordinator`] ([`ModelCoordinator`]). Together they are the `model` backend: the coordination node of the
 //!   simulator and `openmldb --role=coord` in production.
 //! - [`layout`] names every node OpenMLDB keeps under `zk_root_path`.
+//! - [`renew`]: [`Renewing`], a session renewed after it expired, for clients that own no ephemeral node.
 //! - `zk` (outside the simulator only) is the `zookeeper` backend: [`Coordinator`] on real ZooKeeper.
 //!
 //! Timing follows measured ZooKeeper behaviour (`reference/zookeeper-notes.md`): the server expires a silent
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod layout;
+pub mod renew;
 pub mod server;
 pub mod tree;
 // Not while rustdoc collects doctests either: the simulator build's doctest pass parses this crate without
@@ -29,6 +31,7 @@ use async_trait::async_trait;
 
 pub use client::{ClientOptions, ModelCoordinator};
 pub use layout::Layout;
+pub use renew::Renewing;
 pub use server::{CoordServerConfig, serve};
 #[cfg(not(any(madsim, doctest)))]
 pub use zk::ZkCoordinator;

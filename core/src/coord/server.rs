@@ -138,9 +138,15 @@ async fn expire_loop(state: Arc<State>, tick: Duration) {
         );
         tokio::time::sleep_until(state.origin + next).await;
         let mut inner = state.lock();
-        let expired = inner.tree.expire(state.now());
+        let now = state.now();
+        // The ephemeral nodes go with the session: the line names them, so a reader of the trace knows whose
+        // session it was (a tablet's `/nodes/<endpoint>`, a nameserver's election node).
+        let owned: Vec<(SessionId, Vec<String>)> =
+            inner.tree.sessions_due(now).into_iter().map(|sid| (sid, inner.tree.ephemerals_of(sid))).collect();
+        let expired = inner.tree.expire(now);
         for sid in &expired {
-            tracing::info!(session = sid, "coordination session expired");
+            let nodes = owned.iter().find(|(s, _)| s == sid).map(|(_, n)| n.join(",")).unwrap_or_default();
+            tracing::info!(session = sid, nodes, "coordination session expired");
         }
         if !expired.is_empty() {
             inner.after_change();

@@ -168,12 +168,22 @@ impl Tree {
     }
 
     /// Expires every session whose deadline is at or before `now`; returns their ids.
+    /// The sessions whose deadline is at or before `now`: what [`Tree::expire`] would end.
+    pub fn sessions_due(&self, now: Duration) -> Vec<SessionId> {
+        self.sessions.iter().filter(|(_, s)| s.deadline <= now).map(|(id, _)| *id).collect()
+    }
+
     pub fn expire(&mut self, now: Duration) -> Vec<SessionId> {
-        let due: Vec<SessionId> = self.sessions.iter().filter(|(_, s)| s.deadline <= now).map(|(id, _)| *id).collect();
+        let due = self.sessions_due(now);
         for id in &due {
             self.end_session(*id);
         }
         due
+    }
+
+    /// The ephemeral nodes session `id` owns, in path order.
+    pub fn ephemerals_of(&self, id: SessionId) -> Vec<String> {
+        self.nodes.iter().filter(|(_, n)| n.stat.ephemeral_owner == id).map(|(p, _)| p.clone()).collect()
     }
 
     /// Ends a session now (closed by its owner, or expired): deletes its ephemeral nodes, firing watches, and

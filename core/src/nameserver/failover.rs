@@ -2,7 +2,7 @@
 //! back, and the offlineendpoint / recoverendpoint algorithms shared by the automatic path and the manual
 //! commands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,16 +10,23 @@ use tokio::time::Instant;
 
 use super::Nameserver;
 use super::codes::Code;
-use super::decide::{OFFLINE_LEADER_ENDPOINT, followers_to_probe, may_mark_dead};
+use super::decide::{OFFLINE_LEADER_ENDPOINT, TableView, followers_to_probe, may_mark_dead, reconcile_alive_marks};
 use super::exec::NewOp;
 use super::ops::{OpType, alive_leader};
-use super::server::TabletState;
+use super::server::{STATUS_POLL_TIMEOUT, TabletState};
 use crate::coord::{Coordinator, Layout};
 use crate::proto::nameserver as pb;
 use crate::proto::nameserver::op_data;
 use crate::proto::tablet as tpb;
 use crate::rpc::Status;
 use crate::tablet::rpc as t;
+
+/// The concurrency a failover's leader change is queued with: 0 spreads the ops over every queue (`pid %
+/// name_server_task_max_concurrency`, [`super::decide::queue_index`]), so the leader changes of different
+/// partitions run concurrently rather than in turn behind each other in `pid % name_server_task_concurrency`.
+/// Safe because the op book runs one partition's ops in creation order whatever their queues
+/// ([`super::opbook::OpBook::runnable_front`]).
+const SPREAD_OVER_EVERY_QUEUE: u32 = 0;
 
 /// The longest wait between two recoveries of one dead replica.
 const MAX_RECOVERY_BACKOFF: Duration = Duration::from_secs(300);
@@ -58,7 +65,9 @@ impl Nameserver {
         let ns = self.clone();
         let handle = match event {
             TabletEvent::Offline { endpoint, since } => tokio::spawn(async move {
-                tokio::time::sleep_until(since + ns.config.tablet_heartbeat_timeout).await;
+                // Planted (tests only): a failover that waits far longer than its heartbeat timeout.
+                let planted_delay = Duration::from_millis(ns.config.planted.failover_delay_ms);
+                tokio::time::sleep_until(since + ns.config.tablet_heartbeat_timeout + planted_delay).await;
                 if ns.offline_since(&endpoint) == Some(since) {
                     ns.on_tablet_offline(&endpoint, false).await;
                 }
@@ -114,7 +123,7 @@ impl Nameserver {
         if !self.is_active() || !self.auto_failover() {
             return;
         }
-        let _serial = self.failover_lock.lock().await;
+        let serial = self.failover_lock.lock().await;
         let Ok(coord) = self.require_active() else { return };
         let value = match coord.get(&self.layout.node(endpoint)).await {
             Ok((data, _)) => String::from_utf8_lossy(&data).to_string(),
@@ -126,7 +135,9 @@ impl Nameserver {
         let restarted = value == Layout::startup_value(endpoint);
         if !restarted && offline_since.elapsed() < self.config.tablet_heartbeat_timeout {
             tracing::info!(endpoint, "tablet is back within the grace period; nothing to recover");
-            // Its leaders fenced themselves when their session expired: they still lead, say so.
+            // Its leaders fenced themselves when their session expired: they still lead, say so (tablet calls:
+            // not under the failover lock).
+            drop(serial);
             self.confirm_fenced_leaders(endpoint).await;
             return;
         }
@@ -159,7 +170,12 @@ impl Nameserver {
     /// Reference 5.2: per partition on `endpoint`, a single replica is marked not alive, a lost leader is
     /// replaced (kChangeLeaderOP), and a follower is taken out of replication (kOfflineReplicaOP).
     pub(super) async fn offline_endpoint_internal(&self, endpoint: &str, concurrency: u32) {
-        for (name, pid) in self.partitions_on(endpoint) {
+        self.offline_partitions(endpoint, &self.partitions_on(endpoint), concurrency).await;
+    }
+
+    /// [`Self::offline_endpoint_internal`] for the given partitions of `endpoint` only.
+    async fn offline_partitions(&self, endpoint: &str, partitions: &[(String, u32)], concurrency: u32) {
+        for (name, pid) in partitions.iter().cloned() {
             let Some(p) = self.partition_meta(&name, pid) else { continue };
             let Some(mine) = p.partition_meta.iter().find(|m| m.endpoint == endpoint).cloned() else { continue };
             let result = if p.partition_meta.len() == 1 {
@@ -186,7 +202,10 @@ impl Nameserver {
                         tracing::info!(name, pid, "a leader change is already queued");
                         Ok(())
                     } else if leader.is_none() || leader.as_deref() == Some(endpoint) {
-                        self.create_change_leader_op(&name, pid, "", false, concurrency).await
+                        // Spread over every queue (concurrency 0: `pid % max`), so the leader changes of the
+                        // partitions a tablet led run at once instead of one after another in `pid % 2`; the book
+                        // keeps each partition's ops in creation order across queues.
+                        self.create_change_leader_op(&name, pid, "", false, SPREAD_OVER_EVERY_QUEUE).await
                     } else {
                         Ok(())
                     }
@@ -258,7 +277,20 @@ impl Nameserver {
         restarted: bool,
         concurrency: u32,
     ) {
-        for (name, pid) in self.partitions_on(endpoint) {
+        let partitions = self.partitions_on(endpoint);
+        self.recover_partitions(endpoint, &partitions, need_restore, restarted, concurrency).await;
+    }
+
+    /// [`Self::recover_endpoint_internal`] for the given partitions of `endpoint` only.
+    async fn recover_partitions(
+        &self,
+        endpoint: &str,
+        partitions: &[(String, u32)],
+        need_restore: bool,
+        restarted: bool,
+        concurrency: u32,
+    ) {
+        for (name, pid) in partitions.iter().cloned() {
             let Some(p) = self.partition_meta(&name, pid) else { continue };
             let Some(mine) = p.partition_meta.iter().find(|m| m.endpoint == endpoint).cloned() else { continue };
             let only_alive = mine.is_alive && p.partition_meta.iter().filter(|m| m.is_alive).count() == 1;
@@ -388,54 +420,132 @@ impl Nameserver {
         }
     }
 
-    /// A healthy tablet that does not hold a replica the metadata marks alive on it restarted while no nameserver
-    /// saw it (a machine running both restarted, or the active nameserver died just as the tablet came back): it
-    /// is recovered as a restarted tablet. Partitions with an op queued are left to the op, and so is a missing
-    /// follower that is its partition's last alive replica (its leader is dead): a failover can neither mark it
-    /// dead nor re-add it, so counting it would fail the tablet's other replicas over again at every pass (the
-    /// fuzzer's seed 845042: a partition whose both replicas went down kept a healthy one cycling).
-    async fn recover_unseen_restarts(&self, backoff: &mut Backoff) {
-        let mut expected: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
-        {
-            let state = self.state.lock().expect("ns state");
-            for (name, t) in &state.tables {
-                for p in &t.table_partition {
-                    if state.ops.has_queued_for(name, p.pid) {
-                        continue;
-                    }
-                    for m in
-                        p.partition_meta.iter().filter(|m| m.is_alive && (m.is_leader || may_mark_dead(p, &m.endpoint)))
-                    {
-                        if state.tablets.get(&m.endpoint).is_some_and(|e| e.state == TabletState::Healthy) {
-                            expected.entry(m.endpoint.clone()).or_default().push((t.tid, p.pid));
-                        }
-                    }
-                }
+    /// Alive marks reconciled with what the tablets report ([`super::decide::reconcile`]): every healthy tablet
+    /// is asked for the partitions it holds (all at once, each with a short deadline, outside any lock), and a
+    /// replica marked alive that its tablet does not hold (it restarted unseen, or a manual procedure or a
+    /// half-failed op left the mark) is taken out of service for its own partition through the op path and
+    /// recovered like a returning replica. The tablet's other replicas are left alone; a tablet that does not
+    /// answer changes nothing. Each correction is retried with a doubling delay ([`attempt_due`]).
+    async fn reconcile_alive_marks(&self, backoff: &mut Backoff) {
+        let ops_seen = self.op_signal.get();
+        let polls = self.healthy_tablets().into_iter().map(|ep| async move {
+            let req = tpb::GetTableStatusRequest { tid: 0, pid: 0, all: true };
+            let asked_at = Instant::now();
+            let result = self.client(&ep).call_timeout(t::GetTableStatus, req, STATUS_POLL_TIMEOUT).await;
+            self.record_reach(&ep, asked_at, result.is_ok() || result.as_ref().is_err_and(|e| e.status().is_some()));
+            (ep, result)
+        });
+        let mut held: BTreeMap<String, BTreeSet<(u32, u32)>> = BTreeMap::new();
+        let mut fenced = Vec::new();
+        for (ep, result) in futures::future::join_all(polls).await {
+            let Ok(resp) = result else { continue };
+            if resp.all_table_status.iter().any(|s| s.fenced) {
+                fenced.push(ep.clone());
             }
+            held.insert(ep, resp.all_table_status.iter().map(|s| (s.tid, s.pid)).collect());
+        }
+        for ep in fenced {
+            self.confirm_fenced_leaders(&ep).await;
+        }
+        // An op that ran while the tablets were asked may have loaded a replica after its tablet answered and
+        // marked it alive since: nothing is corrected on such a round (the next pass looks again).
+        if self.op_signal.get() != ops_seen {
+            return;
+        }
+        let found = {
+            let state = self.state.lock().expect("ns state");
+            let views: Vec<TableView<'_>> = state
+                .tables
+                .iter()
+                .map(|(name, t)| TableView { name, tid: t.tid, partitions: &t.table_partition })
+                .collect();
+            reconcile_alive_marks(&views, &held, |name, pid| state.ops.has_queued_for(name, pid))
+        };
+        for s in &found.stranded {
+            tracing::info!(
+                name = %s.name,
+                pid = s.pid,
+                endpoint = %s.endpoint,
+                "a follower marked alive is not loaded, but it is its partition's last alive replica: left as is"
+            );
         }
         let now = Instant::now();
-        for (endpoint, replicas) in expected {
-            let req = tpb::GetTableStatusRequest { tid: 0, pid: 0, all: true };
-            let Ok(resp) = self.client(&endpoint).call(t::GetTableStatus, req).await else { continue };
-            let held: std::collections::BTreeSet<(u32, u32)> =
-                resp.all_table_status.iter().map(|s| (s.tid, s.pid)).collect();
-            if resp.all_table_status.iter().any(|s| s.fenced) {
-                self.confirm_fenced_leaders(&endpoint).await;
-            }
-            let missing = replicas.iter().filter(|r| !held.contains(r)).count();
-            let key = (String::new(), u32::MAX, endpoint.clone());
-            if missing == 0 {
-                backoff.remove(&key);
+        let due: BTreeSet<(String, u32, String)> = found
+            .not_loaded
+            .iter()
+            .map(|n| (n.name.clone(), n.pid, n.endpoint.clone()))
+            .chain(found.reload.iter().cloned())
+            .collect();
+        backoff.retain(|k, _| due.contains(k));
+        let concurrency = self.config.name_server_task_concurrency;
+        for (name, pid, endpoint) in found.reload {
+            if !attempt_due(
+                backoff,
+                (name.clone(), pid, endpoint.clone()),
+                now,
+                self.config.recover_dead_replica_interval,
+            ) {
                 continue;
             }
+            let _serial = self.failover_lock.lock().await;
+            if !self.is_active() || !self.auto_failover() {
+                return;
+            }
+            if self.state.lock().expect("ns state").ops.has_queued_for(&name, pid) {
+                continue;
+            }
+            tracing::info!(name, pid, endpoint, "no tablet holds a leaderless partition: its last leader is reloaded");
+            let reload = NewOp {
+                op_type: OpType::ReLoadTable,
+                name: name.clone(),
+                pid,
+                data: op_data::Kind::Endpoint(endpoint.clone()),
+                concurrency,
+                parent: None,
+            };
+            if let Err(e) = self.create_op(reload).await {
+                tracing::warn!(name, pid, endpoint, error = %e, "cannot reload the last leader");
+            }
+        }
+        for n in found.not_loaded {
+            let key = (n.name.clone(), n.pid, n.endpoint.clone());
             if !attempt_due(backoff, key, now, self.config.recover_dead_replica_interval) {
                 continue;
             }
-            tracing::info!(endpoint, missing, "a tablet lacks replicas marked alive on it: it restarted unseen");
+            tracing::info!(
+                name = %n.name,
+                pid = n.pid,
+                endpoint = %n.endpoint,
+                is_leader = n.is_leader,
+                last_alive = n.last_alive,
+                "a replica marked alive is not loaded on its tablet: its mark is corrected"
+            );
             let _serial = self.failover_lock.lock().await;
-            self.on_tablet_offline_locked(&endpoint, true).await;
-            let concurrency = self.config.name_server_task_concurrency;
-            self.recover_endpoint_internal(&endpoint, false, true, concurrency).await;
+            if !self.is_active() || !self.auto_failover() {
+                return;
+            }
+            if self.state.lock().expect("ns state").ops.has_queued_for(&n.name, n.pid) {
+                continue;
+            }
+            let ep = n.endpoint.clone();
+            let marked = self
+                .edit_partition(&n.name, n.pid, move |p| {
+                    if !may_mark_dead(p, &ep) {
+                        return Ok(false);
+                    }
+                    for m in p.partition_meta.iter_mut().filter(|m| m.endpoint == ep) {
+                        m.is_alive = false;
+                    }
+                    Ok(true)
+                })
+                .await;
+            if let Err(e) = marked {
+                tracing::warn!(name = %n.name, pid = n.pid, endpoint = %n.endpoint, error = %e, "cannot correct the mark");
+                continue;
+            }
+            let partition = [(n.name.clone(), n.pid)];
+            self.offline_partitions(&n.endpoint, &partition, concurrency).await;
+            self.recover_partitions(&n.endpoint, &partition, false, true, concurrency).await;
         }
     }
 
@@ -446,8 +556,12 @@ impl Nameserver {
     /// offline at once, then back) gets a ChangeLeader op. Each is tried again with a doubling delay, up to 5 min.
     pub(super) async fn dead_replica_loop(self: Arc<Self>) {
         let mut backoff = Backoff::new();
+        let mut marks = Backoff::new();
         let mut at_takeover = true;
         loop {
+            if self.auto_failover() {
+                self.reconcile_alive_marks(&mut marks).await;
+            }
             self.recover_dead_replicas(&mut backoff, at_takeover).await;
             at_takeover = false;
             tokio::time::sleep(self.config.recover_dead_replica_interval).await;
@@ -458,8 +572,6 @@ impl Nameserver {
         if !self.auto_failover() {
             return;
         }
-        // The tablets are asked outside the lock (a paused one must not hold up a failover); each decision takes it.
-        self.recover_unseen_restarts(backoff).await;
         let _serial = self.failover_lock.lock().await;
         let mut todo: Vec<(String, u32, String, bool)> = Vec::new();
         {
@@ -490,7 +602,7 @@ impl Nameserver {
         }
         let concurrency = self.config.name_server_task_concurrency;
         let now = Instant::now();
-        backoff.retain(|k, _| k.1 == u32::MAX || todo.iter().any(|(n, p, e, _)| (n, p, e) == (&k.0, &k.1, &k.2)));
+        backoff.retain(|k, _| todo.iter().any(|(n, p, e, _)| (n, p, e) == (&k.0, &k.1, &k.2)));
         for (name, pid, endpoint, is_leader) in todo {
             let key = (name.clone(), pid, endpoint.clone());
             if !attempt_due(backoff, key, now, self.config.recover_dead_replica_interval) {
@@ -498,7 +610,7 @@ impl Nameserver {
             }
             if endpoint.is_empty() {
                 tracing::info!(name, pid, at_takeover, "a leaderless partition with an alive follower fails over");
-                if let Err(e) = self.create_change_leader_op(&name, pid, "", false, concurrency).await {
+                if let Err(e) = self.create_change_leader_op(&name, pid, "", false, SPREAD_OVER_EVERY_QUEUE).await {
                     tracing::warn!(name, pid, error = %e, "cannot change the leader");
                 }
                 continue;

@@ -114,6 +114,13 @@ impl MetaStore<'_> {
         self.bump(&self.layout.op_index(), 1).await
     }
 
+    /// Takes the two terms of one leader change at once (reference 3.4: fence at global + 1, lead at global + 2)
+    /// and returns the global term before them. Atomic (compare-and-set), so leader changes of different
+    /// partitions running concurrently never share a term.
+    pub async fn take_change_leader_terms(&self) -> Result<u64, CoordError> {
+        Ok(self.bump(&self.layout.term(), 2).await? - 2)
+    }
+
     /// Raises the global term to `term` (never lowers it).
     pub async fn set_term(&self, term: u64) -> Result<(), CoordError> {
         for _ in 0..CAS_TRIES {

@@ -98,6 +98,40 @@ impl OpBook {
         self.queues.get(queue).and_then(|q| q.front().copied())
     }
 
+    /// The front op of `queue` if it may run now: a root op (no parent) waits while an op of the same partition
+    /// descending from an older root op (a lower id) is still queued in another queue, so the ops of one
+    /// partition run in the order a single queue would run them (children right after their parent) even when
+    /// they joined different queues (a failover's leader change spread over every queue, the recoveries that
+    /// follow it in `pid % concurrency`). A child op never waits: it runs in its parent's queue right after it.
+    /// No cycle: a waiting front op waits only for ops of a lower root id, a queue's root ops are in id order and
+    /// its children sit right behind their running parent, so following the waits the root ids only fall.
+    pub fn runnable_front(&self, queue: usize) -> Option<u64> {
+        let id = self.front(queue)?;
+        let op = self.ops.get(&id)?;
+        if op.info.parent_id != 0 {
+            return Some(id);
+        }
+        let earlier = self.ops.values().any(|o| {
+            o.info.op_id != id && o.info.name == op.info.name && o.info.pid == op.info.pid && self.root_of(o) < id
+        });
+        (!earlier).then_some(id)
+    }
+
+    /// The id of the root op `op` descends from (its own id for a root; the oldest ancestor still known, or the
+    /// id of the first one gone, otherwise). Terminates: a parent is always older than its child.
+    fn root_of(&self, op: &QueuedOp) -> u64 {
+        let mut cur = op;
+        loop {
+            if cur.info.parent_id == 0 || cur.info.parent_id >= cur.info.op_id {
+                return cur.info.op_id;
+            }
+            match self.ops.get(&cur.info.parent_id) {
+                Some(p) => cur = p,
+                None => return cur.info.parent_id,
+            }
+        }
+    }
+
     pub fn get(&self, op_id: u64) -> Option<&QueuedOp> {
         self.ops.get(&op_id)
     }
@@ -211,6 +245,41 @@ mod tests {
 
     fn queue(b: &OpBook, q: usize) -> Vec<u64> {
         b.queues[q].iter().copied().collect()
+    }
+
+    fn op_of(op_id: u64, vec_idx: u32, parent_id: u64, name: &str, pid: u32) -> QueuedOp {
+        let mut o = op(op_id, vec_idx, parent_id);
+        o.info.name = name.into();
+        o.info.pid = pid;
+        o
+    }
+
+    #[test]
+    fn a_partitions_ops_run_in_creation_order_across_queues() {
+        let mut b = OpBook::new(8, 10);
+        // A leader change of pid 1 spread to queue 1, then its recovery in queue 1 % 2 = 1... and pid 3's leader
+        // change in queue 3 with its recovery in queue 3 % 2 = 1 behind pid 1's.
+        b.add(op_of(10, 1, 0, "t", 1));
+        b.add(op_of(11, 3, 0, "t", 3));
+        b.add(op_of(12, 1, 0, "t", 1));
+        b.add(op_of(13, 1, 0, "t", 3));
+        // Different partitions run at once.
+        assert_eq!(b.runnable_front(1), Some(10));
+        assert_eq!(b.runnable_front(3), Some(11));
+        b.finish(10, TaskStatus::Done);
+        assert_eq!(b.runnable_front(1), Some(12));
+        b.finish(12, TaskStatus::Done);
+        // pid 3's recovery waits for pid 3's leader change in another queue.
+        assert_eq!(b.front(1), Some(13));
+        assert_eq!(b.runnable_front(1), None);
+        // A child never waits: it runs right after its parent in the parent's queue.
+        b.add(op_of(14, 3, 11, "t", 3));
+        b.finish(11, TaskStatus::Done);
+        assert_eq!(b.runnable_front(3), Some(14));
+        // pid 3's recovery (13) also waits for that child: it descends from the older leader change (11).
+        assert_eq!(b.runnable_front(1), None);
+        b.finish(14, TaskStatus::Done);
+        assert_eq!(b.runnable_front(1), Some(13));
     }
 
     #[test]

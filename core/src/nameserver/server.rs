@@ -12,15 +12,20 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::codes::Code;
-use super::decide::{TabletLoad, place_partitions, tablet_loads};
+use super::decide::reach::{STEP_DOWN_MEMORY, STEP_DOWN_WINDOW};
+use super::decide::{
+    Reachability, StepDownFacts, TabletLoad, decide_step_down, followers_to_probe, place_partitions, step_down_window,
+    tablet_loads,
+};
 use super::failover::TabletEvent;
 use super::meta::MetaStore;
 use super::opbook::OpBook;
+use super::ops::alive_leader;
 use super::rpc as m;
 use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState};
 use crate::proto::nameserver as pb;
 use crate::proto::tablet as tpb;
-use crate::rpc::{ClientConfig, Method, RpcClient, RpcServer, ServerHandle, Status};
+use crate::rpc::{ClientConfig, Method, RpcClient, RpcError, RpcServer, ServerHandle, Status};
 use crate::storage::memtable::TableSchema;
 use crate::sync::Signal;
 use crate::tablet::rpc as tablet_rpc;
@@ -117,6 +122,20 @@ pub(super) struct State {
     /// The creation id (czxid) of each tablet's `/nodes` entry: a new one under the same endpoint is a new
     /// process, even when the watch never saw the old entry go.
     pub(super) node_ids: BTreeMap<String, i64>,
+    /// The names of the tables being created (reserved while their replicas are created on the tablets).
+    pub(super) creating: std::collections::BTreeSet<String>,
+}
+
+/// A table name reserved by a create in progress; released when the create ends, however it ends.
+struct Reserved<'a> {
+    ns: &'a Nameserver,
+    name: String,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.ns.state.lock().expect("ns state").creating.remove(&self.name);
+    }
 }
 
 pub struct Nameserver {
@@ -140,7 +159,24 @@ pub struct Nameserver {
     tablet_passes: Signal,
     /// What runs only while active (queue workers, failover timers): aborted on stepping down.
     session_tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The outcome of every status poll and fencing probe of a tablet while active (DESIGN 5.5).
+    pub(super) reach: Mutex<Reachability>,
+    /// Bumped by the reachability check to make the election give up the lock.
+    step_down: Signal,
+    /// When this nameserver last stepped down because it could not reach the tablets, within
+    /// [`STEP_DOWN_MEMORY`]: each one doubles the window of the next (no flapping).
+    step_downs: Mutex<Vec<Instant>>,
 }
+
+/// How often the active nameserver asks [`decide_step_down`] whether it still reaches the tablets: a fraction of
+/// the step-down window, so the decision lags the evidence by at most half a second.
+const REACH_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Deadline of one status poll of a tablet (GetTableStatus). A tablet answers it from memory; one second is a
+/// wide margin over a loaded simulated network, and short enough that a cut tablet shows as such (two failed polls)
+/// well within the step-down window, and that one slow tablet does not delay the poll of the others (they are
+/// polled concurrently anyway).
+pub(super) const STATUS_POLL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A running nameserver; dropping it stops its loops and its server.
 pub struct NameserverHandle {
@@ -184,6 +220,7 @@ impl Nameserver {
                 ops: OpBook::new(config.name_server_task_max_concurrency.max(1) as usize, config.max_op_num),
                 auto_failover: config.auto_failover,
                 node_ids: BTreeMap::new(),
+                creating: std::collections::BTreeSet::new(),
             }),
             clients: Mutex::new(BTreeMap::new()),
             meta_lock: tokio::sync::Mutex::new(()),
@@ -191,6 +228,9 @@ impl Nameserver {
             op_signal: Signal::new(0),
             tablet_passes: Signal::new(0),
             session_tasks: Mutex::new(Vec::new()),
+            reach: Mutex::new(Reachability::new()),
+            step_down: Signal::new(0),
+            step_downs: Mutex::new(Vec::new()),
             config,
         });
         let rpc = ns.clone().rpc_server().bind(&ns.config.endpoint).await?;
@@ -232,6 +272,11 @@ impl Nameserver {
                 RpcClient::new(endpoint, ClientConfig { timeout: self.config.request_timeout, ..Default::default() })
             })
             .clone()
+    }
+
+    /// Records the outcome of a call to a tablet made at `asked_at` (DESIGN 5.5's evidence).
+    pub(super) fn record_reach(&self, endpoint: &str, asked_at: Instant, answered: bool) {
+        self.reach.lock().expect("reach").record(endpoint, asked_at, answered);
     }
 
     fn set_active(&self, on: bool) {
@@ -298,7 +343,8 @@ impl Nameserver {
                 return;
             }
         };
-        let my_name = mine.rsplit('/').next().unwrap_or_default().to_string();
+        let mut mine = mine;
+        let mut my_name = mine.rsplit('/').next().unwrap_or_default().to_string();
         loop {
             if coord.state().is_terminal() {
                 return;
@@ -330,19 +376,49 @@ impl Nameserver {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
+                    self.reach.lock().expect("reach").clear();
                     self.set_active(true);
                     self.start_engine();
                 }
-                // Lead until the session is in doubt: a Disconnected leader steps down at once.
-                loop {
-                    match events.next().await {
-                        Some(SessionState::Connected) => {}
-                        Some(SessionState::Disconnected) => {
-                            self.set_active(false);
-                            break;
-                        }
-                        _ => return,
+                // Lead until the session is in doubt (a Disconnected leader steps down at once), or until the
+                // reachability check finds that this nameserver cannot reach the tablets (DESIGN 5.5).
+                let requests = self.step_down.get();
+                let cut_off = loop {
+                    tokio::select! {
+                        biased;
+                        e = events.next() => match e {
+                            Some(SessionState::Connected) => {}
+                            Some(SessionState::Disconnected) => break false,
+                            _ => return,
+                        },
+                        _ = self.step_down.changed(requests) => break true,
                     }
+                };
+                self.set_active(false);
+                if cut_off {
+                    // Give the lock up: close the election node and join again at the back, so the standby leads
+                    // and this one leads again only when the others are gone or step down in turn.
+                    self.step_downs.lock().expect("step downs").push(Instant::now());
+                    match coord.delete(&mine, None).await {
+                        Ok(()) | Err(CoordError::NoNode(_)) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot close the election node; the session ends instead");
+                            return;
+                        }
+                    }
+                    match coord.create(&prefix, self.config.endpoint.as_bytes(), CreateMode::EphemeralSequential).await
+                    {
+                        Ok(path) => {
+                            my_name = path.rsplit('/').next().unwrap_or_default().to_string();
+                            mine = path;
+                            tracing::info!(node = %my_name, "joined the election again, behind the standby");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot join the election again; the session ends");
+                            return;
+                        }
+                    }
+                    continue;
                 }
                 // Wait for the session to come back (or end) before looking again.
                 loop {
@@ -404,6 +480,81 @@ impl Nameserver {
         self.schedule_offline_checks();
         let ns = self.clone();
         self.keep_session_task(tokio::spawn(ns.dead_replica_loop()));
+        self.keep_session_task(tokio::spawn(self.clone().reach_loop()));
+    }
+
+    /// While active: steps down when [`decide_step_down`] says this nameserver cannot reach the tablets it must
+    /// act on while a standby is in the election (DESIGN 5.5). Returns after asking for the step-down (the
+    /// election then aborts every session task, this one included).
+    async fn reach_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(REACH_CHECK_INTERVAL).await;
+            if !self.is_active() {
+                continue;
+            }
+            let now = Instant::now();
+            let (healthy_tablets, leaderless) = {
+                let state = self.state.lock().expect("ns state");
+                let healthy = |e: &str| state.tablets.get(e).is_some_and(|t| t.state == TabletState::Healthy);
+                let mut leaderless = Vec::new();
+                for (name, t) in &state.tables {
+                    for p in t.table_partition.iter().filter(|p| p.partition_meta.len() > 1) {
+                        if alive_leader(p).is_none() {
+                            let candidates: Vec<String> = followers_to_probe(&p.partition_meta, None)
+                                .into_iter()
+                                .filter(|e| healthy(e))
+                                .collect();
+                            leaderless.push((name.clone(), p.pid, candidates));
+                        }
+                    }
+                }
+                let tablets: Vec<String> = state
+                    .tablets
+                    .iter()
+                    .filter(|(_, t)| t.state == TabletState::Healthy)
+                    .map(|(e, _)| e.clone())
+                    .collect();
+                (tablets, leaderless)
+            };
+            let window = {
+                let mut recent = self.step_downs.lock().expect("step downs");
+                recent.retain(|t| now.saturating_duration_since(*t) < STEP_DOWN_MEMORY);
+                step_down_window(STEP_DOWN_WINDOW, recent.len())
+            };
+            let mut facts = StepDownFacts { healthy_tablets, leaderless, standby: false, window };
+            let reason = {
+                let mut reach = self.reach.lock().expect("reach");
+                reach.retain(&facts.healthy_tablets);
+                // Ask the coordination service for a standby only when the record alone would step down.
+                decide_step_down(&reach, &StepDownFacts { standby: true, ..facts.clone() }, now)
+            };
+            if reason.is_none() {
+                continue;
+            }
+            facts.standby = self.standby_exists().await;
+            let Some(reason) = decide_step_down(&self.reach.lock().expect("reach"), &facts, now) else {
+                tracing::info!(window = ?facts.window, "cannot reach the tablets, but no standby is in the election");
+                continue;
+            };
+            tracing::warn!(%reason, window = ?facts.window, "cannot reach the tablets: stepping down for the standby");
+            self.step_down.bump();
+            return;
+        }
+    }
+
+    /// Whether another nameserver (another endpoint) has a node in the election.
+    async fn standby_exists(&self) -> bool {
+        let Ok(coord) = self.coord() else { return false };
+        let Ok(children) = coord.children(&self.layout.leader()).await else { return false };
+        for c in children {
+            let path = format!("{}/{c}", self.layout.leader());
+            if let Ok((data, _)) = coord.get(&path).await
+                && data != self.config.endpoint.as_bytes()
+            {
+                return true;
+            }
+        }
+        false
     }
 
     /// Follows `/nodes`: a new endpoint is healthy, a vanished one offline, a returning one healthy again.
@@ -492,9 +643,18 @@ impl Nameserver {
             if !self.is_active() {
                 continue;
             }
-            for ep in self.healthy_tablets() {
+            // Every tablet at once, each with a short deadline: a cut tablet delays neither the others' figures
+            // nor the evidence of DESIGN 5.5.
+            let ns: &Nameserver = &self;
+            let polls = ns.healthy_tablets().into_iter().map(|ep| async move {
                 let req = tpb::GetTableStatusRequest { tid: 0, pid: 0, all: true };
-                if let Ok(resp) = self.client(&ep).call(tablet_rpc::GetTableStatus, req).await {
+                let asked_at = Instant::now();
+                let result = ns.client(&ep).call_timeout(tablet_rpc::GetTableStatus, req, STATUS_POLL_TIMEOUT).await;
+                (ep, asked_at, result)
+            });
+            for (ep, asked_at, result) in futures::future::join_all(polls).await {
+                self.record_reach(&ep, asked_at, result.is_ok() || matches!(result, Err(RpcError::Status(_))));
+                if let Ok(resp) = result {
                     let mut state = self.state.lock().expect("ns state");
                     state.replica_status.retain(|(_, _, e), _| e != &ep);
                     for s in resp.all_table_status {
@@ -533,14 +693,19 @@ impl Nameserver {
     /// CreateTable (reference 2): place the partitions, create followers then leaders on the tablets, persist.
     async fn create_table(&self, req: pb::CreateTableRequest) -> Result<pb::GeneralResponse, Status> {
         let coord = self.require_active()?;
-        let _guard = self.meta_lock.lock().await;
         let mut info = req.table_info.ok_or_else(|| Code::InvalidParameter.with("no table_info"))?;
         if info.name.is_empty() {
             return Err(Code::InvalidParameter.with("a table needs a name"));
         }
-        if self.state.lock().expect("ns state").tables.contains_key(&info.name) {
-            return Err(Code::TableAlreadyExists.with(&info.name));
-        }
+        // The name is reserved, not the metadata lock held: the tablet calls below must not hold up the op engine.
+        let _reserved = {
+            let _guard = self.meta_lock.lock().await;
+            let mut state = self.state.lock().expect("ns state");
+            if state.tables.contains_key(&info.name) || !state.creating.insert(info.name.clone()) {
+                return Err(Code::TableAlreadyExists.with(&info.name));
+            }
+            Reserved { ns: self, name: info.name.clone() }
+        };
         let probe = Self::tablet_meta(&info, 0, tpb::TableMode::Leader, 0, vec![]);
         TableSchema::from_meta(&probe).map_err(|e| Code::InvalidParameter.with(e))?;
         if info.partition_num == 0 {
@@ -597,9 +762,12 @@ impl Nameserver {
             }
             return Err(err);
         }
-        let _ = meta.bump_notify().await;
         tracing::info!(name = %info.name, tid = info.tid, partitions = info.partition_num, replicas = info.replica_num, "table created");
-        self.state.lock().expect("ns state").tables.insert(info.name.clone(), info);
+        {
+            let _guard = self.meta_lock.lock().await;
+            self.state.lock().expect("ns state").tables.insert(info.name.clone(), info);
+        }
+        let _ = meta.bump_notify().await;
         Ok(pb::GeneralResponse {})
     }
 
@@ -617,15 +785,28 @@ impl Nameserver {
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
         meta.delete_table(info.tid).await.map_err(coord_err)?;
         self.state.lock().expect("ns state").tables.remove(&req.name);
+        drop(_guard);
         let _ = meta.bump_notify().await;
-        for part in &info.table_partition {
-            for r in &part.partition_meta {
-                let req = tpb::TablePidRequest { tid: info.tid, pid: part.pid, task_info: None };
-                if let Err(e) = self.client(&r.endpoint).call(tablet_rpc::DropTable, req).await {
-                    tracing::warn!(tid = info.tid, pid = part.pid, endpoint = %r.endpoint, error = %e, "drop on tablet failed");
+        // The table is gone from the metadata: the replicas are dropped in the background, all at once, and
+        // nothing waits for them (an unreachable tablet held the metadata lock through a request deadline per
+        // replica, one after another, and every failover behind it). A replica a tablet keeps is not served
+        // (no metadata routes to it) and goes at the tablet's next drop or restart.
+        let drops: Vec<(String, u32)> = info
+            .table_partition
+            .iter()
+            .flat_map(|p| p.partition_meta.iter().map(move |r| (r.endpoint.clone(), p.pid)))
+            .collect();
+        let clients: Vec<(RpcClient, u32)> = drops.iter().map(|(ep, pid)| (self.client(ep), *pid)).collect();
+        let tid = info.tid;
+        tokio::spawn(async move {
+            let calls = clients.into_iter().map(|(client, pid)| async move {
+                let req = tpb::TablePidRequest { tid, pid, task_info: None };
+                if let Err(e) = client.call(tablet_rpc::DropTable, req).await {
+                    tracing::warn!(tid, pid, endpoint = %client.addr(), error = %e, "drop on tablet failed");
                 }
-            }
-        }
+            });
+            futures::future::join_all(calls).await;
+        });
         tracing::info!(name = %req.name, tid = info.tid, "table dropped");
         // The active TaskManager (found through the coordination service) stops the jobs still on the table.
         let tm =

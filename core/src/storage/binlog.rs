@@ -32,6 +32,12 @@
 //!   record only if no intact record starts anywhere after it and it is no longer than one record can be
 //!   (`HEADER_LEN + MAX_RECORD_LEN`). Both are what a torn or damaged final record looks like, and what middle
 //!   damage never looks like: cutting there would drop the intact records behind it.
+//! - A damaged record in a segment that is **not** the last, after a log index below the floor, ends that segment
+//!   for recovery (the rest of it is left on disk unread, with a `warn!` naming the file and byte offset, and listed
+//!   in [`RecoveryReport::skipped_damage`]): the snapshot holds everything there, since the next segment must
+//!   still start at or below `floor + 1`. This is what a leader leaves that found damage in its binlog, wrote a
+//!   snapshot of its memory and rolled to a new segment ([`Binlog::roll_over`]), then crashed before
+//!   [`Binlog::rebase`] deleted the damaged segment (DESIGN 5.6).
 //! - Everything else is an error and nothing is changed on disk: damage followed by an intact record (middle
 //!   corruption), any damaged record in a segment that is not the last, a record whose checksum holds but that
 //!   does not decode as a `LogEntry`, and log indexes that skip (other than into the snapshot) or go back. The
@@ -99,6 +105,9 @@ pub struct RecoveryReport {
     pub cut_bytes: u64,
     /// The file and byte offset where the cut was made.
     pub cut_from: Option<(String, u64)>,
+    /// Damaged records in segments that are not the last, below the floor: the rest of each such segment (file,
+    /// byte offset of the damage) was left on disk unread, since the snapshot holds it.
+    pub skipped_damage: Vec<(String, u64)>,
 }
 
 /// One segment file, as [`Binlog::segments`] shows it.
@@ -338,6 +347,23 @@ impl Recovery<'_> {
                         after_index,
                         reason,
                     };
+                    if !is_last && after_index < self.floor {
+                        // The damaged record and everything after it in this segment are at or below the floor
+                        // (the next segment must start at or below `floor + 1`, which the skip rule checks): the
+                        // snapshot holds them. A leader that found damage in its binlog made that snapshot from
+                        // memory and rolled to a new segment; a crash before it deleted the damaged one leaves this.
+                        tracing::warn!(
+                            file = %path,
+                            byte_offset = pos,
+                            after_index,
+                            floor = self.floor,
+                            %reason,
+                            "binlog recovery skips the rest of a damaged segment: the snapshot covers it"
+                        );
+                        self.report.skipped_damage.push((path.clone(), pos));
+                        seg.bytes = pos;
+                        break;
+                    }
                     if !is_last {
                         return Err(refuse(format!("{reason}, in a segment that is not the last")));
                     }
@@ -622,6 +648,32 @@ impl Binlog {
         cursor.next = next;
         cursor.at = Some(Position { file_index: self.segments[si].file_index, byte: resume, epoch: self.epoch });
         Ok(out)
+    }
+
+    /// Starts a new active segment unless the active one is empty, so that later appends land behind whatever
+    /// the current one holds (a damaged record, which recovery tolerates only in a segment that is not the last
+    /// and below the floor). The current segment is synced first, as every roll does.
+    pub async fn roll_over(&mut self) -> Result<(), BinlogError> {
+        self.check_writable()?;
+        if self.active().bytes == 0 {
+            return Ok(());
+        }
+        self.roll().await
+    }
+
+    /// Continues the binlog from a snapshot at `snapshot_offset`, made and published by the caller: raises the
+    /// floor to it and deletes the oldest segments all of whose entries it holds (never the active one). Returns
+    /// how many were deleted. `snapshot_offset` must not be beyond the last offset: a snapshot holds only what
+    /// was written.
+    pub async fn rebase(&mut self, snapshot_offset: u64) -> Result<usize, BinlogError> {
+        assert!(
+            snapshot_offset <= self.last_offset(),
+            "binlog {}: a snapshot at {snapshot_offset} is beyond the last offset {}",
+            self.dir,
+            self.last_offset()
+        );
+        self.floor = self.floor.max(snapshot_offset);
+        self.delete_segments_before(snapshot_offset.saturating_add(1)).await
     }
 
     /// Deletes the oldest segments all of whose entries are below `offset`, never the active one; returns how

@@ -252,7 +252,60 @@ where
         scratch.apply(&entry).map_err(|source| SnapshotError::BadEntry { log_index, source })?;
     }
     scratch.gc(now_ms);
+    publish(disk, dir, scratch.rows(), end_offset, term, &mut step).await
+}
 
+/// Makes a new snapshot at `end_offset` from `rows`, the rows of a partition's table in memory as of that offset
+/// (as [`MemTable::rows`] gives them), without reading the binlog or the previous snapshot: for a leader whose
+/// binlog cannot be read back (a damaged record), whose memory still holds every row it applied. Published as
+/// [`make`] publishes. Fails if `end_offset` is not after the previous snapshot's offset.
+pub async fn make_from_rows<I>(
+    disk: impl Deref<Target = dyn Disk>,
+    dir: &str,
+    rows: I,
+    end_offset: u64,
+    term: u64,
+) -> Result<Manifest, SnapshotError>
+where
+    I: IntoIterator<Item = LogEntry>,
+{
+    let disk = &*disk;
+    let prev_offset = read_manifest(disk, dir).await?.map_or(0, |m| m.offset);
+    if end_offset <= prev_offset {
+        return Err(SnapshotError::EndOffsetNotAfter { end_offset, snapshot_offset: prev_offset });
+    }
+    publish(disk, dir, rows, end_offset, term, &mut |_| Ok(())).await
+}
+
+/// The files of a snapshot at `end_offset` holding `rows`, in the form [`files`] gives and [`install`] takes
+/// (image, then MANIFEST), built in memory: what a leader sends a follower it rebuilds without a disk snapshot.
+pub fn image_files<I>(rows: I, end_offset: u64, term: u64) -> Vec<(String, Vec<u8>)>
+where
+    I: IntoIterator<Item = LogEntry>,
+{
+    let mut image = Vec::new();
+    let mut count = 0u64;
+    for entry in rows {
+        image.extend_from_slice(&record::encode(&entry.encode_to_vec()));
+        count += 1;
+    }
+    let manifest = Manifest { offset: end_offset, name: image_name(end_offset), count, term };
+    vec![(manifest.name.clone(), image), (MANIFEST.to_string(), record::encode(&manifest.encode_to_vec()))]
+}
+
+/// Writes `rows` as the image of a snapshot at `end_offset` and publishes it (image, then manifest, each synced
+/// and renamed into place), then removes the previous image.
+async fn publish<I>(
+    disk: &dyn Disk,
+    dir: &str,
+    rows: I,
+    end_offset: u64,
+    term: u64,
+    step: &mut (dyn FnMut(&'static str) -> Result<(), SnapshotError> + Send),
+) -> Result<Manifest, SnapshotError>
+where
+    I: IntoIterator<Item = LogEntry>,
+{
     disk.create_dir_all(dir).await?;
     let name = image_name(end_offset);
     let path = join(dir, &name);
@@ -262,7 +315,7 @@ where
     let mut file = disk.open_append(&tmp).await?;
     let mut buf = Vec::with_capacity(CHUNK);
     let mut count = 0u64;
-    for entry in scratch.rows() {
+    for entry in rows {
         buf.extend_from_slice(&record::encode(&entry.encode_to_vec()));
         count += 1;
         if buf.len() >= CHUNK {
@@ -281,7 +334,7 @@ where
     step("image renamed")?;
 
     let manifest = Manifest { offset: end_offset, name, count, term };
-    publish_manifest(disk, dir, &record::encode(&manifest.encode_to_vec()), &mut step).await?;
+    publish_manifest(disk, dir, &record::encode(&manifest.encode_to_vec()), step).await?;
     remove_stale(disk, dir, &manifest.name).await?;
     step("stale files removed")?;
     Ok(manifest)
@@ -776,6 +829,30 @@ mod tests {
             assert_eq!(m.unwrap().offset, 4);
             assert_eq!(contents(&t), contents(&table_of(&s, &first_entries(), NOW)));
             assert_eq!(machine.unsynced_bytes(), 0);
+        });
+    }
+
+    /// A snapshot made from a table's rows in memory, written or built as files, holds what the table holds.
+    #[test]
+    fn snapshots_from_memory_round_trip() {
+        let (_m, disk) = machine();
+        let (_m2, other) = machine();
+        let s = schema(ttl::absolute(0));
+        let table = table_of(&s, &first_entries(), NOW);
+        block_on(async {
+            let m = make_from_rows(&*disk, DIR, table.rows(), 4, 7).await.unwrap();
+            assert_eq!(m, Manifest { offset: 4, name: image_name(4), count: 3, term: 7 });
+            let (got, t) = loaded(&*disk, &s).await;
+            assert_eq!((got, contents(&t)), (Some(m.clone()), contents(&table)));
+            // Not after the snapshot that is there: refused.
+            let again = make_from_rows(&*disk, DIR, table.rows(), 4, 7).await.unwrap_err();
+            assert!(matches!(again, SnapshotError::EndOffsetNotAfter { end_offset: 4, snapshot_offset: 4 }));
+            // Built in memory: the same bytes as the written snapshot, and they install elsewhere.
+            let built = image_files(table.rows(), 4, 7);
+            assert_eq!(built, files(&*disk, DIR).await.unwrap());
+            install(&*other, DIR, built).await.unwrap();
+            let (got, t) = loaded(&*other, &s).await;
+            assert_eq!((got, contents(&t)), (Some(m), contents(&table)));
         });
     }
 

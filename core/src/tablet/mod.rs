@@ -3,6 +3,7 @@
 //!
 //! - [`partition`]: one replica's state and its write and follower paths.
 //! - [`replicator`]: the leader's per-follower catch-up loop.
+//! - [`rebuild`]: snapshots of memory, for a follower the binlog cannot feed and a leader whose binlog is damaged.
 //! - [`server`]: the [`Tablet`] and its RPC handlers, loading, snapshots, and background loops.
 //! - [`registration`]: `/nodes/<endpoint>` in the coordination service, and leader self-fencing.
 //! - [`tasks`]: the record of nameserver tasks the tablet runs.
@@ -10,6 +11,7 @@
 
 pub mod codes;
 pub mod partition;
+pub mod rebuild;
 pub mod registration;
 pub mod replicator;
 pub mod rpc;

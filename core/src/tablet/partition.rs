@@ -61,6 +61,23 @@ impl Inner {
         self.binlog.as_ref().map(Binlog::last_offset).unwrap_or(0)
     }
 
+    /// Records where this replica's log stands: the offset and term of its last entry, with its role and term
+    /// now. One line per append batch, load, role change and drop; the simulator rebuilds every replica's log
+    /// position over time from these lines (DESIGN 8's loss bound asks which replicas held an entry when a new
+    /// leader was chosen), so the format is a contract: `replica log tid= pid= leader= term= log_term= offset=`.
+    pub fn trace_position(&self, why: &'static str) {
+        tracing::info!(
+            tid = self.meta.tid,
+            pid = self.meta.pid,
+            leader = self.is_leader(),
+            term = self.meta.term,
+            log_term = self.binlog.as_ref().map_or(0, Binlog::last_term),
+            offset = self.offset(),
+            why,
+            "replica log"
+        );
+    }
+
     /// Refuses writes OpenMLDB refuses, plus writes to a fenced leader.
     fn check_writable(&self, session_ok: bool) -> Result<(), Status> {
         match self.state {
@@ -250,6 +267,7 @@ impl Partition {
         let binlog = g.binlog_mut()?;
         binlog.append_batch(&fresh).await.map_err(|e| Code::WriteDataFailed.with(e))?;
         let new_last = binlog.last_offset();
+        g.trace_position("append");
         let skip = self.skip_apply_every.load(std::sync::atomic::Ordering::SeqCst);
         for e in &fresh {
             if skip > 0 && (self.applied.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1).is_multiple_of(skip) {

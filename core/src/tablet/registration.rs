@@ -37,6 +37,7 @@ pub async fn run(tablet: Arc<Tablet>) {
         match registered {
             Ok(_) => {
                 first = false;
+                tablet.set_session(Some(Arc::new(coord.clone())));
                 tablet.set_session_ok(true);
                 tracing::info!(value, "tablet registered");
             }

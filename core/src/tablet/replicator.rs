@@ -1,14 +1,25 @@
 //! The leader's replicator for one follower (reference 3.2): probe the follower's offset, then push batches read
 //! from the leader's binlog, so a follower that was away catches up from disk, not from memory.
+//!
+//! DESIGN 5.6: when the binlog cannot give the follower what it needs next (a damaged record, a segment deleted
+//! after a snapshot, a failed read), the replicator does not retry the read forever while the follower stays
+//! alive at its old offset. It rebuilds the follower from a snapshot of the leader's memory ([`super::rebuild`]),
+//! protecting the leader's own data first if the binlog is damaged, and replicates on from the snapshot's offset.
+//! After [`rebuild::MAX_REBUILDS`] attempts without progress it gives up and asks the follower to unload the
+//! partition, which the nameserver sees and repairs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::codes::Code;
 use super::partition::{Partition, ReplicatorHandle};
-use super::rpc::AppendEntries;
-use crate::proto::tablet::AppendEntriesRequest;
+use super::rebuild::{self, Next};
+use super::rpc::{AppendEntries, InstallSnapshot};
+use crate::proto::tablet::{AppendEntriesRequest, InstallSnapshotRequest, SnapshotFile, TableMode};
 use crate::rpc::{RpcClient, RpcError};
+use crate::storage::Disk;
+use crate::storage::binlog::BinlogError;
 
 /// Timing and batching of replicators (OpenMLDB flag names).
 #[derive(Debug, Clone)]
@@ -37,16 +48,19 @@ impl Default for ReplicatorConfig {
     }
 }
 
-/// Starts replicating `part` (leader in `term`) to `endpoint`.
+/// Starts replicating `part` (leader in `term`) to `endpoint`. `disk` is the leader's, for the snapshot that
+/// protects a damaged binlog.
 pub fn start(
     part: &Arc<Partition>,
     endpoint: String,
     client: RpcClient,
     term: u64,
     config: ReplicatorConfig,
+    disk: Arc<dyn Disk>,
 ) -> ReplicatorHandle {
     let acked = Arc::new(AtomicU64::new(0));
-    let task = tokio::spawn(run(Arc::downgrade(part), endpoint, client, term, config, acked.clone()));
+    let r = Replicator { part: Arc::downgrade(part), endpoint, client, term, config, acked: acked.clone(), disk };
+    let task = tokio::spawn(r.run());
     ReplicatorHandle { task, acked }
 }
 
@@ -55,20 +69,164 @@ enum Stop {
     Done,
     /// Something failed: wait a coffee break and probe again.
     Retry,
+    /// The binlog cannot give the follower entry `next` (and those after it).
+    Unreadable { next: u64, error: BinlogError },
 }
 
-async fn run(
+/// Why a rebuild did not happen.
+enum RebuildFailed {
+    /// The partition is gone, or this leader was deposed: the replicator ends.
+    Done,
+    /// It may work later; counts against [`rebuild::MAX_REBUILDS`].
+    Failed(String),
+}
+
+/// One follower's replicator.
+struct Replicator {
     part: Weak<Partition>,
     endpoint: String,
     client: RpcClient,
     term: u64,
     config: ReplicatorConfig,
     acked: Arc<AtomicU64>,
-) {
-    loop {
-        match sync_until_failure(&part, &endpoint, &client, term, &config, &acked).await {
-            Stop::Done => return,
-            Stop::Retry => tokio::time::sleep(config.coffee_time).await,
+    disk: Arc<dyn Disk>,
+}
+
+impl Replicator {
+    async fn run(self) {
+        // Rebuilds since the follower last made progress past the offset of the last one.
+        let mut attempts = 0u32;
+        let mut rebuilt_at: Option<u64> = None;
+        loop {
+            let (next, error) = match sync_until_failure(
+                &self.part,
+                &self.endpoint,
+                &self.client,
+                self.term,
+                &self.config,
+                &self.acked,
+            )
+            .await
+            {
+                Stop::Done => return,
+                Stop::Retry => {
+                    tokio::time::sleep(self.config.coffee_time).await;
+                    continue;
+                }
+                Stop::Unreadable { next, error } => (next, error),
+            };
+            if rebuilt_at.is_some_and(|at| next > at + 1) {
+                attempts = 0;
+            }
+            let (tid, pid, endpoint) = self.ids();
+            match rebuild::after_unreadable(attempts, self.config.coffee_time) {
+                Next::GiveUp => {
+                    tracing::warn!(
+                        tid,
+                        pid,
+                        endpoint,
+                        next,
+                        attempts,
+                        error = %error,
+                        "follower cannot be fed from the binlog nor rebuilt: asking it to unload the partition, \
+                         so the nameserver re-adds it"
+                    );
+                    self.give_up().await;
+                    attempts = 0;
+                    rebuilt_at = None;
+                    tokio::time::sleep(rebuild::MAX_REBUILDS * 10 * self.config.coffee_time).await;
+                }
+                Next::Rebuild { after } => {
+                    tokio::time::sleep(after).await;
+                    attempts += 1;
+                    tracing::warn!(
+                        tid,
+                        pid,
+                        endpoint,
+                        next,
+                        attempt = attempts,
+                        max = rebuild::MAX_REBUILDS,
+                        error = %error,
+                        "the binlog cannot feed the follower: rebuilding it from a snapshot of the leader's memory"
+                    );
+                    if let BinlogError::Corrupt { after_index, .. } = &error {
+                        self.protect(*after_index, &error.to_string()).await;
+                    }
+                    match self.rebuild().await {
+                        Ok(offset) => {
+                            tracing::info!(tid, pid, endpoint, offset, "follower rebuilt from a snapshot of memory");
+                            rebuilt_at = Some(offset);
+                        }
+                        Err(RebuildFailed::Done) => return,
+                        Err(RebuildFailed::Failed(why)) => {
+                            tracing::warn!(tid, pid, endpoint, attempt = attempts, error = %why, "rebuilding the follower failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn ids(&self) -> (u32, u32, &str) {
+        let (tid, pid) = self.part.upgrade().map_or((0, 0), |p| (p.tid, p.pid));
+        (tid, pid, &self.endpoint)
+    }
+
+    /// DESIGN 5.6 for the leader itself: a damaged binlog is protected by a snapshot of memory.
+    async fn protect(&self, after_index: u64, cause: &str) {
+        let Some(p) = self.part.upgrade() else { return };
+        if let Err(e) = rebuild::protect(&p, self.disk.clone(), after_index, cause).await {
+            tracing::warn!(tid = p.tid, pid = p.pid, after_index, error = %e, "damaged binlog not protected by a snapshot yet");
+        }
+    }
+
+    /// Sends the follower a snapshot of the leader's memory to replace its replica with; returns its offset.
+    async fn rebuild(&self) -> Result<u64, RebuildFailed> {
+        let Some(p) = self.part.upgrade() else { return Err(RebuildFailed::Done) };
+        let image = {
+            let g = p.lock().await;
+            if !g.is_leader() || g.meta.term != self.term {
+                return Err(RebuildFailed::Done);
+            }
+            rebuild::capture(&g, &*self.disk, &p.dir()).await.map_err(RebuildFailed::Failed)?
+        };
+        drop(p);
+        let offset = image.offset;
+        let mut meta = image.meta;
+        meta.mode = TableMode::Follower as i32;
+        meta.replicas.clear();
+        let files = crate::storage::snapshot::image_files(image.rows, image.offset, image.term)
+            .into_iter()
+            .map(|(name, data)| SnapshotFile { name, data: data.into() })
+            .collect();
+        let req = InstallSnapshotRequest { meta: Some(meta), files, rebuild_term: self.term };
+        match self.client.call_timeout(InstallSnapshot, req, rebuild::INSTALL_TIMEOUT).await {
+            Ok(_) => {
+                self.acked.store(offset, Ordering::Relaxed);
+                if let Some(p) = self.part.upgrade() {
+                    p.note_replicated(offset);
+                }
+                Ok(offset)
+            }
+            Err(RpcError::Status(s)) if s.code == Code::TermIsLower as i32 || s.code == Code::TableIsLeader as i32 => {
+                tracing::info!(endpoint = %self.endpoint, error = %s, "follower refused the rebuild: this leader is deposed");
+                Err(RebuildFailed::Done)
+            }
+            Err(e) => Err(RebuildFailed::Failed(format!("install on {}: {e}", self.endpoint))),
+        }
+    }
+
+    /// Asks the follower to unload the partition (a rebuild with no files). Best effort: a follower that cannot
+    /// be reached is the nameserver's business anyway.
+    async fn give_up(&self) {
+        let Some(p) = self.part.upgrade() else { return };
+        let mut meta = p.lock().await.meta.clone();
+        drop(p);
+        meta.mode = TableMode::Follower as i32;
+        meta.replicas.clear();
+        let req = InstallSnapshotRequest { meta: Some(meta), files: vec![], rebuild_term: self.term };
+        if let Err(e) = self.client.call_timeout(InstallSnapshot, req, self.config.rpc_timeout).await {
+            tracing::warn!(endpoint = %self.endpoint, error = %e, "follower not told to unload the partition");
         }
     }
 }
@@ -144,10 +302,7 @@ async fn sync_until_failure(
             let Some(binlog) = &g.binlog else { return Stop::Retry };
             match binlog.read_from(&mut cursor, config.batch_size).await {
                 Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(tid, pid, endpoint, error = %e, "replicator cannot read the binlog");
-                    return Stop::Retry;
-                }
+                Err(error) => return Stop::Unreadable { next: cursor.next_index(), error },
             }
         };
         if batch.is_empty() {

@@ -14,10 +14,11 @@ use super::partition::{EntryBody, Partition, partition_dir};
 use super::rpc as m;
 use super::tasks::{TaskRef, TaskTable};
 use super::{TabletConfig, replicator};
+use crate::coord::{Coordinator, SessionState};
 use crate::proto::tablet as pb;
 use crate::proto::tablet::{TableMeta, TableMode, TableState, TaskType};
 use crate::rpc::{ClientConfig, Method, RpcClient, RpcServer, ServerHandle, Status};
-use crate::storage::binlog::{Binlog, BinlogConfig};
+use crate::storage::binlog::{Binlog, BinlogConfig, BinlogError};
 use crate::storage::memtable::{MemTable, TableSchema};
 use crate::storage::{Disk, record, snapshot};
 
@@ -38,6 +39,8 @@ pub struct Tablet {
     clients: Mutex<BTreeMap<String, RpcClient>>,
     /// False while the coordination session is in doubt (DESIGN 5.1); always true without coordination.
     session_ok: AtomicBool,
+    /// The registration loop's current session, asked for its state by the clock (see [`Tablet::session_ok`]).
+    session: Mutex<Option<Arc<dyn Coordinator>>>,
     /// Puts seen, for the planted bugs' "every n-th".
     planted_puts: AtomicU64,
 }
@@ -70,10 +73,10 @@ impl Drop for TabletHandle {
 fn meta_path(dir: &str) -> String {
     format!("{dir}/table_meta")
 }
-fn binlog_dir(dir: &str) -> String {
+pub(super) fn binlog_dir(dir: &str) -> String {
     format!("{dir}/binlog")
 }
-fn snapshot_dir(dir: &str) -> String {
+pub(super) fn snapshot_dir(dir: &str) -> String {
     format!("{dir}/snapshot")
 }
 
@@ -110,6 +113,7 @@ impl Tablet {
             tasks: TaskTable::default(),
             clients: Mutex::new(BTreeMap::new()),
             session_ok: AtomicBool::new(standalone),
+            session: Mutex::new(None),
             planted_puts: AtomicU64::new(0),
         });
         tablet.sync_left_behind().await;
@@ -126,6 +130,36 @@ impl Tablet {
         &self.config.endpoint
     }
 
+    /// A client read (Get, Scan) of a partition: refused while loading, and on a leader that cannot be sure it
+    /// still leads (fenced, or its coordination session in doubt), as a write is (DESIGN 5.1): a deposed leader
+    /// cut off from the coordination service would otherwise answer with rows a newer leader has overwritten. A
+    /// follower answers (OpenMLDB's followers serve reads too); the answer names its role and term.
+    fn leader_readable(&self, g: &super::partition::Inner) -> Result<(), Status> {
+        readable(g)?;
+        if g.is_leader() && !self.config.planted.stale_leader_reads && (g.fenced || !self.session_ok()) {
+            return Err(Code::LeaderFenced.status());
+        }
+        Ok(())
+    }
+
+    /// Whether a leader may acknowledge a write as far as its coordination session goes (DESIGN 5.1).
+    fn write_session_ok(&self) -> bool {
+        self.config.planted.ack_after_session_expired || self.session_ok()
+    }
+
+    /// The session is registered and, by the clock, still in touch with the coordination service. The flag
+    /// follows the session's events; asking the session itself too covers a process that was paused: it runs
+    /// requests queued in its sockets before the session's own task has noticed how long it was away.
+    fn session_ok(&self) -> bool {
+        self.session_ok.load(Ordering::SeqCst)
+            && self.session.lock().expect("session lock").as_ref().is_none_or(|c| c.state() == SessionState::Connected)
+    }
+
+    /// The session the registration loop holds now (`None`: none yet, or standalone).
+    pub(crate) fn set_session(&self, session: Option<Arc<dyn Coordinator>>) {
+        *self.session.lock().expect("session lock") = session;
+    }
+
     pub(crate) fn set_session_ok(&self, ok: bool) {
         self.session_ok.store(ok, Ordering::SeqCst);
     }
@@ -133,6 +167,9 @@ impl Tablet {
     /// Fences every leader partition: after its session expired, a tablet cannot know whether the nameserver
     /// moved its leaders elsewhere, so it writes nothing as leader until told again.
     pub(crate) async fn fence_leaders(&self) {
+        if self.config.planted.ack_after_session_expired {
+            return;
+        }
         for p in self.all_partitions() {
             let mut g = p.lock().await;
             if g.is_leader() && !g.fenced {
@@ -152,15 +189,11 @@ impl Tablet {
             return;
         }
         let Some(cause) = part.binlog_broken().await else { return };
-        let removed = {
-            let mut map = self.partitions.lock().expect("partition map lock");
-            let key = (part.tid, part.pid);
-            if map.get(&key).is_some_and(|p| Arc::ptr_eq(p, part)) { map.remove(&key) } else { None }
-        };
-        if removed.is_some() {
+        if self.forget(part) {
             let mut g = part.lock().await;
             g.replicators.clear();
             g.binlog = None;
+            g.trace_position("unload");
             drop(g);
             tracing::warn!(
                 tid = part.tid,
@@ -169,6 +202,13 @@ impl Tablet {
                 "binlog broken: partition unloaded until it is loaded again"
             );
         }
+    }
+
+    /// Removes `part` from the partition map if it is still the one held there; true if it was.
+    fn forget(&self, part: &Arc<Partition>) -> bool {
+        let mut map = self.partitions.lock().expect("partition map lock");
+        let key = (part.tid, part.pid);
+        if map.get(&key).is_some_and(|p| Arc::ptr_eq(p, part)) { map.remove(&key).is_some() } else { false }
     }
 
     /// Runs a write; a failure that broke the binlog unloads the partition.
@@ -285,7 +325,7 @@ impl Tablet {
                 if let Some(key) = phantom.values.first_mut() {
                     *key = format!("phantom-{n}");
                 }
-                part.write(EntryBody::Put(phantom), self.session_ok.load(Ordering::SeqCst)).await?;
+                part.write(EntryBody::Put(phantom), self.write_session_ok()).await?;
             }
         }
         let request_id = req.request_id;
@@ -294,7 +334,7 @@ impl Tablet {
         } else {
             EntryBody::PutOnce { row, request_id: request_id.clone() }
         };
-        let written = part.write(body, self.session_ok.load(Ordering::SeqCst)).await;
+        let written = part.write(body, self.write_session_ok()).await;
         let (term, offset) = self.checked(&part, written).await?;
         if offset == 0 {
             // The row of this request id is held already: an idempotent put writes nothing. On a semisync table
@@ -313,7 +353,7 @@ impl Tablet {
     async fn delete(&self, req: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
         let part = self.partition(req.tid, req.pid)?;
         let body = EntryBody::Delete { idx: req.idx, key: req.key };
-        let written = part.write(body, self.session_ok.load(Ordering::SeqCst)).await;
+        let written = part.write(body, self.write_session_ok()).await;
         let (term, offset) = self.checked(&part, written).await?;
         self.await_semisync(&part, offset).await?;
         Ok(pb::DeleteResponse { term, offset })
@@ -321,16 +361,21 @@ impl Tablet {
 
     /// DESIGN 5.3: a semi-synchronous table acknowledges only once a follower has the entry.
     async fn await_semisync(&self, part: &Partition, offset: u64) -> Result<(), Status> {
-        if part.semisync { part.wait_replicated(offset, self.config.semisync_timeout).await } else { Ok(()) }
+        if part.semisync && !self.config.planted.semisync_ack_unreplicated {
+            part.wait_replicated(offset, self.config.semisync_timeout).await
+        } else {
+            Ok(())
+        }
     }
 
     async fn get(&self, req: pb::GetRequest) -> Result<pb::GetResponse, Status> {
         let part = self.partition(req.tid, req.pid)?;
         let g = part.lock().await;
-        readable(&g)?;
+        self.leader_readable(&g)?;
+        let (term, leader) = (g.meta.term, g.is_leader());
         match g.table.get(req.idx, &req.key, now_ms()) {
-            Some((ts, value)) => Ok(pb::GetResponse { found: true, ts, row: Some(decode_row(&value)?) }),
-            None => Ok(pb::GetResponse { found: false, ts: 0, row: None }),
+            Some((ts, value)) => Ok(pb::GetResponse { found: true, ts, row: Some(decode_row(&value)?), term, leader }),
+            None => Ok(pb::GetResponse { found: false, ts: 0, row: None, term, leader }),
         }
     }
 
@@ -340,7 +385,7 @@ impl Tablet {
         }
         let part = self.partition(req.tid, req.pid)?;
         let g = part.lock().await;
-        readable(&g)?;
+        self.leader_readable(&g)?;
         let found = g.table.scan(req.idx, &req.key, req.st, req.et, req.limit as usize, now_ms());
         let mut resp = pb::ScanResponse::default();
         for (ts, value) in found {
@@ -396,8 +441,14 @@ impl Tablet {
             if ep == self.config.endpoint {
                 continue;
             }
-            let handle =
-                replicator::start(part, ep.clone(), self.client(&ep), g.meta.term, self.config.replicator.clone());
+            let handle = replicator::start(
+                part,
+                ep.clone(),
+                self.client(&ep),
+                g.meta.term,
+                self.config.replicator.clone(),
+                self.disk.clone(),
+            );
             g.replicators.insert(ep, handle);
         }
     }
@@ -428,6 +479,7 @@ impl Tablet {
                 let mut g = part.lock().await;
                 g.binlog = Some(binlog);
                 self.start_replicators(&part, &mut g);
+                g.trace_position("create");
                 tracing::info!(tid = meta.tid, pid = meta.pid, mode = ?meta.mode(), term = meta.term, "table created");
                 Ok(pb::GeneralResponse {})
             }
@@ -535,6 +587,7 @@ impl Tablet {
         g.state = TableState::Normal;
         g.fenced = false;
         self.start_replicators(part, &mut g);
+        g.trace_position("load");
         drop(g);
         part.publish_written(offset);
         tracing::info!(
@@ -576,6 +629,7 @@ impl Tablet {
                 let _ = b.sync().await;
             }
             g.binlog = None;
+            g.trace_position("drop");
         }
         // As OpenMLDB's recycle bin: dropped data is moved aside, not destroyed.
         let dir = part.dir();
@@ -636,6 +690,7 @@ impl Tablet {
                         self.client(&ep),
                         g.meta.term,
                         self.config.replicator.clone(),
+                        self.disk.clone(),
                     );
                     g.replicators.insert(ep, handle);
                 }
@@ -655,6 +710,7 @@ impl Tablet {
         g.meta = meta;
         g.fenced = false;
         self.start_replicators(&part, &mut g);
+        g.trace_position("role");
         drop(g);
         tracing::info!(tid = req.tid, pid = req.pid, mode = ?mode, term = req.term, "role changed");
         Ok(pb::GeneralResponse {})
@@ -679,6 +735,7 @@ impl Tablet {
                 self.client(&req.endpoint),
                 g.meta.term,
                 self.config.replicator.clone(),
+                self.disk.clone(),
             );
             g.replicators.insert(req.endpoint.clone(), handle);
             let meta = g.meta.clone();
@@ -737,7 +794,14 @@ impl Tablet {
             let mut cursor = binlog.cursor_at(g.snapshot_offset + 1);
             let mut entries = Vec::new();
             while (entries.len() as u64) < end - g.snapshot_offset {
-                let batch = binlog.read_from(&mut cursor, 4096).await.map_err(|e| Code::SnapshotIsNotExist.with(e))?;
+                let batch = match binlog.read_from(&mut cursor, 4096).await {
+                    Ok(batch) => batch,
+                    Err(BinlogError::Corrupt { after_index, file, byte_offset, reason }) => {
+                        let cause = format!("{file}: damaged record at byte {byte_offset}: {reason}");
+                        return Ok(Some(Err((part.clone(), after_index, cause))));
+                    }
+                    Err(e) => return Err(Code::SnapshotIsNotExist.with(e)),
+                };
                 if batch.is_empty() {
                     break;
                 }
@@ -746,11 +810,24 @@ impl Tablet {
             let term = g.meta.term;
             let schema = g.schema.clone();
             g.state = TableState::MakingSnapshot;
-            Ok(Some((part.clone(), entries, end, term, schema)))
+            Ok(Some(Ok((part.clone(), entries, end, term, schema))))
         }
         .await;
         let (part, entries, end, term, schema) = match prepared {
-            Ok(Some(p)) => p,
+            Ok(Some(Ok(p))) => p,
+            Ok(Some(Err((part, after_index, cause)))) => {
+                // DESIGN 5.6: the binlog cannot be merged past a damaged record, but memory holds every entry.
+                let disk = self.disk.clone();
+                let tablet = self.clone();
+                tokio::spawn(async move {
+                    let made = super::rebuild::protect(&part, disk, after_index, &cause).await;
+                    if let Err(e) = &made {
+                        tracing::warn!(tid = part.tid, pid = part.pid, error = %e, "snapshot of memory failed");
+                    }
+                    tablet.tasks.finish(&task, made.is_ok());
+                });
+                return Ok(pb::GeneralResponse {});
+            }
             Ok(None) => {
                 tracing::info!(tid = req.tid, pid = req.pid, "snapshot already up to date");
                 self.tasks.finish(&task, true);
@@ -866,7 +943,7 @@ impl Tablet {
         let tablet = self.clone();
         tokio::spawn(async move {
             let files = files.into_iter().map(|(name, data)| pb::SnapshotFile { name, data: data.into() }).collect();
-            let install = pb::InstallSnapshotRequest { meta: Some(meta), files };
+            let install = pb::InstallSnapshotRequest { meta: Some(meta), files, rebuild_term: 0 };
             let client = tablet.client(&req.endpoint);
             let sent = client.call_timeout(m::InstallSnapshot, install, Duration::from_secs(60)).await;
             if let Err(e) = &sent {
@@ -883,6 +960,10 @@ impl Tablet {
     /// hold, ready for LoadTable.
     async fn install_snapshot(&self, req: pb::InstallSnapshotRequest) -> Result<pb::GeneralResponse, Status> {
         let meta = req.meta.ok_or_else(|| Code::TableMetaIsIllegal.with("no meta"))?;
+        if req.rebuild_term > 0 {
+            let files = req.files.into_iter().map(|f| (f.name, f.data.to_vec())).collect();
+            return self.rebuild_replica(meta.tid, meta.pid, req.rebuild_term, files).await;
+        }
         if self.partition(meta.tid, meta.pid).is_ok() {
             return Err(Code::TableAlreadyExists.status());
         }
@@ -900,6 +981,101 @@ impl Tablet {
             .await
             .map_err(|e| Code::WriteDataFailed.with(e))?;
         Ok(pb::GeneralResponse {})
+    }
+
+    /// The follower's side of a rebuild (DESIGN 5.6): its leader in `term` cannot feed it from its binlog and sent
+    /// a snapshot of its memory. The loaded follower replica becomes exactly that snapshot: rows, snapshot on disk,
+    /// and an empty binlog continuing it, so replication goes on from the snapshot's offset. Files that do not
+    /// verify change nothing. A failure after the old state was let go (a disk error) unloads the partition, as a
+    /// broken binlog does, so the nameserver finds the replica missing and re-adds it; so does a rebuild with no
+    /// files, by which the leader gives up on feeding this replica.
+    async fn rebuild_replica(
+        &self,
+        tid: u32,
+        pid: u32,
+        term: u64,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<pb::GeneralResponse, Status> {
+        let part = self.partition(tid, pid)?;
+        let mut g = part.lock().await;
+        readable(&g)?;
+        if g.is_leader() {
+            return Err(Code::TableIsLeader.status());
+        }
+        if term < g.meta.term {
+            return Err(Code::TermIsLower.with(format!("rebuild term {term} < {}", g.meta.term)));
+        }
+        if files.is_empty() {
+            self.forget(&part);
+            g.binlog = None;
+            g.trace_position("unload");
+            drop(g);
+            tracing::warn!(
+                tid,
+                pid,
+                term,
+                "the leader cannot feed this replica: partition unloaded until it is re-added"
+            );
+            return Ok(pb::GeneralResponse {});
+        }
+        let dir = part.dir();
+        let had = g.offset();
+        // Verified before anything is written: bad files leave the replica as it was.
+        if let Err(e) = snapshot::install(self.disk.clone(), &snapshot_dir(&dir), files).await {
+            let unchanged = !matches!(e, snapshot::SnapshotError::Io(_));
+            if !unchanged {
+                self.forget(&part);
+                g.binlog = None;
+                g.trace_position("unload");
+                tracing::warn!(tid, pid, error = %e, "rebuild failed part-way: partition unloaded until it is re-added");
+            }
+            return Err(Code::WriteDataFailed.with(format!("rebuild of tid {tid} pid {pid}: {e}")));
+        }
+        g.binlog = None;
+        let rebuilt = async {
+            let bdir = binlog_dir(&dir);
+            if self.disk.exists(&bdir).await.map_err(|e| e.to_string())? {
+                self.disk.remove_dir_all(&bdir).await.map_err(|e| e.to_string())?;
+            }
+            let mut table = MemTable::new(g.schema.clone());
+            let manifest = snapshot::load(self.disk.clone(), &snapshot_dir(&dir), &mut table)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the installed snapshot is missing")?;
+            let (binlog, _) = Binlog::open(self.disk.clone(), &bdir, self.binlog_config(), manifest.offset)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((table, binlog, manifest))
+        }
+        .await;
+        match rebuilt {
+            Ok((table, binlog, manifest)) => {
+                g.table = table;
+                g.binlog = Some(binlog);
+                g.snapshot_offset = manifest.offset;
+                g.meta.term = g.meta.term.max(term);
+                g.trace_position("rebuild");
+                drop(g);
+                part.publish_written(manifest.offset);
+                tracing::warn!(
+                    tid,
+                    pid,
+                    term,
+                    had,
+                    offset = manifest.offset,
+                    rows = manifest.count,
+                    "replica rebuilt from its leader's snapshot of memory"
+                );
+                Ok(pb::GeneralResponse {})
+            }
+            Err(e) => {
+                self.forget(&part);
+                g.trace_position("unload");
+                drop(g);
+                tracing::warn!(tid, pid, error = %e, "rebuild failed part-way: partition unloaded until it is re-added");
+                Err(Code::WriteDataFailed.with(format!("rebuild of tid {tid} pid {pid}: {e}")))
+            }
+        }
     }
 
     /// GetTermPair (reference 5.6 step 2): with the partition in memory, its term and offset; without it, the last

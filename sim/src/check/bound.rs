@@ -1,10 +1,15 @@
-//! The loss bound (DESIGN 8): which lost acknowledged writes the design allows.
+//! The loss bound (DESIGN 8): which lost acknowledged writes the design allows, judged from the replicas' own
+//! records (their `replica log` positions, the faults, the network cuts), never from the nameserver's account.
 //!
 //! Asynchronous replication acknowledges a write once the leader appended it, so two losses are explained:
 //!
-//! - **Overwritten suffix.** Acknowledged in term T at offset o, and the partition's history has a later term
-//!   T' > T whose first offset is ≤ o: the new leader did not have the entry and its term began at or before it.
-//!   The loss is charged to the failover `(pid, T')`, the first such term.
+//! - **Overwritten suffix.** Acknowledged in term T at offset o, and a replica later took the lead in a term
+//!   T' > T without the entry in its log (its log ended before o): the new term overwrote it. The loss is charged
+//!   to that takeover, the first that lacked it. It is allowed only if no other replica that could have been
+//!   chosen then (running, loaded, marked alive, reachable from the active nameserver: [`super::replicas`]) held
+//!   the entry: a leader selection that passes over a longer log is a violation ([`ViolationKind::LaggingLeader`]).
+//!   Each takeover reports its loss beside the un-replicated suffix it inherited. Without any position evidence
+//!   (a caller that recorded none) the nameserver's term history is read instead, as the only evidence there is.
 //! - **Not yet fsynced.** Every replica of the partition lost power (a machine restart) after the write was
 //!   attempted and within `binlog_sync_to_disk_interval` (+ slack) after it was acknowledged: no disk had it. A
 //!   replica whose process crashed or was paused inside that window synced nothing while it was stopped, so its
@@ -21,6 +26,7 @@ use std::time::Duration;
 use super::input::{
     FaultCause, FaultEvent, FaultKind, Fsync, Observed, PartitionLayout, Pid, ReplicaEvents, first_fault,
 };
+use super::replicas::{holds_at, unavailable_at};
 use super::set::LostWrite;
 use super::{KeySample, Violation, ViolationKind, secs};
 
@@ -55,6 +61,14 @@ pub struct FailoverLoss {
     pub pid: Pid,
     pub term: u64,
     pub start: u64,
+    /// Who took the lead and when, from its own trace (`None` when only the term history was known).
+    pub taken: Option<(String, Duration)>,
+    /// The un-replicated suffix it inherited: how far the old terms' acknowledged entries reached beyond the new
+    /// leader's log (`None` without position evidence). No replica that could have been chosen held more of them,
+    /// or the takeover is a [`ViolationKind::LaggingLeader`] violation instead of an allowed loss.
+    pub suffix: Option<u64>,
+    /// An operator's `changeleader` ordered it (the named excuse from the leader-selection check).
+    pub ordered: bool,
     pub lost: usize,
     pub keys: KeySample,
     /// The terms the lost writes were acknowledged in.
@@ -77,6 +91,10 @@ pub struct FsyncLoss {
 pub struct BoundReport {
     pub allowed: Vec<(LostWrite, LossReason)>,
     pub forbidden: Vec<LostWrite>,
+    /// Lost at a takeover that passed over a replica holding them ([`ViolationKind::LaggingLeader`]).
+    pub passed_over: Vec<LostWrite>,
+    /// Every takeover that overwrote an allowed loss: `(pid, term, first offset, who and when)`.
+    pub takeovers: Vec<(Pid, u64, u64, Option<(String, Duration)>)>,
     /// Allowed losses per failover, by partition and term.
     pub per_failover: Vec<FailoverLoss>,
     pub fsync: Vec<FsyncLoss>,
@@ -94,7 +112,7 @@ impl BoundReport {
     }
 
     pub fn forbidden_in(&self, pid: Pid) -> usize {
-        self.forbidden.iter().filter(|l| l.pid == pid).count()
+        self.forbidden.iter().chain(&self.passed_over).filter(|l| l.pid == pid).count()
     }
 }
 
@@ -278,9 +296,89 @@ pub fn check_loss_bound(
     check_loss_bound_with_events(lost, observed, layouts, faults, ReplicaEvents::default(), fsync, policy)
 }
 
-/// [`check_loss_bound`], knowing when each replica was loaded on its tablet and marked alive: a replica that held
-/// the partition at no moment between the write and the power losses (down, not loaded again, or marked not alive)
-/// never had the write.
+/// How long before a takeover a candidate must already have been able to take part: a leader selection probes
+/// the followers first and changes roles after, so a replica that came back (was loaded, was marked alive, was
+/// reachable again) within this window may have missed the probe without any fault of the nameserver.
+pub const SELECTION_WINDOW: Duration = Duration::from_secs(1);
+
+/// A replica taking the lead in a later term without a lost write in its log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Takeover {
+    term: u64,
+    /// The new term's first offset (its leader's last offset + 1).
+    start: u64,
+    /// Who and when, when the replicas' positions told it.
+    by: Option<(String, Duration)>,
+}
+
+/// The takeover that overwrote `l`: from the replicas' positions, the first replica to lead a later term whose
+/// log did not hold the entry; without positions, the first later term of the nameserver's history that began at
+/// or before it.
+fn overwritten_by(l: &LostWrite, observed: &Observed, ev: ReplicaEvents<'_>) -> Option<Takeover> {
+    if ev.positions.is_empty() {
+        let history = observed.partition(l.pid).map(|p| p.term_offset.as_slice()).unwrap_or_default();
+        return overwriting_term(history, l.term, l.offset).map(|(term, start)| Takeover { term, start, by: None });
+    }
+    ev.leader_starts(l.pid).into_iter().filter(|&(at, _, term, _)| term > l.term && at >= l.attempted_at).find_map(
+        |(at, endpoint, term, last)| {
+            let held = if endpoint == l.endpoint {
+                last >= l.offset && leader_holds(l, ev, at)
+            } else {
+                holds_at(l.pid, endpoint, ev, l.term, l.offset, at)
+            };
+            (!held).then(|| Takeover { term, start: last + 1, by: Some((endpoint.to_string(), at)) })
+        },
+    )
+}
+
+/// Whether the leader that acknowledged `l` still held it at `at`: it wrote the entry (leaders trace no
+/// position per write), so it does unless a later position shows its log dropped or cut below the offset.
+fn leader_holds(l: &LostWrite, ev: ReplicaEvents<'_>, at: Duration) -> bool {
+    match ev.position_at(l.pid, &l.endpoint, at) {
+        None => true,
+        Some(p) if p.at <= l.attempted_at => p.held,
+        Some(p) => p.held && p.offset >= l.offset,
+    }
+}
+
+/// Whether the takeover of `pid` at `at` is the first after an operator's `changeleader` of it: the operator
+/// chose (a named candidate, or a live leader moved away with the writes only it held), no leader selection did.
+fn ordered_by_operator(pid: Pid, at: Duration, ev: ReplicaEvents<'_>) -> bool {
+    ev.ordered.iter().filter(|(p, _)| *p == pid).any(|&(_, ordered)| {
+        ordered <= at && ev.leader_starts(pid).into_iter().find(|s| s.0 >= ordered).is_some_and(|s| s.0 == at)
+    })
+}
+
+/// A replica other than the new leader that held `l` and could have been chosen when `t` happened, with its
+/// offset then: the selection passed over a longer log.
+fn passed_over(
+    l: &LostWrite,
+    t: &Takeover,
+    replicas: &[String],
+    faults: &[FaultEvent],
+    ev: ReplicaEvents<'_>,
+) -> Option<(String, u64)> {
+    let (leader, at) = t.by.as_ref()?;
+    if ordered_by_operator(l.pid, *at, ev) {
+        return None;
+    }
+    let since = at.saturating_sub(SELECTION_WINDOW);
+    replicas.iter().filter(|r| *r != leader).find_map(|r| {
+        let held =
+            if *r == l.endpoint { leader_holds(l, ev, since) } else { holds_at(l.pid, r, ev, l.term, l.offset, since) };
+        let steady = faults.iter().all(|f| f.endpoint != *r || f.at < since || f.at > *at);
+        let could = steady
+            && unavailable_at(l.pid, r, faults, ev, since).is_none()
+            && unavailable_at(l.pid, r, faults, ev, *at).is_none();
+        (held && could).then(|| (r.clone(), ev.position_at(l.pid, r, *at).map_or(0, |p| p.offset)))
+    })
+}
+
+/// [`check_loss_bound`], with the replicas' own records: their log positions over time, when each was loaded on
+/// its tablet and marked alive, the network between the servers and the active nameserver. A loss is charged to
+/// the takeover that overwrote it ([`overwritten_by`]) and allowed only if no available replica that held it was
+/// passed over; a replica that held the partition at no moment between the write and the power losses (down, not
+/// loaded again, or marked not alive) never had the write.
 pub fn check_loss_bound_with_events(
     lost: &[LostWrite],
     observed: &Observed,
@@ -293,12 +391,8 @@ pub fn check_loss_bound_with_events(
     let restarts: Vec<&FaultEvent> =
         faults.iter().filter(|f| f.kind == FaultKind::Down && f.cause == FaultCause::MachineRestart).collect();
     let mut report = BoundReport::default();
+    let mut passed: Vec<(LostWrite, Takeover, String, u64)> = Vec::new();
     for l in lost {
-        let history = observed.partition(l.pid).map(|p| p.term_offset.as_slice()).unwrap_or_default();
-        if let Some((term, start)) = overwriting_term(history, l.term, l.offset) {
-            report.allowed.push((l.clone(), LossReason::Overwritten { term, start }));
-            continue;
-        }
         let replicas: Vec<String> = match layouts.iter().find(|p| p.pid == l.pid) {
             Some(layout) => layout.replicas.clone(),
             None => observed
@@ -306,6 +400,16 @@ pub fn check_loss_bound_with_events(
                 .map(|p| p.replicas.iter().map(|r| r.endpoint.clone()).collect())
                 .unwrap_or_default(),
         };
+        if let Some(t) = overwritten_by(l, observed, ev) {
+            match passed_over(l, &t, &replicas, faults, ev) {
+                Some((r, offset)) => passed.push((l.clone(), t, r, offset)),
+                None => {
+                    report.allowed.push((l.clone(), LossReason::Overwritten { term: t.term, start: t.start }));
+                    report.takeovers.push((l.pid, t.term, t.start, t.by));
+                }
+            }
+            continue;
+        }
         match unsynced_everywhere(l, &replicas, faults, ev, &restarts, fsync) {
             Some(restarts) => report.allowed.push((l.clone(), LossReason::NotFsynced { restarts })),
             None => report.forbidden.push(l.clone()),
@@ -330,13 +434,55 @@ pub fn check_loss_bound_with_events(
             report.allowed.push((l, LossReason::CorruptedTail { endpoint: c.endpoint.clone(), at: c.at }));
         }
     }
-    report.per_failover = per_failover(&report.allowed);
+    report.takeovers.sort();
+    report.takeovers.dedup();
+    report.per_failover = per_failover(&report.allowed, &report.takeovers);
+    for f in &mut report.per_failover {
+        f.ordered = f.taken.as_ref().is_some_and(|(_, at)| ordered_by_operator(f.pid, *at, ev));
+    }
     report.fsync = per_power_loss(&report.allowed);
     report.violations = violations(&report, observed, fsync, policy);
+    if policy != LossPolicy::Any {
+        report.violations.extend(lagging_violations(&passed));
+    }
+    report.passed_over = passed.into_iter().map(|(l, ..)| l).collect();
     report
 }
 
-fn per_failover(allowed: &[(LostWrite, LossReason)]) -> Vec<FailoverLoss> {
+/// One violation per takeover that passed over a replica holding writes it then lost.
+fn lagging_violations(passed: &[(LostWrite, Takeover, String, u64)]) -> Vec<Violation> {
+    let mut groups: BTreeMap<(Pid, u64), Vec<&(LostWrite, Takeover, String, u64)>> = BTreeMap::new();
+    for p in passed {
+        groups.entry((p.0.pid, p.1.term)).or_default().push(p);
+    }
+    groups
+        .into_iter()
+        .map(|((pid, term), ps)| {
+            let ls: Vec<&LostWrite> = ps.iter().map(|p| &p.0).collect();
+            let (leader, at) = ps[0].1.by.clone().unwrap_or_default();
+            let (other, offset) = (&ps[0].2, ps[0].3);
+            let why = format!(
+                "{} acknowledged writes lost when {leader} took the lead in term {term} at {} with its log ending at \
+                 offset {}, while {other}, running, loaded, marked alive and reachable from the active nameserver, \
+                 held them (its log at offset {offset}): the leader selection passed over a longer log",
+                ls.len(),
+                secs(at),
+                ps[0].1.start.saturating_sub(1),
+            );
+            let mut v = lost_violation(ViolationKind::LaggingLeader, pid, &ls, why);
+            v.endpoints.push(leader);
+            v.endpoints.push(other.clone());
+            v.endpoints.sort();
+            v.endpoints.dedup();
+            v.with_window(at.saturating_sub(Duration::from_secs(2)), Some(at + Duration::from_secs(1)))
+        })
+        .collect()
+}
+
+fn per_failover(
+    allowed: &[(LostWrite, LossReason)],
+    takeovers: &[(Pid, u64, u64, Option<(String, Duration)>)],
+) -> Vec<FailoverLoss> {
     let mut groups: BTreeMap<(Pid, u64, u64), Vec<&LostWrite>> = BTreeMap::new();
     for (l, reason) in allowed {
         if let LossReason::Overwritten { term, start } = reason {
@@ -349,17 +495,24 @@ fn per_failover(allowed: &[(LostWrite, LossReason)]) -> Vec<FailoverLoss> {
             let mut acked_terms: Vec<u64> = ls.iter().map(|l| l.term).collect();
             acked_terms.sort();
             acked_terms.dedup();
+            let taken = takeovers
+                .iter()
+                .find(|(p, t, s, _)| *p == pid && *t == term && *s == start)
+                .and_then(|(.., by)| by.clone());
+            let top = ls.iter().map(|l| l.offset).max().expect("non-empty group");
             FailoverLoss {
                 pid,
                 term,
                 start,
+                // Every acknowledged entry beyond the new leader's log was lost with it (a log is a prefix), so
+                // the old leaders' highest acknowledged offset is the highest lost one.
+                suffix: taken.as_ref().map(|_| top.saturating_sub(start.saturating_sub(1))),
+                taken,
+                ordered: false,
                 lost: ls.len(),
                 keys: KeySample::of(ls.iter().map(|l| l.key.as_str())),
                 acked_terms,
-                offsets: (
-                    ls.iter().map(|l| l.offset).min().expect("non-empty group"),
-                    ls.iter().map(|l| l.offset).max().expect("non-empty group"),
-                ),
+                offsets: (ls.iter().map(|l| l.offset).min().expect("non-empty group"), top),
             }
         })
         .collect()

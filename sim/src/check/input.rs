@@ -26,10 +26,10 @@ pub struct WriteRecord {
 pub enum WriteOutcome {
     /// A leader acknowledged it: entry `offset` of partition `pid`, written in `term`.
     Acked { pid: Pid, term: u64, offset: u64, endpoint: String, at: Duration },
-    /// The write was refused; it must not appear (if it does, it is "recovered", which is allowed).
-    Failed { reason: String },
-    /// Timeout or lost connection: it may or may not have been applied.
-    Unknown { reason: String },
+    /// The write was refused at `at`; it must not appear (if it does, it is "recovered", which is allowed).
+    Failed { reason: String, at: Duration },
+    /// Timeout or lost connection, given up at `at`: it may or may not have been applied.
+    Unknown { reason: String, at: Duration },
 }
 
 /// The acknowledgement of a write, borrowed from its [`WriteOutcome::Acked`].
@@ -59,6 +59,13 @@ impl WriteRecord {
 
     pub fn is_acked(&self) -> bool {
         self.ack().is_some()
+    }
+
+    /// When the client had its answer (or gave up).
+    pub fn ended_at(&self) -> Duration {
+        match &self.outcome {
+            WriteOutcome::Acked { at, .. } | WriteOutcome::Failed { at, .. } | WriteOutcome::Unknown { at, .. } => *at,
+        }
     }
 }
 
@@ -172,9 +179,76 @@ pub fn first_fault(
         .min()
 }
 
+/// Where one replica's log stood from `at` on, from its tablet's `replica log` trace line (an append batch, a
+/// load, a role change, a create, a drop or an unload): the replica's own record, not the nameserver's view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub pid: Pid,
+    pub endpoint: String,
+    pub at: Duration,
+    /// The replica held the partition (false after a drop or an unload: it holds nothing until loaded again).
+    pub held: bool,
+    /// It was the partition's leader.
+    pub leader: bool,
+    /// Its term (as leader, or the term it last adopted as follower).
+    pub term: u64,
+    /// The term and offset of its log's last entry.
+    pub log_term: u64,
+    pub offset: u64,
+}
+
+impl Position {
+    /// Whether this position's log holds entry `offset` written in `term`: its last entry is of that term and at
+    /// or beyond the offset. A follower's log is a prefix of the log of the leader it matched offsets with, and
+    /// only the leader of `term` writes entries of that term, so such a log holds that leader's entry at `offset`
+    /// (a log that diverged from its leader breaks this, and is itself a convergence violation). A log whose last
+    /// entry is of a later term may hold it too; that cannot be told from the position alone (see
+    /// [`super::replicas::holds_at`], which follows a replica's positions over time).
+    pub fn holds(&self, term: u64, offset: u64) -> bool {
+        self.held && self.log_term == term && self.offset >= offset
+    }
+}
+
+/// A leader's coordination session ending on the coordination server (its ephemeral node `/nodes/<endpoint>`
+/// deleted by the expiry): from then on it is no leader the cluster knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionExpiry {
+    pub endpoint: String,
+    pub at: Duration,
+}
+
+/// One read a reader attempted: a key of the table's first index, through the routing client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadRecord {
+    pub key: String,
+    /// The partition the client routed it to, when known.
+    pub pid: Option<Pid>,
+    pub start: Duration,
+    pub end: Duration,
+    pub outcome: ReadOutcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// A replica answered: the row's values if it found one, and who it was then.
+    Served { pid: Pid, endpoint: String, term: u64, leader: bool, values: Option<Vec<String>> },
+    /// An error or a timeout: no answer to judge.
+    Failed { reason: String },
+}
+
 /// What the run recorded of one table's replicas besides the faults, from the trace and the metadata polls.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReplicaEvents<'a> {
+    /// Every replica's log position over time, in time order (see [`Position`]).
+    pub positions: &'a [Position],
+    /// Ends of tablets' coordination sessions on the server, in time order.
+    pub expiries: &'a [SessionExpiry],
+    /// The active nameserver's endpoint from each moment on (`None`: none active), in time order.
+    pub actives: &'a [(Duration, Option<String>)],
+    /// `(pid, when)` an operator ordered a leader change of the partition (`changeleader`): the first takeover
+    /// after it is the operator's choice, not a leader selection's (the seed warns it may lose the un-replicated
+    /// suffix, and a named candidate wins whatever its log).
+    pub ordered: &'a [(Pid, Duration)],
     /// `(pid, endpoint, when)` each replica was loaded on its tablet (a restarted tablet holds nothing until then).
     pub loads: &'a [(Pid, String, Duration)],
     /// `(pid, endpoint, when, alive)`: changes of each replica's alive flag in the metadata, in time order.
@@ -185,8 +259,9 @@ pub struct ReplicaEvents<'a> {
     pub links: &'a [LinkEvent],
 }
 
-/// A change of the network between two tablets, as the runner applied it: a partition, an isolation or a one-way
-/// clog cuts directions `from` → `to` (expanded to tablet endpoints; cuts add up), a heal restores every link.
+/// A change of the network between two servers (tablets and nameservers), as the runner applied it: a partition,
+/// an isolation or a one-way clog cuts directions `from` → `to` (expanded to endpoints; cuts add up), a heal
+/// restores every link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkEvent {
     Cut { at: Duration, from: String, to: String },
@@ -202,6 +277,31 @@ impl LinkEvent {
 }
 
 impl ReplicaEvents<'_> {
+    /// Where `endpoint`'s replica of `pid` stood at `at`: its last position recorded at or before it.
+    pub fn position_at(&self, pid: Pid, endpoint: &str, at: Duration) -> Option<&Position> {
+        self.positions.iter().take_while(|p| p.at <= at).filter(|p| p.pid == pid && p.endpoint == endpoint).last()
+    }
+
+    /// Every moment a replica of `pid` took the lead in a term it had not led before: `(when, endpoint, term,
+    /// offset of its last entry then)`, in time order. Entries of older terms beyond that offset were not in the
+    /// new leader's log: the new term overwrites them.
+    pub fn leader_starts(&self, pid: Pid) -> Vec<(Duration, &str, u64, u64)> {
+        let mut seen: Vec<(&str, u64)> = Vec::new();
+        let mut out = Vec::new();
+        for p in self.positions.iter().filter(|p| p.pid == pid && p.held && p.leader) {
+            if !seen.contains(&(p.endpoint.as_str(), p.term)) {
+                seen.push((p.endpoint.as_str(), p.term));
+                out.push((p.at, p.endpoint.as_str(), p.term, p.offset));
+            }
+        }
+        out
+    }
+
+    /// When `endpoint`'s coordination session first expired at or after `from`.
+    pub fn expired_after(&self, endpoint: &str, from: Duration) -> Option<Duration> {
+        self.expiries.iter().filter(|e| e.endpoint == endpoint && e.at >= from).map(|e| e.at).min()
+    }
+
     /// Whether nothing `from` sent could reach `to` at any moment of `[a, b]`: the direction was cut at `a` and no
     /// heal came before `b` (cuts only add up until a heal).
     pub fn cut_throughout(&self, from: &str, to: &str, a: Duration, b: Duration) -> bool {

@@ -4,8 +4,13 @@
 //! plain data of [`input`], and asks:
 //!
 //! - [`set`]: the acknowledged-write oracle (Jepsen's set checker): lost, unexpected, recovered.
-//! - [`bound`]: which lost writes the design allows (an un-replicated suffix overwritten by a later term, or
-//!   power loss of every replica before the binlog was fsynced) and which it forbids.
+//! - [`bound`]: which lost writes the design allows (an un-replicated suffix overwritten by a later term whose
+//!   leader no better candidate could have replaced, or power loss of every replica before the binlog was
+//!   fsynced) and which it forbids, from the replicas' own records ([`replicas`]).
+//! - [`acks`]: every acknowledgement against those records: no deposed leader acknowledging, semisync really
+//!   replicated.
+//! - [`reads`]: no phantom rows, no acknowledged write missed by a later leader read, no stale read.
+//! - [`window`]: every unavailability window per partition, against `failover_within` where service is promised.
 //! - [`converge`]: one snapshot after healing: one alive leader per partition, expected replicas alive, replicas
 //!   identical, no op stuck.
 //! - [`table`]: the seed's availability table as an oracle: the documented cell for what a partition went through,
@@ -22,29 +27,37 @@
 use std::fmt;
 use std::time::Duration;
 
+pub mod acks;
 pub mod bound;
 pub mod converge;
 pub mod determinism;
 pub mod input;
 pub mod jobs;
+pub mod reads;
+pub mod replicas;
 pub mod report;
 pub mod set;
 pub mod table;
+pub mod window;
 
+pub use acks::{AcksReport, check_acks};
 pub use bound::{BoundReport, FailoverLoss, FsyncLoss, LossPolicy, LossReason, check_loss_bound};
 pub use converge::{ConvergeReport, PartitionState, ReplicaDiff, check_convergence};
 pub use determinism::{DeterminismReport, check_determinism, first_divergence};
 pub use input::{
     Ack, FaultCause, FaultEvent, FaultKind, Fsync, LeaderSpan, LinkEvent, Observed, PartitionFinal, PartitionLayout,
-    Pid, ReplicaEvents, ReplicaFinal, WriteOutcome, WriteRecord, first_fault,
+    Pid, Position, ReadOutcome, ReadRecord, ReplicaEvents, ReplicaFinal, SessionExpiry, WriteOutcome, WriteRecord,
+    first_fault,
 };
 pub use jobs::{JobFinal, JobsReport, check_jobs};
+pub use reads::{ReadsReport, check_reads};
 pub use report::{PartitionAvailability, Report, RunData, Summary, TableData, TableReport};
 pub use set::{LostWrite, Misplaced, SetReport, Unexpected, check_set};
 pub use table::{
     Aspect, AutoRecovery, CellVerdict, Comparison, DocumentedCell, Expect, Exposure, Failover, Loss, ObservedCell,
     Service, ServiceSeen, Verdict, expected_row, exposure, failovers, judge, service_seen, table_rows,
 };
+pub use window::{Window, WindowRules, WindowVerdict, windows};
 
 /// How many keys a violation or a report lists before it only counts.
 pub const SAMPLE: usize = 5;
@@ -59,6 +72,10 @@ pub enum Checker {
     Determinism,
     /// Exactly once: no row held twice, every row of a finished import present, no job left running.
     Jobs,
+    /// Every acknowledgement against the replicas' records: no deposed leader, semisync really replicated.
+    Acks,
+    /// Reads: no phantom rows, no missed acknowledged write, no stale read from a deposed leader.
+    Reads,
 }
 
 impl fmt::Display for Checker {
@@ -70,6 +87,8 @@ impl fmt::Display for Checker {
             Checker::Availability => "availability",
             Checker::Determinism => "determinism",
             Checker::Jobs => "jobs",
+            Checker::Acks => "acks",
+            Checker::Reads => "reads",
         })
     }
 }
@@ -87,6 +106,21 @@ pub enum ViolationKind {
     LostOutsideBound,
     /// An acknowledged write is gone, within the bound, but the scenario expects no loss at all.
     LostUnexpectedly,
+    /// A takeover lost acknowledged writes that another replica, which could have been chosen, held.
+    LaggingLeader,
+    /// A leader acknowledged a write after a later term had begun elsewhere and its own session had expired.
+    DeposedAck,
+    /// A semi-synchronous leader acknowledged a write no follower had appended.
+    SemisyncUnreplicated,
+    /// A read returned a row no writer attempted, or values other than the ones written.
+    ReadUnexpected,
+    /// A read by the partition's leader, in a term at least the write's, missed a write acknowledged before it
+    /// started (and not lost within the bound).
+    ReadMissed,
+    /// A read answered by a leader after a later term had begun elsewhere and its own session had expired.
+    StaleRead,
+    /// An unavailability window where service is promised lasted past its deadline.
+    WindowTooLong,
     NoLeader,
     SeveralLeaders,
     /// A replica that should be alive after healing is not.
@@ -118,7 +152,10 @@ impl ViolationKind {
         use ViolationKind::*;
         match self {
             Unexpected | Misplaced | Unverified => Checker::Set,
-            LostOutsideBound | LostUnexpectedly => Checker::LossBound,
+            LostOutsideBound | LostUnexpectedly | LaggingLeader => Checker::LossBound,
+            DeposedAck | SemisyncUnreplicated => Checker::Acks,
+            ReadUnexpected | ReadMissed | StaleRead => Checker::Reads,
+            WindowTooLong => Checker::Availability,
             NoLeader | SeveralLeaders | NotAlive | MissingReplica | MissingPartition | Unreadable | OffsetsDiffer
             | RowsDiffer | OpStuck => Checker::Convergence,
             WorseThanDocumented => Checker::Availability,

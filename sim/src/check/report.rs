@@ -5,18 +5,22 @@ use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
+use super::acks::{AcksReport, check_acks};
 use super::bound::{BoundReport, LossPolicy, check_loss_bound_with_events};
 use super::converge::{ConvergeReport, check_convergence, pending_op_partition};
 use super::determinism::{DeterminismReport, check_determinism};
 use super::input::{
-    FaultCause, FaultEvent, Fsync, LeaderSpan, LinkEvent, Observed, PartitionLayout, Pid, ReplicaEvents, WriteRecord,
+    FaultCause, FaultEvent, Fsync, LeaderSpan, LinkEvent, Observed, PartitionLayout, Pid, Position, ReadRecord,
+    ReplicaEvents, SessionExpiry, WriteRecord,
 };
 use super::jobs::{JobFinal, JobsReport, check_jobs};
+use super::reads::{ReadsReport, check_reads};
 use super::set::{SetReport, check_set};
 use super::table::{
     AutoRecovery, Expect, Exposure, Failover, ObservedCell, ServiceSeen, Verdict, exposure_with_events, failovers,
     judge, service_seen,
 };
+use super::window::{Window, WindowRules, WindowVerdict, window_violations, windows};
 use super::{Violation, secs};
 
 /// What the run recorded about one table.
@@ -43,6 +47,14 @@ pub struct TableData {
     pub alive: Vec<(Pid, String, Duration, bool)>,
     /// `(pid, endpoint, when)` a partition was unloaded because its binlog broke.
     pub unloads: Vec<(Pid, String, Duration)>,
+    /// Every replica's log position over time, from its tablet's trace, in time order.
+    pub positions: Vec<Position>,
+    /// Every read of the table's readers.
+    pub reads: Vec<ReadRecord>,
+    /// The values written for each key a read returned a row of (keys no writer attempted are absent).
+    pub written_values: std::collections::BTreeMap<String, Vec<String>>,
+    /// `(pid, when)` a step ran `changeleader` on the partition.
+    pub ordered: Vec<(Pid, Duration)>,
 }
 
 /// What the run recorded.
@@ -69,6 +81,18 @@ pub struct RunData {
     /// replica of a partition went down and nobody recovers it), where only the set oracle and the loss policy
     /// judge the data.
     pub converge: bool,
+    /// Ends of tablets' coordination sessions on the coordination server, in time order.
+    pub expiries: Vec<SessionExpiry>,
+    /// The active nameserver's endpoint from each moment on, in time order.
+    pub actives: Vec<(Duration, Option<String>)>,
+    /// Changes of the control plane (a nameserver's or the coordination server's fault or recovery, a change of
+    /// the whole network): any of them may open an unavailability window of any partition.
+    pub control: Vec<Duration>,
+    /// `(from, to)` intervals in which every failover was blocked (the coordination server or every nameserver
+    /// out of action).
+    pub blockers: Vec<(Duration, Option<Duration>)>,
+    /// The longest unavailability window allowed where service is promised (DESIGN 8).
+    pub failover_within: Duration,
 }
 
 /// The availability-table oracle for one partition.
@@ -78,6 +102,8 @@ pub struct PartitionAvailability {
     pub failovers: Vec<Failover>,
     /// Writes from the moment the most replicas were offline on.
     pub service: ServiceSeen,
+    /// Every unavailability window of the partition, judged where service is promised.
+    pub windows: Vec<Window>,
     pub verdict: Verdict,
     pub violations: Vec<Violation>,
 }
@@ -90,6 +116,8 @@ pub struct TableReport {
     pub convergence: ConvergeReport,
     pub availability: Vec<PartitionAvailability>,
     pub jobs: JobsReport,
+    pub acks: AcksReport,
+    pub reads: ReadsReport,
 }
 
 impl TableReport {
@@ -114,9 +142,23 @@ impl TableReport {
             // Any loss is accepted, so writes nobody can read back are no violation either.
             set.violations.retain(|v| v.kind != super::ViolationKind::Unverified);
         }
-        let events = ReplicaEvents { loads: &t.loads, alive: &t.alive, unloads: &t.unloads, links: &run.links };
+        let events = ReplicaEvents {
+            loads: &t.loads,
+            alive: &t.alive,
+            unloads: &t.unloads,
+            links: &run.links,
+            positions: &t.positions,
+            expiries: &run.expiries,
+            actives: &run.actives,
+            ordered: &t.ordered,
+        };
         let bound =
             check_loss_bound_with_events(&set.lost, &t.observed, &t.layouts, &run.faults, events, run.fsync, t.loss);
+        let acks = check_acks(&t.writes, &t.layouts, &run.faults, events, t.semisync);
+        // A write lost within the bound is gone from the new term's log: a later read cannot see it.
+        let lost_allowed: BTreeSet<String> = bound.allowed.iter().map(|(l, _)| l.key.clone()).collect();
+        let expected = |key: &str| t.written_values.get(key).cloned();
+        let reads = check_reads(&t.reads, &t.writes, &expected, &lost_allowed, &run.faults, events);
         let convergence = if run.converge {
             check_convergence(&t.observed, &t.layouts, &run.expected_alive, run.healed_at)
         } else {
@@ -147,8 +189,26 @@ impl TableReport {
                 let documented = exposure.documented().for_nameserver_cuts(&control);
                 let documented = if t.semisync { documented.for_semisync() } else { documented };
                 let documented = documented.with_expect(&expect);
+                // The events that may open a window of this partition: its replicas' faults and recoveries, and
+                // every change of the control plane.
+                let mut opening: Vec<Duration> = run
+                    .faults
+                    .iter()
+                    .filter(|f| layout.replicas.contains(&f.endpoint) && f.cause != FaultCause::SlowFsync)
+                    .map(|f| f.at)
+                    .chain(run.control.iter().copied())
+                    .collect();
+                opening.sort();
+                let rules = WindowRules {
+                    events: &opening,
+                    blockers: &run.blockers,
+                    within: run.failover_within,
+                    promised: documented.service == super::table::Service::Available,
+                };
+                let windows = windows(&t.writes, layout.pid, rules);
+                let windows_ok = windows.iter().all(|w| w.verdict != WindowVerdict::TooLong);
                 let observed = ObservedCell {
-                    service_ok: service.ok(),
+                    service_ok: windows_ok && service.ok(),
                     lost_acked: bound.allowed_in(layout.pid),
                     lost_forbidden: bound.forbidden_in(layout.pid),
                     // A manual recovery step (recoverdata after a power loss elsewhere) says nothing about a
@@ -157,16 +217,22 @@ impl TableReport {
                         || exposure.offline_max == 0)
                         && !by_hand
                         && !convergence.violations.iter().any(|v| v.pid == Some(layout.pid)),
-                    failover_time: failovers.iter().filter_map(Failover::time).max(),
+                    failover_time: windows
+                        .iter()
+                        .filter_map(Window::failover)
+                        .chain(failovers.iter().filter_map(Failover::time))
+                        .max(),
                 };
                 let verdict = judge(&documented, &observed);
-                let violations = verdict.violations(layout.pid, since);
-                PartitionAvailability { exposure, failovers, service, verdict, violations }
+                let mut violations = verdict.violations(layout.pid, since);
+                violations.extend(window_violations(&windows, run.failover_within));
+                PartitionAvailability { exposure, failovers, service, windows, verdict, violations }
             })
             .collect();
-        // Where the seed promises no automatic recovery (every replica offline at once) and nobody recovered the
-        // partition by hand, a partition left unconverged is what the table documents, not a violation; a
-        // scenario that states its own `[expect] recovery` keeps every convergence check.
+        // Where every replica was offline at once (the table's last row: no service, no recovery promised) and
+        // nobody recovered the partition by hand, a partition left unconverged is what the table documents, not a
+        // violation. A partition that kept its service promise (1 or 2 offline) must converge whatever the
+        // auto-recovery cell says; a scenario that states its own `[expect] recovery` keeps every check.
         let mut convergence = convergence;
         // A pending op names its table and partition: it belongs to that partition, and to this table's report
         // only if it is this table's.
@@ -185,12 +251,8 @@ impl TableReport {
             let not_promised: BTreeSet<Pid> = availability
                 .iter()
                 .filter(|a| {
-                    // A machine restart marks the cell "start by hand", but with every replica offline the row
-                    // promises no recovery even after the start.
                     let e = &a.exposure;
-                    let row = super::table::expected_row(e.replicas, e.offline_max, e.leader_among, false);
-                    (a.verdict.documented.auto_recovery == AutoRecovery::No || row.auto_recovery == AutoRecovery::No)
-                        && !run.manual_partitions.contains(&(t.name.clone(), e.pid))
+                    e.offline_max >= e.replicas && !run.manual_partitions.contains(&(t.name.clone(), e.pid))
                 })
                 .map(|a| a.exposure.pid)
                 .collect();
@@ -212,7 +274,7 @@ impl TableReport {
                 v.kind != super::ViolationKind::Unverified || v.pid.is_none_or(|p| !not_promised.contains(&p))
             });
         }
-        TableReport { name: t.name.clone(), set, bound, convergence, availability, jobs }
+        TableReport { name: t.name.clone(), set, bound, convergence, availability, jobs, acks, reads }
     }
 
     pub fn violations(&self) -> impl Iterator<Item = &Violation> {
@@ -220,6 +282,8 @@ impl TableReport {
             .violations
             .iter()
             .chain(&self.bound.violations)
+            .chain(&self.acks.violations)
+            .chain(&self.reads.violations)
             .chain(&self.convergence.violations)
             .chain(self.availability.iter().flat_map(|a| &a.violations))
             .chain(&self.jobs.violations)
@@ -353,9 +417,18 @@ impl Report {
             let _ =
                 writeln!(out, "  loss bound: {} allowed, {} forbidden", t.bound.allowed.len(), t.bound.forbidden.len());
             for f in &t.bound.per_failover {
+                let by = match &f.taken {
+                    Some((leader, at)) if f.ordered => {
+                        format!(" by {leader} at {} (ordered by changeleader)", secs(*at))
+                    }
+                    Some((leader, at)) => format!(" by {leader} at {}", secs(*at)),
+                    None => String::new(),
+                };
+                let suffix = f.suffix.map_or(String::new(), |s| format!(" of an un-replicated suffix of {s}"));
                 let _ = writeln!(
                     out,
-                    "    failover pid {} to term {} (from offset {}): {} lost, acked in terms {:?} at offsets {}..={}: {}",
+                    "    failover pid {} to term {} (from offset {}){by}: {} lost{suffix}, acked in terms {:?} at \
+                     offsets {}..={}: {}",
                     f.pid, f.term, f.start, f.lost, f.acked_terms, f.offsets.0, f.offsets.1, f.keys
                 );
             }
@@ -370,6 +443,29 @@ impl Report {
                     f.keys
                 );
             }
+            let a = &t.acks;
+            let _ = writeln!(
+                out,
+                "  acks: {} checked, {} by a deposed leader, {} semisync unreplicated",
+                a.checked,
+                a.deposed.len(),
+                a.unreplicated.len()
+            );
+            let r = &t.reads;
+            if r.attempted > 0 {
+                let _ = writeln!(
+                    out,
+                    "  reads: {} attempted, {} served, {} failed; {} checked, {} bad; excused: {} missed a write lost \
+                     within the bound, {} a write a takeover before the read's term had overwritten",
+                    r.attempted,
+                    r.served,
+                    r.failed,
+                    r.checked,
+                    r.bad(),
+                    r.excused_lost,
+                    r.excused_overwritten
+                );
+            }
             let c = &t.convergence;
             if c.converged() {
                 let _ = writeln!(out, "  convergence: converged");
@@ -380,6 +476,18 @@ impl Report {
             for a in &t.availability {
                 let _ =
                     writeln!(out, "    pid {}: {}: {}", a.exposure.pid, a.verdict.documented.row_label(), a.verdict);
+                for w in &a.windows {
+                    let closed = w.closed.map_or("never closed".to_string(), |c| format!("closed {}", secs(c)));
+                    let fault = w.fault.map_or(String::new(), |f| format!(", fault {}", secs(f)));
+                    let deadline = if w.deadline == Duration::MAX { "none".to_string() } else { secs(w.deadline) };
+                    let _ = writeln!(
+                        out,
+                        "      window {} to {closed}{fault}, {} failed, deadline {deadline}: {:?}",
+                        secs(w.opened),
+                        w.failed,
+                        w.verdict
+                    );
+                }
             }
         }
         if let Some(d) = &self.determinism {
@@ -463,6 +571,10 @@ mod tests {
             loads: vec![],
             alive: vec![],
             unloads: vec![],
+            positions: vec![],
+            reads: vec![],
+            written_values: Default::default(),
+            ordered: vec![],
         };
         RunData {
             tables: vec![table],
@@ -479,6 +591,11 @@ mod tests {
             determinism: Some((42, 0x1234, 0x1234)),
             manual_partitions: BTreeSet::new(),
             converge: true,
+            expiries: vec![],
+            actives: vec![],
+            control: vec![],
+            blockers: vec![],
+            failover_within: ms(5000),
         }
     }
 
@@ -492,11 +609,12 @@ mod tests {
             (8, 6, 2, 0, 0, 1)
         );
         assert_eq!(s.largest_failover_loss, Some(("flow".to_string(), 0, 2, 2)));
-        assert_eq!(s.failover_time, Some(ms(1500)));
+        // From the crash at 1 s to the first write acknowledged after the first failed one (row 7, at 3 s).
+        assert_eq!(s.failover_time, Some(ms(2000)));
         assert_eq!(
             r.summary_line(),
             "acked 6/8, lost 2 allowed/0 forbidden (largest: flow pid 0 term 2, 2), unexpected 0, recovered 1, \
-             failover 1.500s, 0 violations"
+             failover 2.000s, 0 violations"
         );
         let t = &r.tables[0];
         let a0 = &t.availability[0];

@@ -262,7 +262,7 @@ pub(crate) mod tests {
             key: key(row),
             pid: Some(pid),
             attempted_at: ms(at_ms),
-            outcome: WriteOutcome::Failed { reason: "no leader".into() },
+            outcome: WriteOutcome::Failed { reason: "no leader".into(), at: ms(at_ms) },
         }
     }
 
@@ -272,7 +272,7 @@ pub(crate) mod tests {
             key: key(row),
             pid: Some(pid),
             attempted_at: ms(at_ms),
-            outcome: WriteOutcome::Unknown { reason: "timeout".into() },
+            outcome: WriteOutcome::Unknown { reason: "timeout".into(), at: ms(at_ms) },
         }
     }
 

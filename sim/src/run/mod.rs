@@ -5,8 +5,10 @@
 //! - [`setup`]: flags and placement;
 //! - [`world`]: targets, the nemesis, the daemon model, the client steps, the fault timeline;
 //! - [`workload`]: writers and readers through the routing client;
-//! - [`observe`]: leader spans and the final replicas.
+//! - [`observe`]: leader spans and the final replicas;
+//! - [`evidence`]: what the trace says of the replicas (log positions, session expiries, the active nameserver).
 
+pub mod evidence;
 pub mod observe;
 pub mod setup;
 pub mod workload;
@@ -205,8 +207,15 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
         .spawn_on(setup::CLIENT, observe::leader_poller(w.session.clone(), w.start, POLL, spans.clone(), alive.clone()))
         .expect("the client process");
     let end_reads = Arc::new(AtomicBool::new(false));
-    let read_counts = Arc::new(workload::ReadCounts::default());
     let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    // Each table's first writer shares its acknowledged rows with the table's readers.
+    let mut recent: BTreeMap<String, Arc<workload::RecentAcks>> = BTreeMap::new();
+    for (i, wl) in s.workloads.iter().enumerate() {
+        if wl.kind == WorkloadKind::Write && !recent.contains_key(&wl.table) {
+            recent.insert(wl.table.clone(), Arc::new(workload::RecentAcks::new(i)));
+        }
+    }
     for (i, wl) in s.workloads.iter().enumerate() {
         let spec = workload::WorkloadSpec {
             index: i,
@@ -218,15 +227,18 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
         };
         match wl.kind {
             WorkloadKind::Write => {
-                let task =
-                    w.b.cluster
-                        .spawn_on(setup::CLIENT, workload::writer(spec, w.session.clone(), w.stop_writes.clone()))
-                        .expect("the client process");
+                // Only the table's first writer feeds the readers; the others keep their rows to themselves.
+                let shared = match recent.get(&wl.table) {
+                    Some(r) if r.writer == i => r.clone(),
+                    _ => Arc::new(workload::RecentAcks::new(i)),
+                };
+                let fut = workload::writer(spec, w.session.clone(), w.stop_writes.clone(), shared);
+                let task = w.b.cluster.spawn_on(setup::CLIENT, fut).expect("the client process");
                 writers.push((wl.table.clone(), task));
             }
             WorkloadKind::Read => {
-                let fut = workload::reader(spec, w.session.clone(), read_counts.clone(), end_reads.clone());
-                drop(w.b.cluster.spawn_on(setup::CLIENT, fut).expect("the client process"));
+                let fut = workload::reader(spec, w.session.clone(), recent.get(&wl.table).cloned(), end_reads.clone());
+                readers.push((wl.table.clone(), w.b.cluster.spawn_on(setup::CLIENT, fut).expect("the client process")));
             }
         }
     }
@@ -258,14 +270,18 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     end_reads.store(true, Ordering::SeqCst);
     let mut writes: Vec<(String, Vec<WriteRecord>)> = Vec::new();
     for (table, task) in writers {
-        writes.push((table, task.await.unwrap_or_default()));
+        writes.push((table, task.await.map(|w| w.records).unwrap_or_default()));
+    }
+    let mut reads: Vec<(String, Vec<check::ReadRecord>)> = Vec::new();
+    for (table, task) in readers {
+        reads.push((table, task.await.unwrap_or_default()));
     }
 
     // Heal, let the daemons finish, and wait for convergence.
     w.final_heal();
     let healed_at = w.now();
     let converge = s.expect.converge_within.unwrap_or(DEFAULT_CONVERGE_WITHIN);
-    let manual_expected = matches!(s.expect.recovery, Some(scenario::Recovery::Manual | scenario::Recovery::None));
+    let manual_expected = matches!(s.expect.recovery, Some(scenario::Recovery::None));
     let deadline = Instant::now() + converge;
     let (observed, recovered, ops_stuck, jobs) = loop {
         let running = w.running_tablets();
@@ -339,15 +355,28 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     let lines = trace.lines();
     let loads = replica_events(&lines, ": table loaded ", zero, &w.b.endpoints, &created);
     let unloads = replica_events(&lines, ": WARN binlog broken: partition unloaded", zero, &w.b.endpoints, &created);
+    let all_tables = w.tables().await;
+    let positions = evidence::positions(&lines, zero, &w.b.endpoints, &all_tables);
+    let expiries = evidence::expiries(&lines, zero);
+    let actives = evidence::actives(&lines, zero, &w.b.endpoints);
     let tables = s
         .tables
         .iter()
         .map(|spec| {
             let mut obs = observed.iter().find(|(n, _)| *n == spec.name).map(|(_, o)| o.clone()).unwrap_or_default();
             obs.ops_stuck = ops_stuck.clone();
+            let table_writes: Vec<WriteRecord> =
+                writes.iter().filter(|(t, _)| *t == spec.name).flat_map(|(_, r)| r.clone()).collect();
+            let table_reads: Vec<check::ReadRecord> =
+                reads.iter().filter(|(t, _)| *t == spec.name).flat_map(|(_, r)| r.clone()).collect();
+            let written_values = evidence::written_values(&table_reads, &table_writes);
             TableData {
                 name: spec.name.clone(),
-                writes: writes.iter().filter(|(t, _)| *t == spec.name).flat_map(|(_, r)| r.clone()).collect(),
+                writes: table_writes,
+                reads: table_reads,
+                written_values,
+                positions: positions.get(&spec.name).cloned().unwrap_or_default(),
+                ordered: w.ordered.iter().filter(|o| o.0 == spec.name).map(|o| (o.1, o.2)).collect(),
                 observed: obs,
                 layouts: layouts(&spec.name),
                 leaders: spans.get(&spec.name).cloned().unwrap_or_default(),
@@ -384,6 +413,11 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
         determinism: None,
         manual_partitions: w.manual_partitions.clone(),
         converge: !matches!(s.expect.recovery, Some(scenario::Recovery::None)),
+        expiries,
+        actives,
+        control: w.control.clone(),
+        blockers: w.blockers.clone(),
+        failover_within: s.expect.failover_within.unwrap_or_else(|| default_failover_within(&w.flags)),
     };
     let report = Report::build(&run);
     w.log(format_args!("report: {}", report.summary()));
@@ -391,6 +425,13 @@ async fn body(s: Scenario, trace: Trace, planted: Planted) -> (Report, RunData, 
     w.b.cluster.shutdown();
     tokio::task::yield_now().await;
     (report, run, failures, zero)
+}
+
+/// DESIGN 8's default for `[expect] failover_within`: the client declares a silent session Expired at 7/5 of
+/// its timeout, the nameserver waits `tablet_heartbeat_timeout` more before it fails the tablet over, and 3 s
+/// cover the failover's own ops and the clients finding the new leader.
+pub fn default_failover_within(flags: &Flags) -> Duration {
+    flags.zk_session_timeout.mul_f64(1.4) + flags.nameserver.tablet_heartbeat_timeout + Duration::from_secs(3)
 }
 
 /// When something happened to each replica on its tablet, by table, read from the tablets' trace lines holding

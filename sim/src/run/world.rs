@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use openmldb::cli::ns_client::NsClient;
 use openmldb::coord::layout::DEFAULT_ROOT;
-use openmldb::coord::{ClientOptions, Coordinator, Layout, ModelCoordinator};
+use openmldb::coord::{ClientOptions, Coordinator, Layout, ModelCoordinator, Renewing};
 use openmldb::nameserver::meta::MetaStore;
 use openmldb::proto::nameserver::TableInfo;
 use openmldb::rpc::{ClientConfig, RpcClient};
@@ -40,8 +40,14 @@ pub struct World {
     pub links: Vec<LinkEvent>,
     /// Causes currently holding each tablet endpoint down.
     down: BTreeSet<(String, FaultCause)>,
-    /// `(tablet, nameserver)` process pairs the network cuts in either direction, until the next heal.
-    ns_cuts: BTreeSet<(String, String)>,
+    /// `(from, to)` process pairs whose direction the network cuts, until the next heal.
+    cuts: BTreeSet<(String, String)>,
+    /// Times the control plane changed (a nameserver's or the coordination server's fault or recovery, a
+    /// network-wide change, a heal): any of them may open an unavailability window.
+    pub control: Vec<Duration>,
+    /// `(from, to)` intervals in which every failover was blocked: the coordination server stopped, or no
+    /// nameserver running and in touch with it.
+    pub blockers: Vec<(Duration, Option<Duration>)>,
     /// Numbered machines whose daemon is gone (after a machine restart, until started by hand).
     daemon_gone: BTreeSet<usize>,
     /// Processes the daemon will start, and when.
@@ -52,6 +58,8 @@ pub struct World {
     pub manual_recovery: bool,
     /// Partitions `recoverdata` acted on (a manual recovery of those only).
     pub manual_partitions: BTreeSet<(String, u32)>,
+    /// `(table, pid, when)` of every `changeleader` a step ran: the operator chose the next leader.
+    pub ordered: Vec<(String, u32, Duration)>,
     /// Processes paused by a step and not resumed yet.
     paused: BTreeSet<String>,
 }
@@ -66,15 +74,25 @@ impl World {
     pub async fn new(b: Built, s: Scenario, flags: Flags, trace: Trace) -> World {
         let coord = b.coord.clone();
         let timeout = flags.zk_session_timeout.max(Duration::from_secs(2));
+        // The runner's observers and the workloads' routing clients own no ephemeral node: their session is
+        // renewed after it expires (a pause of the coordination server past the timeout), never the end of
+        // following the cluster (DESIGN 8: the observer is not the system).
         let session = b
             .cluster
             .spawn_on(CLIENT, async move {
-                loop {
-                    match ModelCoordinator::connect(&coord, ClientOptions::new(timeout)).await {
-                        Ok(c) => return Arc::new(c) as Arc<dyn Coordinator>,
-                        Err(_) => tokio::time::sleep(POLL).await,
-                    }
-                }
+                let connect: openmldb::coord::renew::Connect = Box::new(move || {
+                    let coord = coord.clone();
+                    Box::pin(async move {
+                        loop {
+                            match ModelCoordinator::connect(&coord, ClientOptions::new(timeout)).await {
+                                Ok(c) => return Ok(Arc::new(c) as Arc<dyn Coordinator>),
+                                Err(_) => tokio::time::sleep(POLL).await,
+                            }
+                        }
+                    })
+                });
+                let renewing = Renewing::open(connect).await.expect("connect retries until it succeeds");
+                Arc::new(renewing) as Arc<dyn Coordinator>
             })
             .expect("the client process")
             .await
@@ -89,12 +107,15 @@ impl World {
             faults: Vec::new(),
             links: Vec::new(),
             down: BTreeSet::new(),
-            ns_cuts: BTreeSet::new(),
+            cuts: BTreeSet::new(),
+            control: Vec::new(),
+            blockers: Vec::new(),
             daemon_gone: BTreeSet::new(),
             pending: Vec::new(),
             stop_writes: Arc::new(AtomicBool::new(false)),
             manual_recovery: false,
             manual_partitions: BTreeSet::new(),
+            ordered: Vec::new(),
             paused: BTreeSet::new(),
         }
     }
@@ -236,6 +257,9 @@ impl World {
 
     fn fault(&mut self, process: &str, kind: FaultKind, cause: FaultCause) {
         if !Self::is_tablet(process) {
+            if Self::is_nameserver(process) || process == "coord" {
+                self.control_changed();
+            }
             return;
         }
         let Some(endpoint) = self.b.endpoints.get(process).cloned() else { return };
@@ -249,15 +273,14 @@ impl World {
         }
     }
 
-    /// Records that nothing `from` sends reaches `to` (both process names): between tablets for the loss bound,
-    /// between a tablet and a nameserver for [`World::nameservers_cut_off`].
+    /// Records that nothing `from` sends reaches `to` (both process names): the servers' links for the loss
+    /// bound and the leader-selection checks, every link for [`World::reachability`].
     fn cut(&mut self, from: &str, to: &str) {
-        if Self::is_tablet(from) && Self::is_nameserver(to) {
-            self.ns_cuts.insert((from.to_string(), to.to_string()));
-        } else if Self::is_nameserver(from) && Self::is_tablet(to) {
-            self.ns_cuts.insert((to.to_string(), from.to_string()));
+        if from == to || !self.cuts.insert((from.to_string(), to.to_string())) {
+            return;
         }
-        if from == to || !Self::is_tablet(from) || !Self::is_tablet(to) {
+        let server = |p: &str| Self::is_tablet(p) || Self::is_nameserver(p);
+        if !server(from) || !server(to) {
             return;
         }
         let (Some(from), Some(to)) = (self.b.endpoints.get(from).cloned(), self.b.endpoints.get(to).cloned()) else {
@@ -266,18 +289,53 @@ impl World {
         self.links.push(LinkEvent::Cut { at: self.now(), from, to });
     }
 
-    /// A tablet that no nameserver can exchange messages with (each cut from it in one direction at least) is
-    /// recorded as cut until the heal: no nameserver can fail its partitions over to it, or ask it anything. The
-    /// availability oracle counts it against the service promise only (seed 394785: a one-way clog from the only
-    /// other tablet to the only nameserver, held for two minutes while recoverdata waited, left a partition whose
-    /// leader had lost power without a failover, and the oracle had promised service).
-    fn nameservers_cut_off(&mut self) {
+    fn is_cut(&self, a: &str, b: &str) -> bool {
+        self.cuts.contains(&(a.to_string(), b.to_string())) || self.cuts.contains(&(b.to_string(), a.to_string()))
+    }
+
+    /// What each tablet can reach now, as the oracle counts it offline (DESIGN 8: by what a replica could do,
+    /// never by the group a step listed it in): a tablet cut from the coordination server in either direction
+    /// loses its session, so it is offline; one that no nameserver can exchange messages with is offline for the
+    /// service promise only (no failover can use it; seed 394785), until the heal. Cuts only add up until a heal,
+    /// so this only takes tablets down.
+    fn reachability(&mut self) {
         let nameservers: Vec<String> = self.b.endpoints.keys().filter(|p| Self::is_nameserver(p)).cloned().collect();
         let tablets: Vec<String> = self.b.endpoints.keys().filter(|p| Self::is_tablet(p)).cloned().collect();
         for t in tablets {
-            if !nameservers.is_empty() && nameservers.iter().all(|n| self.ns_cuts.contains(&(t.clone(), n.clone()))) {
+            if self.is_cut(&t, "coord") {
+                self.fault(&t, FaultKind::Down, FaultCause::CoordIsolation);
+            }
+            if !nameservers.is_empty() && nameservers.iter().all(|n| self.is_cut(&t, n)) {
                 self.fault(&t, FaultKind::Down, FaultCause::NameserverCut);
             }
+        }
+        self.control_changed();
+    }
+
+    /// Whether every failover is blocked now: the coordination server stopped or paused, or no nameserver runs
+    /// unpaused and in touch with it.
+    fn failover_blocked(&self) -> bool {
+        let up = |p: &str| self.b.cluster.is_running(p) && !self.paused.contains(p);
+        if !up("coord") {
+            return true;
+        }
+        !(1..=self.s.cluster.nameservers)
+            .map(|i| ProcessId::Nameserver(i).to_string())
+            .any(|n| up(&n) && !self.is_cut(&n, "coord"))
+    }
+
+    /// Notes a change of the control plane, and opens or closes a blocker.
+    fn control_changed(&mut self) {
+        let now = self.now();
+        if self.control.last() != Some(&now) {
+            self.control.push(now);
+        }
+        let blocked = self.failover_blocked();
+        let open = self.blockers.last().is_some_and(|b| b.1.is_none());
+        if blocked && !open {
+            self.blockers.push((now, None));
+        } else if !blocked && open {
+            self.blockers.last_mut().expect("open blocker").1 = Some(now);
         }
     }
 
@@ -316,6 +374,9 @@ impl World {
                 self.log(format_args!("daemon starts {p}"));
                 if self.b.cluster.start(&p).is_ok() {
                     self.fault(&p, FaultKind::Up, FaultCause::Crash);
+                }
+                if !Self::is_tablet(&p) {
+                    self.control_changed();
                 }
             }
         }
@@ -420,38 +481,34 @@ impl World {
                         }
                     }
                 }
-                self.nameservers_cut_off();
-                // A tablet cut off from the coordination server is offline for the nameserver. A group without
-                // the coordination server is cut off from it.
-                for g in &names {
-                    if !g.iter().any(|p| p == "coord") {
-                        for p in g {
-                            self.fault(p, FaultKind::Down, FaultCause::Partition);
-                        }
-                    }
-                }
+                // Processes no group lists keep every link: a group without the coordination server is cut from
+                // it only if another group lists it.
+                self.reachability();
             }
             Action::Isolate(t) => {
                 let p = self.resolve(t).await?;
                 self.b.cluster.isolate(&p).map_err(h)?;
-                let others: Vec<String> = self.b.endpoints.keys().filter(|o| **o != p).cloned().collect();
+                let mut others: Vec<String> = self.b.endpoints.keys().filter(|o| **o != p).cloned().collect();
+                others.push(CLIENT.to_string());
                 for o in &others {
                     self.cut(&p, o);
                     self.cut(o, &p);
                 }
-                self.nameservers_cut_off();
-                self.fault(&p, FaultKind::Down, FaultCause::Partition);
+                self.reachability();
             }
             Action::IsolateFromCoord(t) => {
                 let p = self.resolve(t).await?;
                 self.b.cluster.isolate_from(&p, "coord").map_err(h)?;
-                self.fault(&p, FaultKind::Down, FaultCause::CoordIsolation);
+                self.cut(&p, "coord");
+                self.cut("coord", &p);
+                self.reachability();
             }
             Action::Heal => {
                 self.b.cluster.heal();
                 self.links.push(LinkEvent::Heal { at: self.now() });
-                self.ns_cuts.clear();
+                self.cuts.clear();
                 self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation, FaultCause::NameserverCut]);
+                self.control_changed();
             }
             Action::Network(c) => {
                 // Network-wide: the oracle takes no endpoint offline for it (a failover it causes is judged by the
@@ -462,12 +519,13 @@ impl World {
                     c.latency_min..c.latency_max
                 };
                 self.b.cluster.set_network(c.loss(), latency);
+                self.control_changed();
             }
             Action::Clog { from, to } => {
                 let (a, b) = (self.resolve(from).await?, self.resolve(to).await?);
                 self.b.cluster.clog(&a, &b).map_err(h)?;
                 self.cut(&a, &b);
-                self.nameservers_cut_off();
+                self.reachability();
             }
             Action::Pause(t) => {
                 let p = self.resolve(t).await?;
@@ -515,6 +573,12 @@ impl World {
                     .contains(&first)
                 {
                     self.manual_recovery = true;
+                }
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let ["changeleader", table, pid, ..] = words.as_slice()
+                    && let Ok(pid) = pid.parse::<u32>()
+                {
+                    self.ordered.push((table.to_string(), pid, self.now()));
                 }
                 let ns = self.ns_client();
                 let l = line.clone();
@@ -671,8 +735,9 @@ impl World {
                 let _ = self.b.cluster.resume(&p);
             }
         }
-        self.ns_cuts.clear();
+        self.cuts.clear();
         self.up_all(&[FaultCause::Partition, FaultCause::CoordIsolation, FaultCause::NameserverCut, FaultCause::Pause]);
+        self.control_changed();
         self.log("final heal");
     }
 

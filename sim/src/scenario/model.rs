@@ -347,6 +347,9 @@ pub struct Expect {
     pub service: Option<Service>,
     pub recovery: Option<Recovery>,
     pub converge_within: Option<Duration>,
+    /// The longest unavailability window allowed where the table promises service (DESIGN 8); by default
+    /// 7/5 × `zk_session_timeout` + `tablet_heartbeat_timeout` + 3 s.
+    pub failover_within: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

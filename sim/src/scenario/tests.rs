@@ -92,6 +92,7 @@ fn design_example_parses_with_every_value() {
             service: Some(Service::Available),
             recovery: Some(Recovery::Auto),
             converge_within: Some(secs(60)),
+            failover_within: None,
         },
     };
     assert_eq!(s, want);
@@ -121,7 +122,8 @@ fn every_verb_parses() {
             loss: Some(Loss::None),
             service: Some(Service::Unavailable),
             recovery: Some(Recovery::Manual),
-            converge_within: None
+            converge_within: None,
+            failover_within: None
         }
     );
 

@@ -18,7 +18,7 @@ const TOP_KEYS: &[&str] =
 const CLUSTER_KEYS: &[&str] = &["tablets", "nameservers", "taskmanagers", "daemon", "machines"];
 const TABLE_KEYS: &[&str] = &["name", "partitions", "replicas", "replication"];
 const WORKLOAD_KEYS: &[&str] = &["kind", "table", "rate", "start", "stop"];
-const EXPECT_KEYS: &[&str] = &["loss", "service", "recovery", "converge_within"];
+const EXPECT_KEYS: &[&str] = &["loss", "service", "recovery", "converge_within", "failover_within"];
 /// Keys every step may have, whatever its verb.
 const STEP_KEYS: &[&str] = &["at", "after", "wait", "do"];
 const CLIENT_EXPECT: &[&str] = &["expect_contains", "expect_not_contains", "expect_ok"];
@@ -650,5 +650,6 @@ fn expect(t: &Table<'_>) -> Result<Expect, ScenarioError> {
             v.one_of(&[("auto", Recovery::Auto), ("manual", Recovery::Manual), ("none", Recovery::None)])
         })?,
         converge_within: t.opt("converge_within", Val::duration)?,
+        failover_within: t.opt("failover_within", Val::duration)?,
     })
 }

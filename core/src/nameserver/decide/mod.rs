@@ -12,11 +12,16 @@
 //! - [`recover`]: how a returning replica is re-added: the four re-add variants (reference 5.6,
 //!   `RecoverEndpointTable`).
 //! - [`queue`]: which op queue an op joins (reference 4.2, `AddOPData`).
+//! - [`reconcile`]: which alive marks the tablets' own reports contradict (not in OpenMLDB).
+//! - [`reach`]: whether the active nameserver still reaches the tablets, and whether it steps down because it
+//!   does not (DESIGN 5.5).
 
 pub mod leader;
 pub mod liveness;
 pub mod placement;
 pub mod queue;
+pub mod reach;
+pub mod reconcile;
 pub mod recover;
 pub mod term;
 
@@ -29,6 +34,8 @@ pub use placement::{
     DEFAULT_REPLICA_NUM, PartitionPlacement, Placement, PlacementError, TabletLoad, place_partitions, tablet_loads,
 };
 pub use queue::queue_index;
+pub use reach::{Reachability, StepDownFacts, StepDownReason, decide_step_down, step_down_window};
+pub use reconcile::{NotLoaded, Reconciliation, TableView, reconcile_alive_marks};
 pub use recover::{
     LeaderLog, OFFLINE_LEADER_ENDPOINT, ReAddOp, ReAddPlan, RecoverDecision, RecoverTableError, RecoverTarget,
     decide_recover_table, scan_recover_target,

@@ -146,7 +146,7 @@ fn new_binlog_is_empty() {
     let (_, disk) = sim();
     block_on(async {
         let (b, report) = open(&disk, 1 << 20, 0).await.unwrap();
-        assert_eq!(report, RecoveryReport { segments: 1, entries: 0, cut_bytes: 0, cut_from: None });
+        assert_eq!(report, RecoveryReport { segments: 1, ..Default::default() });
         assert_eq!((b.last_offset(), b.last_term(), b.synced_offset(), b.first_index()), (0, 0, 0, None));
         assert_eq!(
             b.segments(),
@@ -193,7 +193,7 @@ fn append_and_reopen_across_segments() {
         drop(b);
 
         let (b, report) = open(&disk, 300, 0).await.unwrap();
-        assert_eq!(report, RecoveryReport { segments: segs.len(), entries: 60, cut_bytes: 0, cut_from: None });
+        assert_eq!(report, RecoveryReport { segments: segs.len(), entries: 60, ..Default::default() });
         assert_eq!(b.segments(), segs);
         assert_eq!((b.last_offset(), b.last_term(), b.synced_offset(), b.first_index()), (60, 3, 60, Some(1)));
         assert_eq!(read_all(&b, 1, 1000).await, all);
@@ -533,6 +533,7 @@ fn torn_tail_is_cut_with_a_warning() {
                     entries: 9,
                     cut_bytes: len - 3 - last_start,
                     cut_from: Some((path.clone(), last_start)),
+                    skipped_damage: vec![],
                 }
             );
             assert_eq!(b.last_offset(), 9);
@@ -984,4 +985,67 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// DESIGN 5.6: a leader that found a damaged record protects what follows it with a snapshot of memory. The binlog
+/// side: `roll_over` puts later appends in a new segment, `rebase` raises the floor to the snapshot and deletes
+/// the segments it covers, and a crash between the snapshot and the deletion recovers, skipping the damaged segment.
+#[test]
+fn a_damaged_segment_below_the_floor_is_rolled_past_and_skipped_by_recovery() {
+    let (machine, disk) = sim();
+    block_on(async {
+        let (mut b, _) = open(&disk, 1 << 20, 0).await.unwrap();
+        b.append_batch(&entries(1..=10, 1)).await.unwrap();
+        let damaged = last_segment_path(&b);
+        machine.corrupt_tail(&format!("tablet-1/{damaged}"), 4).unwrap();
+        // Written behind the damage, as a leader keeps writing before anyone reads the damaged record back.
+        b.append_batch(&entries(11..=12, 1)).await.unwrap();
+        let mut cursor = b.cursor_at(9);
+        let err = b.read_from(&mut cursor, 10).await.unwrap_err();
+        assert!(matches!(err, BinlogError::Corrupt { after_index: 9, .. }), "{err}");
+        // Middle damage: recovery refuses it while nothing covers it.
+        assert!(matches!(open(&disk, 1 << 20, 0).await.unwrap_err(), BinlogError::Corrupt { .. }));
+
+        // The protection: roll, (snapshot at 12 by the caller), then write on.
+        b.roll_over().await.unwrap();
+        b.roll_over().await.unwrap(); // an empty active segment does not roll again
+        assert_eq!(b.segments().len(), 2);
+        b.append_batch(&entries(13..=15, 1)).await.unwrap();
+        // A crash here, with the snapshot at 12 published: recovery skips the damaged rest of the old segment.
+        let (r, report) = open(&disk, 1 << 20, 12).await.unwrap();
+        assert_eq!(report.skipped_damage.len(), 1, "{report:?}");
+        assert_eq!(report.skipped_damage[0].0, damaged);
+        assert_eq!(r.last_offset(), 15);
+        assert_eq!(read_all(&r, 13, 2).await, entries(13..=15, 1));
+        drop(r);
+        // Without the snapshot the same damage is still an error: the skip needs the floor to cover it.
+        assert!(matches!(open(&disk, 1 << 20, 8).await.unwrap_err(), BinlogError::Corrupt { .. }));
+
+        // The deletion: the floor rises and the damaged segment goes.
+        assert_eq!(b.rebase(12).await.unwrap(), 1);
+        assert_eq!((b.floor(), b.last_offset(), b.first_index()), (12, 15, Some(13)));
+        let mut cursor = b.cursor_at(11);
+        assert!(matches!(b.read_from(&mut cursor, 10).await.unwrap_err(), BinlogError::Compacted { .. }));
+        drop(b);
+        let (r, report) = open(&disk, 1 << 20, 12).await.unwrap();
+        assert!(report.skipped_damage.is_empty());
+        assert_eq!(read_all(&r, 13, 10).await, entries(13..=15, 1));
+    });
+}
+
+/// Rebasing an empty active segment onto a snapshot keeps the last offset at the snapshot's, and appends go on.
+#[test]
+fn rebase_onto_a_snapshot_of_everything_keeps_the_offset() {
+    let (_machine, disk) = sim();
+    block_on(async {
+        let (mut b, _) = open(&disk, 1 << 20, 0).await.unwrap();
+        b.append_batch(&entries(1..=5, 2)).await.unwrap();
+        b.roll_over().await.unwrap();
+        assert_eq!(b.rebase(5).await.unwrap(), 1);
+        assert_eq!((b.last_offset(), b.last_term(), b.first_index()), (5, 0, None));
+        b.append(&entry(6, 2)).await.unwrap();
+        drop(b);
+        let (r, _) = open(&disk, 1 << 20, 5).await.unwrap();
+        assert_eq!((r.last_offset(), r.first_index()), (6, Some(6)));
+    });
 }

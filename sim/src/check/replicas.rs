@@ -1,0 +1,214 @@
+//! What the replicas' own records say at a moment: whether a replica could take part in a failover, and whether
+//! its log held an entry.
+//!
+//! The loss bound and the acknowledgement checks ask these questions at the moment a new leader took over. The
+//! answers come from evidence the nameserver does not write: the fault timeline the runner applied, each
+//! replica's `replica log` positions from its own tablet, the loads its tablet traced, the network cuts, and the
+//! coordination server's session expiries. The metadata's alive marks are used in one place only, and named: a
+//! replica marked not alive was no candidate of a leader selection (OpenMLDB's selection asks the alive followers
+//! only; a mark left wrong is the convergence checker's business).
+
+use std::time::Duration;
+
+use super::input::{FaultCause, FaultEvent, FaultKind, LinkEvent, Pid, ReplicaEvents};
+
+/// Why a replica could not take part in a failover at some moment, or `None` when it could.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Down for one of these causes (crashed, powered off, paused, cut from the coordination server, cut from
+    /// every nameserver, its disk failing).
+    Down(FaultCause),
+    /// Its process ran but had not loaded the partition since it started again.
+    NotLoaded,
+    /// Its tablet dropped or unloaded the partition.
+    Dropped,
+    /// The metadata marked it not alive (no leader selection considers it).
+    MarkedDead,
+    /// The active nameserver `0` could not exchange messages with it.
+    CutFromActive(String),
+}
+
+/// The causes that stop a replica from serving or being chosen.
+fn takes_offline(cause: FaultCause) -> bool {
+    !matches!(cause, FaultCause::CorruptTail | FaultCause::SlowFsync)
+}
+
+/// Whether `endpoint`'s replica of `pid` could have been chosen as leader at `at`, and if not why not.
+pub fn unavailable_at(
+    pid: Pid,
+    endpoint: &str,
+    faults: &[FaultEvent],
+    ev: ReplicaEvents<'_>,
+    at: Duration,
+) -> Option<Unavailable> {
+    // Causes down at `at`, and when the process last started again.
+    let mut down: Vec<FaultCause> = Vec::new();
+    let mut started: Option<Duration> = None;
+    for f in faults.iter().filter(|f| f.endpoint == endpoint && f.at <= at && takes_offline(f.cause)) {
+        match f.kind {
+            FaultKind::Down => {
+                if !down.contains(&f.cause) {
+                    down.push(f.cause);
+                }
+            }
+            FaultKind::Up => {
+                down.retain(|c| *c != f.cause);
+                if matches!(f.cause, FaultCause::Crash | FaultCause::MachineRestart) {
+                    started = Some(f.at);
+                }
+            }
+        }
+    }
+    if let Some(c) = down.first() {
+        return Some(Unavailable::Down(*c));
+    }
+    if let Some(since) = started
+        && ev.first_load(pid, endpoint, since).is_none_or(|l| l > at)
+    {
+        return Some(Unavailable::NotLoaded);
+    }
+    if ev.position_at(pid, endpoint, at).is_some_and(|p| !p.held) {
+        return Some(Unavailable::Dropped);
+    }
+    if ev.alive_changes(pid, endpoint).rfind(|&(t, _)| t <= at).is_some_and(|(_, alive)| !alive) {
+        return Some(Unavailable::MarkedDead);
+    }
+    if let Some(active) = active_at(ev, at)
+        && (cut_at(ev.links, active, endpoint, at) || cut_at(ev.links, endpoint, active, at))
+    {
+        return Some(Unavailable::CutFromActive(active.to_string()));
+    }
+    None
+}
+
+/// The active nameserver's endpoint at `at`, as the nameservers' own trace lines say.
+pub fn active_at<'a>(ev: ReplicaEvents<'a>, at: Duration) -> Option<&'a str> {
+    ev.actives.iter().take_while(|(t, _)| *t <= at).last().and_then(|(_, a)| a.as_deref())
+}
+
+/// Whether the direction `from` → `to` was cut at `at` (cuts add up until a heal).
+pub fn cut_at(links: &[LinkEvent], from: &str, to: &str, at: Duration) -> bool {
+    let mut cut = false;
+    for e in links.iter().take_while(|e| e.at() <= at) {
+        match e {
+            LinkEvent::Cut { from: f, to: t, .. } if f == from && t == to => cut = true,
+            LinkEvent::Heal { .. } => cut = false,
+            LinkEvent::Cut { .. } => {}
+        }
+    }
+    cut
+}
+
+/// Whether `endpoint`'s log held entry (`term`, `offset`) of `pid` at `at`. It does from the first position that
+/// shows it (its last entry of that term, at or beyond the offset) for as long as later positions keep the offset
+/// and the partition stays held: a drop or an unload ends it (a reload or a re-add may bring other entries at
+/// those offsets). It can under-estimate in one narrow case, a catch-up batch that carried the entry together with
+/// a later term's entries, which shows no position of that term: then a replica that held the entry is taken
+/// not to, which the lagging-leader check reads as no evidence and the loss attribution as an overwrite.
+pub fn holds_at(pid: Pid, endpoint: &str, ev: ReplicaEvents<'_>, term: u64, offset: u64, at: Duration) -> bool {
+    let mut holding = false;
+    for p in ev.positions.iter().take_while(|p| p.at <= at).filter(|p| p.pid == pid && p.endpoint == endpoint) {
+        if !p.held || p.offset < offset {
+            holding = false;
+        } else if p.holds(term, offset) {
+            holding = true;
+        }
+    }
+    holding
+}
+
+/// The first time `endpoint`'s log showed entry (`term`, `offset`) of `pid`.
+pub fn first_held(pid: Pid, endpoint: &str, ev: ReplicaEvents<'_>, term: u64, offset: u64) -> Option<Duration> {
+    ev.positions.iter().find(|p| p.pid == pid && p.endpoint == endpoint && p.holds(term, offset)).map(|p| p.at)
+}
+
+/// The earliest moment a tablet can have acted on a request sent at `sent` and answered by `answered`: not while
+/// its process was paused (a request that reached a paused tablet waits in its socket until it runs again).
+pub fn earliest_service(endpoint: &str, faults: &[FaultEvent], sent: Duration, answered: Duration) -> Duration {
+    let mut earliest = sent;
+    for p in
+        faults.iter().filter(|f| f.endpoint == endpoint && f.cause == FaultCause::Pause && f.kind == FaultKind::Down)
+    {
+        let resumed = faults
+            .iter()
+            .filter(|f| {
+                f.endpoint == endpoint && f.cause == FaultCause::Pause && f.kind == FaultKind::Up && f.at >= p.at
+            })
+            .map(|f| f.at)
+            .min();
+        if let Some(r) = resumed
+            && p.at <= earliest
+            && earliest < r
+            && r <= answered
+        {
+            earliest = r;
+        }
+    }
+    earliest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::input::Position;
+    use crate::check::set::tests::ms;
+
+    fn pos(ep: &str, at: u64, held: bool, leader: bool, term: u64, log_term: u64, offset: u64) -> Position {
+        Position { pid: 0, endpoint: ep.into(), at: ms(at), held, leader, term, log_term, offset }
+    }
+
+    #[test]
+    fn a_log_holds_an_entry_from_its_append_until_a_drop() {
+        let ps = vec![
+            pos("t2", 10, true, false, 1, 1, 4),
+            pos("t2", 20, true, false, 1, 1, 9),
+            pos("t2", 30, true, false, 2, 2, 12),
+            pos("t2", 40, false, false, 2, 2, 12),
+            pos("t2", 50, true, false, 3, 3, 20),
+        ];
+        let ev = ReplicaEvents { positions: &ps, ..Default::default() };
+        assert!(!holds_at(0, "t2", ev, 1, 7, ms(15)), "not yet appended");
+        assert!(holds_at(0, "t2", ev, 1, 7, ms(20)));
+        assert!(holds_at(0, "t2", ev, 1, 7, ms(35)), "later entries of a later term keep it");
+        assert!(!holds_at(0, "t2", ev, 1, 7, ms(45)), "dropped");
+        assert!(!holds_at(0, "t2", ev, 1, 7, ms(55)), "re-created: other entries at those offsets");
+        // A log is a prefix of the log of the leader whose term its last entry has (the replicator matched it),
+        // so its last term's leader wrote every entry up to its offset that is of that term.
+        assert!(holds_at(0, "t2", ev, 2, 11, ms(35)));
+        assert!(!holds_at(0, "t2", ev, 2, 13, ms(35)), "beyond its log");
+        assert!(!holds_at(1, "t2", ev, 1, 7, ms(35)), "another partition");
+        assert_eq!(first_held(0, "t2", ev, 1, 7), Some(ms(20)));
+    }
+
+    #[test]
+    fn a_replica_is_unavailable_while_down_unloaded_marked_dead_or_cut_from_the_active_nameserver() {
+        let f = |at, kind, cause| FaultEvent { at: ms(at), kind, endpoint: "t2".into(), cause };
+        let faults = vec![f(100, FaultKind::Down, FaultCause::Crash), f(200, FaultKind::Up, FaultCause::Crash)];
+        let loads = [(0, "t2".to_string(), ms(300))];
+        let alive = [(0, "t2".to_string(), ms(400), false), (0, "t2".to_string(), ms(500), true)];
+        let actives = [(ms(0), Some("ns1".to_string()))];
+        let links =
+            [LinkEvent::Cut { at: ms(600), from: "ns1".into(), to: "t2".into() }, LinkEvent::Heal { at: ms(700) }];
+        let ev = ReplicaEvents { loads: &loads, alive: &alive, actives: &actives, links: &links, ..Default::default() };
+        assert_eq!(unavailable_at(0, "t2", &faults, ev, ms(50)), None);
+        assert_eq!(unavailable_at(0, "t2", &faults, ev, ms(150)), Some(Unavailable::Down(FaultCause::Crash)));
+        assert_eq!(unavailable_at(0, "t2", &faults, ev, ms(250)), Some(Unavailable::NotLoaded));
+        assert_eq!(unavailable_at(0, "t2", &faults, ev, ms(350)), None);
+        assert_eq!(unavailable_at(0, "t2", &faults, ev, ms(450)), Some(Unavailable::MarkedDead));
+        assert_eq!(unavailable_at(0, "t2", &faults, ev, ms(650)), Some(Unavailable::CutFromActive("ns1".into())));
+        assert_eq!(unavailable_at(0, "t2", &faults, ev, ms(750)), None);
+        // A corrupt tail or a slow disk takes nothing offline.
+        let faults = vec![f(100, FaultKind::Down, FaultCause::SlowFsync)];
+        assert_eq!(unavailable_at(0, "t2", &faults, ReplicaEvents::default(), ms(150)), None);
+    }
+
+    #[test]
+    fn a_paused_tablet_serves_nothing_before_it_resumes() {
+        let f = |at, kind| FaultEvent { at: ms(at), kind, endpoint: "t1".into(), cause: FaultCause::Pause };
+        let faults = vec![f(100, FaultKind::Down), f(300, FaultKind::Up)];
+        assert_eq!(earliest_service("t1", &faults, ms(150), ms(310)), ms(300));
+        assert_eq!(earliest_service("t1", &faults, ms(50), ms(310)), ms(50), "sent before the pause");
+        assert_eq!(earliest_service("t2", &faults, ms(150), ms(310)), ms(150), "another tablet");
+        assert_eq!(earliest_service("t1", &faults, ms(350), ms(360)), ms(350));
+    }
+}
