@@ -43,6 +43,16 @@ pub fn newer_leader_before(
         .map(|(at, ep, t, _)| (at, ep.to_string(), t))
 }
 
+/// A write a deposed leader acknowledged: who had taken the lead (`by`, in `new_term`) when, and when the
+/// acknowledging leader's session had expired.
+struct Deposed<'a> {
+    write: &'a WriteRecord,
+    began: Duration,
+    expired: Duration,
+    by: String,
+    new_term: u64,
+}
+
 /// Checks every acknowledged write of one table.
 pub fn check_acks(
     writes: &[WriteRecord],
@@ -55,8 +65,7 @@ pub fn check_acks(
     if ev.positions.is_empty() {
         return report;
     }
-    let mut deposed: BTreeMap<(Pid, u64, String), Vec<(&WriteRecord, Duration, Duration, String, u64)>> =
-        BTreeMap::new();
+    let mut deposed: BTreeMap<(Pid, u64, String), Vec<Deposed<'_>>> = BTreeMap::new();
     let mut unreplicated: BTreeMap<Pid, Vec<&WriteRecord>> = BTreeMap::new();
     for w in writes {
         let Some(a) = w.ack() else { continue };
@@ -71,7 +80,8 @@ pub fn check_acks(
             && expired <= served
         {
             report.deposed.push((w.key.clone(), a.pid, a.term, a.endpoint.to_string()));
-            deposed.entry((a.pid, a.term, a.endpoint.to_string())).or_default().push((w, began, expired, by, term));
+            let seen = Deposed { write: w, began, expired, by, new_term: term };
+            deposed.entry((a.pid, a.term, a.endpoint.to_string())).or_default().push(seen);
         }
         let followers = layouts.iter().find(|l| l.pid == a.pid).map_or(0, |l| l.replicas.len().saturating_sub(1));
         if semisync && followers > 0 {
@@ -87,7 +97,7 @@ pub fn check_acks(
         }
     }
     for ((pid, term, endpoint), ws) in deposed {
-        let (_, began, expired, by, new_term) = &ws[0];
+        let Deposed { began, expired, by, new_term, .. } = &ws[0];
         let why = format!(
             "{} writes acknowledged by {endpoint} as leader of term {term} after {by} had taken the lead in term \
              {new_term} at {} and {endpoint}'s coordination session had expired at {}: a deposed leader kept \
@@ -99,10 +109,10 @@ pub fn check_acks(
         let from = (*began).min(*expired);
         report.violations.push(
             Violation::new(ViolationKind::DeposedAck, Some(pid), why)
-                .with_keys(KeySample::of(ws.iter().map(|w| w.0.key.as_str())))
+                .with_keys(KeySample::of(ws.iter().map(|w| w.write.key.as_str())))
                 .with_terms([term, *new_term])
                 .with_endpoints([endpoint.clone(), by.clone()])
-                .with_window(from, ws.iter().filter_map(|w| w.0.ack().map(|a| a.at)).max()),
+                .with_window(from, ws.iter().filter_map(|w| w.write.ack().map(|a| a.at)).max()),
         );
     }
     for (pid, ws) in unreplicated {

@@ -55,6 +55,25 @@ pub enum LossReason {
     CorruptedTail { endpoint: String, at: Duration },
 }
 
+/// A takeover an allowed loss was charged to: term `term` of partition `pid` began at offset `start`, `by` whom
+/// and when (`None` when only the term history told it).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChargedTakeover {
+    pub pid: Pid,
+    pub term: u64,
+    pub start: u64,
+    pub by: Option<(String, Duration)>,
+}
+
+/// A lost write whose takeover passed over `other`, a replica that held it with its log at `offset`.
+#[derive(Clone, Debug)]
+struct PassedOver {
+    lost: LostWrite,
+    takeover: Takeover,
+    other: String,
+    offset: u64,
+}
+
 /// The writes one failover lost: term `term` of partition `pid` began at `start`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailoverLoss {
@@ -93,8 +112,8 @@ pub struct BoundReport {
     pub forbidden: Vec<LostWrite>,
     /// Lost at a takeover that passed over a replica holding them ([`ViolationKind::LaggingLeader`]).
     pub passed_over: Vec<LostWrite>,
-    /// Every takeover that overwrote an allowed loss: `(pid, term, first offset, who and when)`.
-    pub takeovers: Vec<(Pid, u64, u64, Option<(String, Duration)>)>,
+    /// Every takeover that overwrote an allowed loss.
+    pub takeovers: Vec<ChargedTakeover>,
     /// Allowed losses per failover, by partition and term.
     pub per_failover: Vec<FailoverLoss>,
     pub fsync: Vec<FsyncLoss>,
@@ -391,7 +410,7 @@ pub fn check_loss_bound_with_events(
     let restarts: Vec<&FaultEvent> =
         faults.iter().filter(|f| f.kind == FaultKind::Down && f.cause == FaultCause::MachineRestart).collect();
     let mut report = BoundReport::default();
-    let mut passed: Vec<(LostWrite, Takeover, String, u64)> = Vec::new();
+    let mut passed: Vec<PassedOver> = Vec::new();
     for l in lost {
         let replicas: Vec<String> = match layouts.iter().find(|p| p.pid == l.pid) {
             Some(layout) => layout.replicas.clone(),
@@ -402,10 +421,10 @@ pub fn check_loss_bound_with_events(
         };
         if let Some(t) = overwritten_by(l, observed, ev) {
             match passed_over(l, &t, &replicas, faults, ev) {
-                Some((r, offset)) => passed.push((l.clone(), t, r, offset)),
+                Some((other, offset)) => passed.push(PassedOver { lost: l.clone(), takeover: t, other, offset }),
                 None => {
                     report.allowed.push((l.clone(), LossReason::Overwritten { term: t.term, start: t.start }));
-                    report.takeovers.push((l.pid, t.term, t.start, t.by));
+                    report.takeovers.push(ChargedTakeover { pid: l.pid, term: t.term, start: t.start, by: t.by });
                 }
             }
             continue;
@@ -445,33 +464,35 @@ pub fn check_loss_bound_with_events(
     if policy != LossPolicy::Any {
         report.violations.extend(lagging_violations(&passed));
     }
-    report.passed_over = passed.into_iter().map(|(l, ..)| l).collect();
+    report.passed_over = passed.into_iter().map(|p| p.lost).collect();
     report
 }
 
 /// One violation per takeover that passed over a replica holding writes it then lost.
-fn lagging_violations(passed: &[(LostWrite, Takeover, String, u64)]) -> Vec<Violation> {
-    let mut groups: BTreeMap<(Pid, u64), Vec<&(LostWrite, Takeover, String, u64)>> = BTreeMap::new();
+fn lagging_violations(passed: &[PassedOver]) -> Vec<Violation> {
+    let mut groups: BTreeMap<(Pid, u64), Vec<&PassedOver>> = BTreeMap::new();
     for p in passed {
-        groups.entry((p.0.pid, p.1.term)).or_default().push(p);
+        groups.entry((p.lost.pid, p.takeover.term)).or_default().push(p);
     }
     groups
         .into_iter()
         .map(|((pid, term), ps)| {
-            let ls: Vec<&LostWrite> = ps.iter().map(|p| &p.0).collect();
-            let (leader, at) = ps[0].1.by.clone().unwrap_or_default();
-            let (other, offset) = (&ps[0].2, ps[0].3);
+            let ls: Vec<&LostWrite> = ps.iter().map(|p| &p.lost).collect();
+            let first = ps[0];
+            let (leader, at) = first.takeover.by.clone().unwrap_or_default();
             let why = format!(
                 "{} acknowledged writes lost when {leader} took the lead in term {term} at {} with its log ending at \
-                 offset {}, while {other}, running, loaded, marked alive and reachable from the active nameserver, \
-                 held them (its log at offset {offset}): the leader selection passed over a longer log",
+                 offset {}, while {}, running, loaded, marked alive and reachable from the active nameserver, held \
+                 them (its log at offset {}): the leader selection passed over a longer log",
                 ls.len(),
                 secs(at),
-                ps[0].1.start.saturating_sub(1),
+                first.takeover.start.saturating_sub(1),
+                first.other,
+                first.offset,
             );
             let mut v = lost_violation(ViolationKind::LaggingLeader, pid, &ls, why);
             v.endpoints.push(leader);
-            v.endpoints.push(other.clone());
+            v.endpoints.push(first.other.clone());
             v.endpoints.sort();
             v.endpoints.dedup();
             v.with_window(at.saturating_sub(Duration::from_secs(2)), Some(at + Duration::from_secs(1)))
@@ -479,10 +500,7 @@ fn lagging_violations(passed: &[(LostWrite, Takeover, String, u64)]) -> Vec<Viol
         .collect()
 }
 
-fn per_failover(
-    allowed: &[(LostWrite, LossReason)],
-    takeovers: &[(Pid, u64, u64, Option<(String, Duration)>)],
-) -> Vec<FailoverLoss> {
+fn per_failover(allowed: &[(LostWrite, LossReason)], takeovers: &[ChargedTakeover]) -> Vec<FailoverLoss> {
     let mut groups: BTreeMap<(Pid, u64, u64), Vec<&LostWrite>> = BTreeMap::new();
     for (l, reason) in allowed {
         if let LossReason::Overwritten { term, start } = reason {
@@ -497,8 +515,8 @@ fn per_failover(
             acked_terms.dedup();
             let taken = takeovers
                 .iter()
-                .find(|(p, t, s, _)| *p == pid && *t == term && *s == start)
-                .and_then(|(.., by)| by.clone());
+                .find(|c| c.pid == pid && c.term == term && c.start == start)
+                .and_then(|c| c.by.clone());
             let top = ls.iter().map(|l| l.offset).max().expect("non-empty group");
             FailoverLoss {
                 pid,

@@ -61,7 +61,9 @@ pub fn check_reads(
     let mut missed: BTreeMap<Pid, Vec<&ReadRecord>> = BTreeMap::new();
     // For the message: the first missed read's server and the write it missed.
     let mut missed_first: BTreeMap<Pid, String> = BTreeMap::new();
-    let mut stale: BTreeMap<(Pid, String, u64), Vec<(&ReadRecord, String)>> = BTreeMap::new();
+    // By (pid, endpoint, term): each stale read and what made it stale.
+    type Stale<'r> = Vec<(&'r ReadRecord, String)>;
+    let mut stale: BTreeMap<(Pid, String, u64), Stale<'_>> = BTreeMap::new();
     for r in reads {
         let ReadOutcome::Served { pid, endpoint, term, leader, values } = &r.outcome else {
             report.failed += 1;
