@@ -2,6 +2,7 @@
 //! small schedule and written as a scenario file. Failing proptest seeds are persisted in
 //! `fuzz/proptest-regressions/schedules.txt`, which every later campaign (CI's included) replays first.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -68,6 +69,8 @@ pub struct CampaignReport {
     pub wall: Duration,
     pub sim_secs: f64,
     pub probes: ProbeCounts,
+    /// Step failures excused by construction (see [`crate::property::Excuse`]), by name, over every run.
+    pub excused: BTreeMap<&'static str, u64>,
     pub found: Option<Found>,
 }
 
@@ -85,6 +88,17 @@ impl CampaignReport {
             self.sim_secs,
             self.cases_per_minute()
         )
+    }
+
+    /// The excused step failures, one line per excuse (every excuse listed, with its count).
+    pub fn excused_summary(&self) -> String {
+        let mut out = String::from("excused step failures (impossible by construction):");
+        let names = crate::property::EXCUSES.iter().map(|(_, name, ..)| *name);
+        for name in names.chain([crate::property::RECOVERDATA_DURING_A_FAULT]) {
+            let n = self.excused.get(name).copied().unwrap_or(0);
+            out.push_str(&format!("\n  {n:>6}  {name}"));
+        }
+        out
     }
 }
 
@@ -105,7 +119,7 @@ pub fn campaign(cfg: &CampaignConfig) -> CampaignReport {
         ..Config::default()
     };
     let mut runner = TestRunner::new_with_rng(config, rng(cfg.rng_seed));
-    let stats = Mutex::new((0u64, 0f64, ProbeCounts::default()));
+    let stats = Mutex::new((0u64, 0f64, ProbeCounts::default(), BTreeMap::<&'static str, u64>::new()));
     let start = Instant::now();
     let result = runner.run(&strategy::case(), |case| {
         let out = run_case(&case, cfg.planted, cfg.determinism);
@@ -113,9 +127,12 @@ pub fn campaign(cfg: &CampaignConfig) -> CampaignReport {
         s.0 += 1;
         s.1 += out.sim_secs;
         s.2.add(&out.probes);
+        for (k, v) in &out.excused {
+            *s.3.entry(k).or_default() += v;
+        }
         if out.violations.is_empty() { Ok(()) } else { Err(TestCaseError::fail(out.violations.join("\n"))) }
     });
-    let (runs, sim_secs, probes) = stats.into_inner().expect("stats");
+    let (runs, sim_secs, probes, excused) = stats.into_inner().expect("stats");
     let found = match result {
         Ok(()) => None,
         Err(TestError::Fail(reason, case)) => {
@@ -127,7 +144,7 @@ pub fn campaign(cfg: &CampaignConfig) -> CampaignReport {
             panic!("the fuzz campaign aborted: {reason}");
         }
     };
-    CampaignReport { runs, wall: start.elapsed(), sim_secs, probes, found }
+    CampaignReport { runs, wall: start.elapsed(), sim_secs, probes, excused, found }
 }
 
 fn write_case(dir: &Path, case: &FuzzCase, text: &str) -> Option<PathBuf> {
@@ -142,8 +159,14 @@ fn write_case(dir: &Path, case: &FuzzCase, text: &str) -> Option<PathBuf> {
 /// generator seed shrinks it. Persistence is off. Returns the merged report and every failure.
 pub fn campaign_keep_going(cfg: &CampaignConfig) -> (CampaignReport, Vec<Found>) {
     let start = Instant::now();
-    let mut total =
-        CampaignReport { runs: 0, wall: Duration::ZERO, sim_secs: 0.0, probes: ProbeCounts::default(), found: None };
+    let mut total = CampaignReport {
+        runs: 0,
+        wall: Duration::ZERO,
+        sim_secs: 0.0,
+        probes: ProbeCounts::default(),
+        excused: BTreeMap::new(),
+        found: None,
+    };
     let mut found = Vec::new();
     let mut seed = cfg.rng_seed;
     while total.runs < u64::from(cfg.cases) {
@@ -159,6 +182,9 @@ pub fn campaign_keep_going(cfg: &CampaignConfig) -> (CampaignReport, Vec<Found>)
         total.runs += r.runs;
         total.sim_secs += r.sim_secs;
         total.probes.add(&r.probes);
+        for (k, v) in &r.excused {
+            *total.excused.entry(k).or_default() += v;
+        }
         match r.found {
             Some(f) => found.push(f),
             None => break,

@@ -15,6 +15,30 @@ pub enum Proc {
     Taskmanager(u8),
 }
 
+/// The replica a `corrupt_tail` fault damages.
+///
+/// `Tablet(i)`: tablet i, whose newest binlog (the runner's choice of file) is damaged; the other replica is the
+/// next tablet. `Leader(pid)` and `Follower(pid)`: the leader or first alive follower of that partition of the
+/// fuzzed table (the pid reduced modulo the partition count) when the step runs, whose binlog of that partition
+/// is damaged; the other replica is a follower of it, or its leader. A table of one replica has no follower: a
+/// `Follower` falls on the leader, and no other replica is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replica {
+    Tablet(u8),
+    Leader(u8),
+    Follower(u8),
+}
+
+/// What happens to another replica of the damaged partition after the damaged one started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    Nothing,
+    Restart,
+    /// A crash the daemon restarts after `restart_delay`; without a daemon (nothing would start it again, and its
+    /// role target names another process by then) a restart.
+    Crash,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shape {
     pub tablets: usize,
@@ -80,7 +104,24 @@ pub enum Fault {
         p: Proc,
         dur_ms: u64,
     },
+    /// The coordination server frozen for `permille` thousandths of the case's `zk_session_timeout`: below 1000
+    /// every session survives it, above it the sessions may expire (the strategy draws both sides).
     PauseCoord {
+        permille: u16,
+    },
+    /// One way between the coordination server and a process: `to_coord` drops what `p` sends to the coordination
+    /// server, otherwise what the coordination server sends to `p`.
+    ClogCoord {
+        p: Proc,
+        to_coord: bool,
+        dur_ms: u64,
+    },
+    /// The nameservers whose bit is set in `ns_mask` (all of them when none is) cut from the tablets whose bit is
+    /// set in `tablet_mask` (the first when none is); the coordination server is in neither group, so it keeps
+    /// every link.
+    NsCut {
+        ns_mask: u8,
+        tablet_mask: u8,
         dur_ms: u64,
     },
     SlowFsync {
@@ -91,9 +132,13 @@ pub enum Fault {
         tablet: u8,
         dur_ms: u64,
     },
-    /// Crash a tablet, damage the tail of its newest binlog, start it again.
+    /// Crash a replica, damage the tail of a binlog of it, start it again 500 ms later; then, `after_ms` after that
+    /// start, `then` happens to another replica of the same partition (see [`Replica`]), so that a follower must be
+    /// fed past the damaged record.
     CorruptTail {
-        tablet: u8,
+        replica: Replica,
+        then: Then,
+        after_ms: u64,
     },
     /// `makesnapshot` of one partition of the fuzzed table through the ns_client (a returning replica with a
     /// local snapshot takes the kReAddReplicaNoSendOP path).
@@ -153,6 +198,41 @@ impl FuzzCase {
         self.proc_name(Proc::Tablet(i))
     }
 
+    /// How long a coordination-server pause of `permille` thousandths of the session timeout lasts.
+    fn coord_pause_ms(&self, permille: u16) -> u64 {
+        (self.flags.zk_session_timeout * u64::from(permille) / 1000).max(1)
+    }
+
+    /// Replicas in the fuzzed table, as rendered.
+    fn replicas(&self) -> u32 {
+        self.shape.replicas.clamp(1, self.shape.tablets.min(3) as u32)
+    }
+
+    /// A `corrupt_tail` fault's target, the `path` line of its disk fault (empty for the runner's choice) and the
+    /// other replica of the partition, if it has one.
+    fn corrupt_target(&self, r: Replica) -> (String, String, Option<String>) {
+        let pid = |p: u8| u32::from(p) % self.shape.partitions.max(1);
+        // The fuzzed table is created first, so its tid is 1; a partition's binlog starts at segment 0, which the
+        // short runs of a case do not roll.
+        let path = |p: u32| format!("path = \"1_{p}/binlog/00000000.log\"\n");
+        let single = self.replicas() == 1;
+        match r {
+            Replica::Tablet(i) => {
+                let other = (self.shape.tablets > 1).then(|| self.tablet(i.wrapping_add(1)));
+                (self.tablet(i), String::new(), other)
+            }
+            Replica::Follower(p) if single => (format!("leader({TABLE},{})", pid(p)), path(pid(p)), None),
+            Replica::Leader(p) => (
+                format!("leader({TABLE},{})", pid(p)),
+                path(pid(p)),
+                (!single).then(|| format!("follower({TABLE},{})", pid(p))),
+            ),
+            Replica::Follower(p) => {
+                (format!("follower({TABLE},{})", pid(p)), path(pid(p)), Some(format!("leader({TABLE},{})", pid(p))))
+            }
+        }
+    }
+
     /// Every process a partition can name, in mask bit order.
     fn processes(&self) -> Vec<String> {
         let mut all = vec!["coord".to_string()];
@@ -166,8 +246,24 @@ impl FuzzCase {
         let mut steps = Vec::new();
         let mut add = |at_ms: u64, body: String| steps.push(Step { at_ms, body });
         let heal = "do = \"heal\"\n".to_string();
+        // When the steps that name a replica by its role run.
+        let role_steps: Vec<u64> = self
+            .faults
+            .iter()
+            .filter_map(|f| match f.fault {
+                Fault::CorruptTail { replica: Replica::Leader(_) | Replica::Follower(_), after_ms, .. } => {
+                    Some([f.at_ms, f.at_ms + 500, f.at_ms + 500 + after_ms])
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
         if let (Some(rows), true) = (self.load.import_rows, self.shape.taskmanagers > 0) {
-            add(1000, format!("do = \"ns_client\"\ncmd = \"submitjob import {IMPORT_TABLE} gen:{rows}\"\n"));
+            // At 1 s, before any fault, the TaskManager takes the job: a refusal is a violation.
+            add(
+                1000,
+                format!("do = \"ns_client\"\ncmd = \"submitjob import {IMPORT_TABLE} gen:{rows}\"\nexpect_ok = true\n"),
+            );
         }
         for f in &self.faults {
             let at = f.at_ms;
@@ -223,9 +319,44 @@ impl FuzzCase {
                     add(at, format!("do = \"pause\"\ntarget = \"{name}\"\n"));
                     add(at + dur_ms, format!("do = \"resume\"\ntarget = \"{name}\"\n"));
                 }
-                Fault::PauseCoord { dur_ms } => {
+                Fault::PauseCoord { permille } => {
+                    let dur_ms = self.coord_pause_ms(*permille);
+                    if role_steps.iter().any(|t| (at..=at + dur_ms).contains(t)) {
+                        // The runner resolves a leader/follower target by reading the coordination server: a step
+                        // naming one while it is paused waits for the resume behind it, until the time limit.
+                        continue;
+                    }
                     add(at, "do = \"pause\"\ntarget = \"coord\"\n".into());
                     add(at + dur_ms, "do = \"resume\"\ntarget = \"coord\"\n".into());
+                }
+                Fault::ClogCoord { p, to_coord, dur_ms } => {
+                    let name = self.proc_name(*p);
+                    let (from, to) = if *to_coord { (name.as_str(), "coord") } else { ("coord", name.as_str()) };
+                    add(at, format!("do = \"clog\"\nfrom = \"{from}\"\nto = \"{to}\"\n"));
+                    add(at + dur_ms, heal.clone());
+                }
+                Fault::NsCut { ns_mask, tablet_mask, dur_ms } => {
+                    let pick = |mask: u8, n: usize, role: &str| {
+                        let mut g: Vec<String> = (0..n)
+                            .filter(|i| mask & (1u8 << (i % 8)) != 0)
+                            .map(|i| format!("\"{role}-{}\"", i + 1))
+                            .collect();
+                        if g.is_empty() {
+                            g.push(format!("\"{role}-1\""));
+                        }
+                        g.join(", ")
+                    };
+                    let ns = if *ns_mask == 0 {
+                        (1..=self.shape.nameservers)
+                            .map(|i| format!("\"nameserver-{i}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    } else {
+                        pick(*ns_mask, self.shape.nameservers, "nameserver")
+                    };
+                    let tablets = pick(*tablet_mask, self.shape.tablets, "tablet");
+                    add(at, format!("do = \"partition\"\ngroups = [[{ns}], [{tablets}]]\n"));
+                    add(at + dur_ms, heal.clone());
                 }
                 Fault::SlowFsync { tablet, dur_ms } => {
                     let name = self.tablet(*tablet);
@@ -237,11 +368,19 @@ impl FuzzCase {
                     add(at, format!("do = \"disk_fault\"\ntarget = \"{name}\"\nkind = \"write_error\"\n"));
                     add(at + dur_ms, format!("do = \"disk_fault\"\ntarget = \"{name}\"\nkind = \"clear\"\n"));
                 }
-                Fault::CorruptTail { tablet } => {
-                    let name = self.tablet(*tablet);
+                Fault::CorruptTail { replica, then, after_ms } => {
+                    let (name, path, other) = self.corrupt_target(*replica);
                     add(at, format!("do = \"crash\"\ntarget = \"{name}\"\n"));
-                    add(at, format!("do = \"disk_fault\"\ntarget = \"{name}\"\nkind = \"corrupt_tail\"\n"));
+                    add(at, format!("do = \"disk_fault\"\ntarget = \"{name}\"\nkind = \"corrupt_tail\"\n{path}"));
                     add(at + 500, format!("do = \"start\"\ntarget = \"{name}\"\n"));
+                    let verb = match then {
+                        Then::Nothing => None,
+                        Then::Crash if self.shape.daemon => Some("crash"),
+                        Then::Restart | Then::Crash => Some("restart"),
+                    };
+                    if let (Some(verb), Some(other)) = (verb, other) {
+                        add(at + 500 + after_ms, format!("do = \"{verb}\"\ntarget = \"{other}\"\n"));
+                    }
                 }
                 Fault::MakeSnapshot { pid } => {
                     let pid = u32::from(*pid) % self.shape.partitions.max(1);
@@ -297,7 +436,7 @@ impl FuzzCase {
         let _ = writeln!(out, "binlog_sync_batch_size = {}", f.binlog_sync_batch_size);
         let _ = writeln!(out, "binlog_sync_to_disk_interval = {}", f.binlog_sync_to_disk_interval);
         let _ = writeln!(out, "restart_delay = {}\n", f.restart_delay);
-        let replicas = s.replicas.clamp(1, s.tablets.min(3) as u32);
+        let replicas = self.replicas();
         let replication = if s.semisync && replicas > 1 { "semisync" } else { "async" };
         let _ = writeln!(out, "[[table]]\nname = \"{TABLE}\"\npartitions = {}\nreplicas = {replicas}", s.partitions);
         let _ = writeln!(out, "replication = \"{replication}\"\n");
@@ -366,10 +505,13 @@ mod tests {
             TimedFault { at_ms: 5000, fault: Fault::IsolateFromCoord { p: Proc::Tablet(0), dur_ms: 1000 } },
             TimedFault { at_ms: 6000, fault: Fault::Clog { from: Proc::Tablet(0), to: Proc::Tablet(1), dur_ms: 1000 } },
             TimedFault { at_ms: 6000, fault: Fault::Pause { p: Proc::Tablet(2), dur_ms: 1000 } },
-            TimedFault { at_ms: 7000, fault: Fault::PauseCoord { dur_ms: 500 } },
+            TimedFault { at_ms: 7000, fault: Fault::PauseCoord { permille: 500 } },
             TimedFault { at_ms: 7000, fault: Fault::SlowFsync { tablet: 0, dur_ms: 1000 } },
             TimedFault { at_ms: 8000, fault: Fault::WriteError { tablet: 1, dur_ms: 1000 } },
-            TimedFault { at_ms: 8000, fault: Fault::CorruptTail { tablet: 2 } },
+            TimedFault {
+                at_ms: 8000,
+                fault: Fault::CorruptTail { replica: Replica::Tablet(2), then: Then::Nothing, after_ms: 0 },
+            },
             TimedFault { at_ms: 8500, fault: Fault::Network { loss_pct: 5, latency_ms: 80, dur_ms: 1000 } },
             TimedFault { at_ms: 8600, fault: Fault::MakeSnapshot { pid: 9 } },
         ];
@@ -402,6 +544,131 @@ mod tests {
         assert!(text.contains("replication = \"semisync\""));
         // The snapshot's partition wraps around the table's 2 partitions.
         assert!(text.contains("cmd = \"makesnapshot fuzz 1\""), "{text}");
+    }
+
+    fn parsed(c: &FuzzCase) -> (String, mldb_sim::scenario::Scenario) {
+        let text = c.to_toml("case");
+        let s = mldb_sim::scenario::parse_str(&text, "case.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        (text, s)
+    }
+
+    #[test]
+    fn coordination_pauses_are_relative_to_the_session_timeout() {
+        let mut c = case(vec![
+            TimedFault { at_ms: 2000, fault: Fault::PauseCoord { permille: 500 } },
+            TimedFault { at_ms: 10_000, fault: Fault::PauseCoord { permille: 1500 } },
+        ]);
+        c.flags.zk_session_timeout = 3000;
+        let (text, _) = parsed(&c);
+        assert!(text.contains("at = \"3500ms\"\ndo = \"resume\"\ntarget = \"coord\""), "{text}");
+        assert!(text.contains("at = \"14500ms\"\ndo = \"resume\"\ntarget = \"coord\""), "{text}");
+    }
+
+    #[test]
+    fn no_coordination_pause_overlaps_a_role_target() {
+        let mut c = case(vec![
+            TimedFault { at_ms: 2000, fault: Fault::PauseCoord { permille: 1500 } },
+            TimedFault {
+                at_ms: 4000,
+                fault: Fault::CorruptTail { replica: Replica::Leader(0), then: Then::Nothing, after_ms: 0 },
+            },
+        ]);
+        let (text, _) = parsed(&c);
+        assert!(!text.contains("target = \"coord\""), "{text}");
+        // A pause that ends before the role target runs stays.
+        c.faults[0].fault = Fault::PauseCoord { permille: 900 };
+        let (text, _) = parsed(&c);
+        assert!(text.contains("at = \"3800ms\"\ndo = \"resume\"\ntarget = \"coord\""), "{text}");
+    }
+
+    #[test]
+    fn clogs_with_the_coordination_server_go_either_way() {
+        let c = case(vec![
+            TimedFault { at_ms: 2000, fault: Fault::ClogCoord { p: Proc::Tablet(1), to_coord: true, dur_ms: 900 } },
+            TimedFault {
+                at_ms: 4000,
+                fault: Fault::ClogCoord { p: Proc::Nameserver(0), to_coord: false, dur_ms: 900 },
+            },
+        ]);
+        let (text, s) = parsed(&c);
+        assert!(text.contains("do = \"clog\"\nfrom = \"tablet-2\"\nto = \"coord\""), "{text}");
+        assert!(text.contains("do = \"clog\"\nfrom = \"coord\"\nto = \"nameserver-1\""), "{text}");
+        assert_eq!(s.steps.iter().filter(|st| st.action.verb() == "heal").count(), 2);
+    }
+
+    #[test]
+    fn nameserver_cuts_leave_the_coordination_server_out_of_both_groups() {
+        let mut c = case(vec![
+            TimedFault { at_ms: 2000, fault: Fault::NsCut { ns_mask: 0, tablet_mask: 0b110, dur_ms: 900 } },
+            TimedFault { at_ms: 4000, fault: Fault::NsCut { ns_mask: 0b10, tablet_mask: 0, dur_ms: 900 } },
+        ]);
+        c.shape.nameservers = 3;
+        let (text, s) = parsed(&c);
+        assert!(
+            text.contains(
+                "groups = [[\"nameserver-1\", \"nameserver-2\", \"nameserver-3\"], [\"tablet-2\", \"tablet-3\"]]"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("groups = [[\"nameserver-2\"], [\"tablet-1\"]]"), "{text}");
+        let partitions = s.steps.iter().filter(|st| st.action.verb() == "partition").count();
+        assert_eq!(partitions, 2);
+        assert!(!text.contains("\"coord\""), "{text}");
+    }
+
+    #[test]
+    fn corrupt_tail_on_a_leader_then_another_replica_restarts() {
+        let c = case(vec![TimedFault {
+            at_ms: 2000,
+            fault: Fault::CorruptTail { replica: Replica::Leader(3), then: Then::Restart, after_ms: 1000 },
+        }]);
+        let (text, s) = parsed(&c);
+        // The pid wraps around the 2 partitions; the damaged file is that partition's binlog.
+        assert!(text.contains("at = \"2000ms\"\ndo = \"crash\"\ntarget = \"leader(fuzz,1)\""), "{text}");
+        assert!(
+            text.contains(
+                "do = \"disk_fault\"\ntarget = \"leader(fuzz,1)\"\nkind = \"corrupt_tail\"\npath = \"1_1/binlog/00000000.log\""
+            ),
+            "{text}"
+        );
+        assert!(text.contains("at = \"2500ms\"\ndo = \"start\"\ntarget = \"leader(fuzz,1)\""), "{text}");
+        assert!(text.contains("at = \"3500ms\"\ndo = \"restart\"\ntarget = \"follower(fuzz,1)\""), "{text}");
+        let verbs: Vec<&str> = s.steps.iter().map(|st| st.action.verb()).collect();
+        assert_eq!(verbs[verbs.len() - 4..], ["crash", "disk_fault", "start", "restart"]);
+    }
+
+    #[test]
+    fn corrupt_tail_on_a_follower_then_its_leader_crashes_under_a_daemon() {
+        let mut c = case(vec![TimedFault {
+            at_ms: 2000,
+            fault: Fault::CorruptTail { replica: Replica::Follower(0), then: Then::Crash, after_ms: 0 },
+        }]);
+        c.shape.daemon = true;
+        let (text, _) = parsed(&c);
+        assert!(text.contains("do = \"crash\"\ntarget = \"follower(fuzz,0)\""), "{text}");
+        assert!(text.contains("at = \"2500ms\"\ndo = \"crash\"\ntarget = \"leader(fuzz,0)\""), "{text}");
+        // Without a daemon nothing would start the crashed leader again: it is restarted instead.
+        c.shape.daemon = false;
+        let (text, _) = parsed(&c);
+        assert!(text.contains("at = \"2500ms\"\ndo = \"restart\"\ntarget = \"leader(fuzz,0)\""), "{text}");
+    }
+
+    #[test]
+    fn corrupt_tail_of_a_single_replica_table_touches_no_other_replica() {
+        let mut c = case(vec![TimedFault {
+            at_ms: 2000,
+            fault: Fault::CorruptTail { replica: Replica::Follower(0), then: Then::Restart, after_ms: 0 },
+        }]);
+        c.shape.replicas = 1;
+        c.shape.semisync = false;
+        let (text, s) = parsed(&c);
+        assert!(text.contains("do = \"crash\"\ntarget = \"leader(fuzz,0)\""), "{text}");
+        assert!(!text.contains("follower("), "{text}");
+        assert!(!s.steps.iter().any(|st| st.action.verb() == "restart"), "{text}");
+        // A tablet target restarts the next tablet.
+        c.faults[0].fault = Fault::CorruptTail { replica: Replica::Tablet(2), then: Then::Restart, after_ms: 0 };
+        let (text, _) = parsed(&c);
+        assert!(text.contains("do = \"restart\"\ntarget = \"tablet-1\""), "{text}");
     }
 
     #[test]

@@ -1,15 +1,188 @@
 //! The property every case must keep: the checkers of DESIGN 8 hold, with the expectations the availability-table
 //! oracle derives from the schedule (the rendered scenario has no `[expect]`), and the run is deterministic.
 //!
-//! Steps that fail because of the state the schedule left a process in (pausing a process that is down, a
-//! `submitjob` while no TaskManager is active) are not violations: the schedule is random, the system is not at
-//! fault. A panic, a setup failure or a run past its duration is.
+//! A step that fails is a violation (a `recoverdata` that fails, a `submitjob` the TaskManager refuses, a
+//! `wait_until` that times out), except the failures the schedule made impossible by construction: each is named
+//! by an [`Excuse`], matched on the step's verb and its failure text, and counted. A panic, a setup failure or a
+//! run past its duration is a violation too.
+
+use std::collections::BTreeMap;
 
 use mldb_sim::run;
 use openmldb::planted::Planted;
 
 use crate::case::FuzzCase;
 use crate::probes::ProbeCounts;
+
+/// A step failure the random schedule made impossible by construction, so not the system's fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Excuse {
+    /// `pause` of a process a crash (or a power loss) left down: the harness refuses, `<name> is not running`.
+    PauseNotRunning,
+    /// A `leader(table,pid)` or `follower(table,pid)` target while the partition has no alive replica of that
+    /// role (every replica down, or only the leader left): `<target>: no alive leader now`.
+    NoAliveReplica,
+    /// `corrupt_tail` of a tablet that holds no partition, so no binlog: `<name> has no binlog file to corrupt`.
+    NoBinlogToCorrupt,
+    /// `recoverdata` (any failure) while another fault of the schedule is in force, as the run's trace of the
+    /// nemesis shows it between the step's start and its failure: a process down, paused or started less than
+    /// 2 s before, a network cut or clog not healed, a lossy network, a disk fault. The seed's procedure runs
+    /// it on a cluster whose processes are all started and healthy; the schedule overlaps it with other faults.
+    RecoverdataDuringAFault,
+    /// `corrupt_tail` of the segment the renderer names (`1_<pid>/binlog/00000000.log`) on a replica that does not
+    /// hold it (a re-added replica started its binlog at a later segment): the disk's `no such file or directory`.
+    NoSuchSegment,
+}
+
+/// Each excuse: its name, the verbs it applies to, and the texts the failure must all contain.
+pub const EXCUSES: &[(Excuse, &str, &[&str], &[&str])] = &[
+    (Excuse::PauseNotRunning, "pause of a process that is not running", &["pause"], &[" is not running"]),
+    (
+        Excuse::NoAliveReplica,
+        "a role target that names nothing at that moment (no alive leader/follower)",
+        &[
+            "crash",
+            "restart",
+            "start",
+            "machine_restart",
+            "pause",
+            "resume",
+            "disk_fault",
+            "isolate",
+            "isolate_from_coord",
+            "clog",
+            "partition",
+        ],
+        &[": no alive "],
+    ),
+    (
+        Excuse::NoBinlogToCorrupt,
+        "corrupt_tail of a tablet without a binlog",
+        &["disk_fault"],
+        &[" has no binlog file to corrupt"],
+    ),
+    (
+        Excuse::NoSuchSegment,
+        "corrupt_tail of a binlog segment the replica does not hold",
+        &["disk_fault"],
+        &["corrupt_tail", "/binlog/", "no such file or directory"],
+    ),
+];
+
+/// The name of [`Excuse::RecoverdataDuringAFault`] (it needs the trace, so it is not in [`EXCUSES`]' table).
+pub const RECOVERDATA_DURING_A_FAULT: &str = "recoverdata while another fault of the schedule is in force";
+
+impl Excuse {
+    pub fn name(self) -> &'static str {
+        if self == Excuse::RecoverdataDuringAFault {
+            return RECOVERDATA_DURING_A_FAULT;
+        }
+        EXCUSES.iter().find(|(e, ..)| *e == self).map_or("?", |(_, name, ..)| name)
+    }
+}
+
+/// The excuse for a runner failure (`step <n> (line <l>, <verb>): <text>`), or None when it is a violation.
+pub fn excuse(failure: &str) -> Option<Excuse> {
+    let rest = failure.strip_prefix("step ")?;
+    let (head, text) = rest.split_once("): ")?;
+    let verb = head.rsplit_once(", ")?.1;
+    EXCUSES
+        .iter()
+        .find(|(_, _, verbs, needles)| {
+            verbs.contains(&verb)
+                && needles.iter().all(|n| text.contains(n))
+                // A role-target excuse must be the resolver's own words, not text an output happens to hold.
+                && !text.contains('\n')
+        })
+        .map(|(e, ..)| *e)
+}
+
+/// The excuse for a runner failure given the run's trace: [`excuse`], or [`Excuse::RecoverdataDuringAFault`]
+/// when the failure is a `recoverdata` step's and [`fault_in_force`] says so.
+pub fn excuse_in(failure: &str, trace: &[String]) -> Option<Excuse> {
+    if let Some(e) = excuse(failure) {
+        return Some(e);
+    }
+    let rest = failure.strip_prefix("step ")?;
+    let (head, _) = rest.split_once("): ")?;
+    let (_, tail) = head.split_once("(line ")?;
+    let (line, verb) = tail.split_once(", ")?;
+    (verb == "recoverdata" && fault_in_force(trace, line.parse().ok()?)).then_some(Excuse::RecoverdataDuringAFault)
+}
+
+/// The simulated seconds of a trace line `[   12.5s] node: text`, and its text after the node.
+fn trace_line(l: &str) -> Option<(f64, &str, &str)> {
+    let (time, rest) = l.strip_prefix('[')?.split_once("s] ")?;
+    let (node, text) = rest.split_once(": ")?;
+    Some((time.trim().parse().ok()?, node, text))
+}
+
+/// Whether, from the start of the step on scenario line `line` to its failure, the nemesis held a fault in force
+/// (see [`Excuse::RecoverdataDuringAFault`]). Reads the nemesis's own trace lines only.
+pub fn fault_in_force(trace: &[String], line: u64) -> bool {
+    let started = format!("(line {line}): ");
+    let failed = format!("(line {line}) failed: ");
+    let mut machine_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut down: std::collections::BTreeSet<String> = Default::default();
+    let mut paused: std::collections::BTreeSet<String> = Default::default();
+    let mut disk: std::collections::BTreeSet<String> = Default::default();
+    let (mut cut, mut lossy, mut last_start, mut inside, mut seen) = (false, false, f64::MIN, false, false);
+    for l in trace {
+        let Some((t, node, text)) = trace_line(l) else { continue };
+        if node == "runner" && text.starts_with("step ") {
+            if text.contains(&started) {
+                inside = true;
+            } else if text.contains(&failed) {
+                return seen;
+            }
+        }
+        if node != "nemesis" {
+            if inside {
+                seen |=
+                    !down.is_empty() || !paused.is_empty() || !disk.is_empty() || cut || lossy || t - last_start < 2.0;
+            }
+            continue;
+        }
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["placed", p, "on", m, ..] => {
+                machine_of.insert(p.to_string(), m.to_string());
+            }
+            ["crash", p] => {
+                down.insert(p.to_string());
+            }
+            ["machine_restart", m, ..] => {
+                let m = m.trim_end_matches(':');
+                down.extend(machine_of.iter().filter(|(_, x)| *x == m).map(|(p, _)| p.clone()));
+            }
+            ["start" | "restart", p] => {
+                down.remove(*p);
+                paused.remove(*p);
+                last_start = t;
+            }
+            ["pause", p] => {
+                paused.insert(p.to_string());
+            }
+            ["resume", p] => {
+                paused.remove(*p);
+            }
+            ["partition", ..] | ["isolate", ..] | ["clog", ..] => cut = true,
+            ["heal"] => cut = false,
+            ["network", loss, ..] => lossy = *loss != "loss=0",
+            ["disk_fault", "cleared", m] => {
+                disk.remove(*m);
+            }
+            ["disk_fault", "slow_fsync" | "write_error", m, ..] => {
+                disk.insert(m.to_string());
+            }
+            _ => {}
+        }
+        if inside {
+            seen |= !down.is_empty() || !paused.is_empty() || !disk.is_empty() || cut || lossy || t - last_start < 2.0;
+        }
+    }
+    false
+}
 
 /// What one case did.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +193,8 @@ pub struct CaseOutcome {
     pub trace_hash: u64,
     /// Simulated seconds the run took.
     pub sim_secs: f64,
+    /// Step failures excused by construction, by excuse name.
+    pub excused: BTreeMap<&'static str, u64>,
 }
 
 /// Runs `case` (twice when `determinism`, comparing trace hashes) with `planted` bugs switched on.
@@ -40,7 +215,14 @@ pub fn run_case(case: &FuzzCase, planted: Planted, determinism: bool) -> CaseOut
         .as_ref()
         .map(|rep| rep.violations().iter().map(|v| format!("{:?} (pid {:?}): {}", v.kind, v.pid, v.why)).collect())
         .unwrap_or_default();
-    violations.extend(r.failures.iter().filter(|f| !f.starts_with("step ")).cloned());
+    let lines = r.trace.lines();
+    let mut excused: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for f in &r.failures {
+        match excuse_in(f, &lines) {
+            Some(e) => *excused.entry(e.name()).or_default() += 1,
+            None => violations.push(f.clone()),
+        }
+    }
     if determinism && violations.is_empty() {
         let again = run::run_planted(&scenario, case.seed, planted);
         if again.hash != r.hash {
@@ -52,8 +234,111 @@ pub fn run_case(case: &FuzzCase, planted: Planted, determinism: bool) -> CaseOut
     }
     CaseOutcome {
         violations,
-        probes: ProbeCounts::of_run(&r.trace.lines()),
+        probes: ProbeCounts::of_run(&lines),
         trace_hash: r.hash,
         sim_secs: r.sim_elapsed.as_secs_f64(),
+        excused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_named_step_failures_are_excused() {
+        for (text, want) in [
+            ("step 3 (line 40, pause): tablet-2 is not running", Excuse::PauseNotRunning),
+            (
+                "step 5 (line 61, crash): Leader(PartitionRef { table: \"fuzz\", pid: 1 }): no alive leader now",
+                Excuse::NoAliveReplica,
+            ),
+            (
+                "step 6 (line 66, restart): Follower(PartitionRef { table: \"fuzz\", pid: 0 }): no alive follower now",
+                Excuse::NoAliveReplica,
+            ),
+            ("step 2 (line 30, disk_fault): tablet-5 has no binlog file to corrupt", Excuse::NoBinlogToCorrupt),
+            (
+                "step 7 (line 70, disk_fault): corrupt_tail tablet-1/1_0/binlog/00000000.log: no such file or directory",
+                Excuse::NoSuchSegment,
+            ),
+        ] {
+            assert_eq!(excuse(text), Some(want), "{text}");
+        }
+        assert_eq!(Excuse::PauseNotRunning.name(), "pause of a process that is not running");
+    }
+
+    fn trace(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn a_recoverdata_failure_is_excused_only_while_a_fault_is_in_force() {
+        let failure = "step 5 (line 47, recoverdata): fuzz pid 0 on 10.0.2.1:9527: no answer: connection refused";
+        let head = [
+            "[       0.000000s] nemesis: placed tablet-1 on machine-1 at 10.0.2.1",
+            "[       0.000000s] nemesis: placed nameserver-1 on machine-1 at 10.0.2.2",
+            "[      18.744000s] nemesis: machine_restart machine-1: killed 2 process(es), lost 0 unsynced byte(s)",
+            "[      25.659000s] nemesis: start tablet-1",
+            "[      25.659000s] nemesis: start nameserver-1",
+        ];
+        // The only tablet isolated as the recoverdata starts.
+        let mut t = trace(&head);
+        t.extend(trace(&[
+            "[      28.659000s] nemesis: isolate tablet-1",
+            "[      28.659000s] runner: step 4 (line 47): recoverdata",
+            "[      28.700000s] runner: step 4 (line 47) failed: fuzz pid 0 on 10.0.2.1:9527: no answer",
+        ]));
+        assert_eq!(excuse_in(failure, &t), Some(Excuse::RecoverdataDuringAFault));
+        // A tablet still down (a crash not started again).
+        let mut t = trace(&head);
+        t.extend(trace(&[
+            "[      27.000000s] nemesis: crash tablet-1",
+            "[      28.659000s] runner: step 4 (line 47): recoverdata",
+            "[      28.700000s] runner: step 4 (line 47) failed: no answer",
+        ]));
+        assert_eq!(excuse_in(failure, &t), Some(Excuse::RecoverdataDuringAFault));
+        // Every process started 3 s before and nothing else in force: the failure is a violation.
+        let mut t = trace(&head);
+        t.extend(trace(&[
+            "[      28.659000s] runner: step 4 (line 47): recoverdata",
+            "[      28.700000s] runner: step 4 (line 47) failed: fuzz pid 0 on 10.0.2.1:9527: no answer",
+        ]));
+        assert_eq!(excuse_in(failure, &t), None);
+        // A fault healed before the step does not count; a cut while it runs does.
+        let mut t = trace(&head);
+        t.extend(trace(&[
+            "[      26.000000s] nemesis: clog coord -> tablet-1",
+            "[      27.000000s] nemesis: heal",
+            "[      28.659000s] runner: step 4 (line 47): recoverdata",
+            "[      28.700000s] runner: step 4 (line 47) failed: no answer",
+        ]));
+        assert_eq!(excuse_in(failure, &t), None);
+        t.insert(t.len() - 1, "[      28.690000s] nemesis: partition [[\"tablet-1\"], [\"coord\"]]".into());
+        assert_eq!(excuse_in(failure, &t), Some(Excuse::RecoverdataDuringAFault));
+        // Another verb's failure in the same state is not excused by it.
+        let other = "step 5 (line 47, wait_until): wait_until AllAlive: not reached within 10s";
+        assert_eq!(excuse_in(other, &t), None);
+    }
+
+    #[test]
+    fn every_other_step_failure_is_a_violation() {
+        for text in [
+            // The operator's tools failing are the system's failures.
+            "step 9 (line 80, recoverdata): tablet-2 pid 0: recovertable failed",
+            "step 1 (line 30, ns_client): `submitjob import imports gen:200` failed but expect_ok = true:\nno taskmanager",
+            "step 4 (line 50, wait_until): wait_until AllAlive: not reached within 10s",
+            // An excuse's text under another verb, or in an output, is not excused.
+            "step 3 (line 40, recoverdata): tablet-2 is not running",
+            "step 3 (line 40, ns_client): `showtable` output contains \"x\":\ntablet-2 is not running",
+            // The metadata not readable, a target's process unknown: not by construction.
+            "step 5 (line 61, crash): cannot read the tables' metadata: session expired",
+            "step 5 (line 61, crash): no process serves 10.0.0.9:9527",
+            // Not a step at all.
+            "setup: create table fuzz: no tablet",
+            "the steps ran until 100s, past the scenario's duration 90s",
+        ] {
+            assert_eq!(excuse(text), None, "{text}");
+        }
     }
 }

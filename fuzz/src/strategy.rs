@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use crate::case::{Fault, FlagSet, FuzzCase, Load, Proc, Shape, TimedFault};
+use crate::case::{Fault, FlagSet, FuzzCase, Load, Proc, Replica, Shape, Then, TimedFault};
 
 pub const MAX_FAULTS: usize = 6;
 
@@ -50,7 +50,8 @@ pub fn flags() -> impl Strategy<Value = FlagSet> {
 }
 
 pub fn load() -> impl Strategy<Value = Load> {
-    (20u32..=200, any::<bool>(), prop::option::weighted(0.3, 200u32..=2000))
+    // Readers in about 80 % of the cases (a shrink drops them).
+    (20u32..=200, prop::bool::weighted(0.8), prop::option::weighted(0.3, 200u32..=2000))
         .prop_map(|(rate, reads, import_rows)| Load { rate, reads, import_rows })
 }
 
@@ -66,6 +67,23 @@ fn duration() -> impl Strategy<Value = u64> {
     500u64..=12_000
 }
 
+/// A coordination-server pause in thousandths of the session timeout: on either side of it, never at it.
+fn coord_pause() -> impl Strategy<Value = u16> {
+    prop_oneof![300u16..=900, 1050u16..=2000]
+}
+
+fn replica() -> impl Strategy<Value = Replica> {
+    prop_oneof![
+        1 => (0u8..5).prop_map(Replica::Tablet),
+        2 => (0u8..8).prop_map(Replica::Leader),
+        1 => (0u8..8).prop_map(Replica::Follower),
+    ]
+}
+
+fn then() -> impl Strategy<Value = Then> {
+    prop_oneof![Just(Then::Nothing), Just(Then::Restart), Just(Then::Crash)]
+}
+
 pub fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
         4 => process().prop_map(Fault::Crash),
@@ -76,10 +94,15 @@ pub fn fault() -> impl Strategy<Value = Fault> {
         1 => (process(), duration()).prop_map(|(p, dur_ms)| Fault::IsolateFromCoord { p, dur_ms }),
         1 => (process(), process(), duration()).prop_map(|(from, to, dur_ms)| Fault::Clog { from, to, dur_ms }),
         1 => (process(), duration()).prop_map(|(p, dur_ms)| Fault::Pause { p, dur_ms }),
-        1 => (200u64..=1500).prop_map(|dur_ms| Fault::PauseCoord { dur_ms }),
+        2 => coord_pause().prop_map(|permille| Fault::PauseCoord { permille }),
+        1 => (process(), any::<bool>(), duration())
+            .prop_map(|(p, to_coord, dur_ms)| Fault::ClogCoord { p, to_coord, dur_ms }),
+        1 => (any::<u8>(), 1u8..=u8::MAX, duration())
+            .prop_map(|(ns_mask, tablet_mask, dur_ms)| Fault::NsCut { ns_mask, tablet_mask, dur_ms }),
         1 => (0u8..5, duration()).prop_map(|(tablet, dur_ms)| Fault::SlowFsync { tablet, dur_ms }),
         1 => (0u8..5, duration()).prop_map(|(tablet, dur_ms)| Fault::WriteError { tablet, dur_ms }),
-        1 => (0u8..5).prop_map(|tablet| Fault::CorruptTail { tablet }),
+        2 => (replica(), then(), 0u64..=5000)
+            .prop_map(|(replica, then, after_ms)| Fault::CorruptTail { replica, then, after_ms }),
         1 => (0u8..8).prop_map(|pid| Fault::MakeSnapshot { pid }),
         2 => (0u8..=10, 1u64..=150, duration())
             .prop_map(|(loss_pct, latency_ms, dur_ms)| Fault::Network { loss_pct, latency_ms, dur_ms }),

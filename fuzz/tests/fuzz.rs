@@ -54,7 +54,7 @@ fn a_short_campaign_finds_nothing() {
 fn a_planted_bug_is_found_shrunk_and_replays_from_its_scenario_file() {
     let planted = Planted { never_fail_over: true, ..Planted::default() };
     let cfg = CampaignConfig {
-        cases: 40,
+        cases: 120,
         planted,
         determinism: false,
         persist: false,

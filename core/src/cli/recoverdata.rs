@@ -42,7 +42,8 @@ pub enum PartitionPlan {
         /// The replica that will lead.
         leader: String,
         leader_offset: u64,
-        /// It must be loaded first (as a follower: leadership then moves to it with `changeleader`).
+        /// It must be loaded first (as a follower, leadership then moving to it with `changeleader`; as leader
+        /// when it is the partition's only replica).
         load: bool,
         /// The metadata names another leader, or this replica carries a leader mark but is loaded as a follower:
         /// leadership moves with `changeleader`.
@@ -77,8 +78,12 @@ pub fn plan_partition(replicas: &[ReplicaFacts]) -> PartitionPlan {
     // but loaded as a follower carries a mark an earlier change left (seed 407752), and one that must be loaded
     // first would keep the metadata's last term if loaded as leader, which the followers may have passed when a
     // leader change that failed probed them (fuzz seed 910486: the reloaded leader's every append was refused as
-    // "term is lower" while the follower stayed marked alive). A leader change takes a term of its own.
-    let change_leader = !best.meta_leader || best.loaded.is_none_or(|m| m != tpb::TableMode::Leader);
+    // "term is lower" while the follower stayed marked alive). A leader change takes a term of its own. A
+    // partition of one replica has no follower to change to, and none to have passed its term: it loads as leader.
+    let single = replicas.len() == 1;
+    let change_leader = !best.meta_leader
+        || best.loaded.is_some_and(|m| m != tpb::TableMode::Leader)
+        || (best.loaded.is_none() && !single);
     PartitionPlan::Recover {
         leader: best.endpoint.clone(),
         leader_offset: best.offset,
@@ -514,6 +519,21 @@ mod tests {
                 load: false,
                 change_leader: true,
                 readd: vec!["b".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn a_single_replica_loads_as_leader() {
+        let p = [r("a", true, true, None, 10)];
+        assert_eq!(
+            plan_partition(&p),
+            PartitionPlan::Recover {
+                leader: "a".into(),
+                leader_offset: 10,
+                load: true,
+                change_leader: false,
+                readd: vec![],
             }
         );
     }

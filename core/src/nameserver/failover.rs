@@ -65,9 +65,7 @@ impl Nameserver {
         let ns = self.clone();
         let handle = match event {
             TabletEvent::Offline { endpoint, since } => tokio::spawn(async move {
-                // Planted (tests only): a failover that waits far longer than its heartbeat timeout.
-                let planted_delay = Duration::from_millis(ns.config.planted.failover_delay_ms);
-                tokio::time::sleep_until(since + ns.config.tablet_heartbeat_timeout + planted_delay).await;
+                tokio::time::sleep_until(since + ns.config.tablet_heartbeat_timeout).await;
                 if ns.offline_since(&endpoint) == Some(since) {
                     ns.on_tablet_offline(&endpoint, false).await;
                 }
@@ -238,6 +236,16 @@ impl Nameserver {
         need_restore: bool,
         concurrency: u32,
     ) -> Result<(), Status> {
+        // Planted (tests only), for every automatic leader change (manual ones run with auto_failover off): a
+        // nameserver that never fails a partition over, or one that waits 30 s first.
+        if self.auto_failover() {
+            if self.config.planted.never_fail_over {
+                return Ok(());
+            }
+            if self.config.planted.failover_delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(self.config.planted.failover_delay_ms)).await;
+            }
+        }
         let p = self.partition_meta(name, pid).ok_or_else(|| Code::PidIsNotExist.with(pid))?;
         // The replicas kSelectLeader will ask (the alive followers, and a leader marked dead that no change replaced),
         // on healthy tablets.

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
     if args.keep_going {
         let (report, found) = mldb_fuzz::campaign::campaign_keep_going(&cfg);
         println!("{}", report.probes.render());
+        println!("{}", report.excused_summary());
         println!("{}, {} failing", report.summary(), found.len());
         for f in &found {
             let first = f.violations.lines().next().unwrap_or_default();
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
     }
     let report = mldb_fuzz::campaign::campaign(&cfg);
     println!("{}", report.probes.render());
+    println!("{}", report.excused_summary());
     println!("{}", report.summary());
     match report.found {
         None => ExitCode::SUCCESS,

@@ -8,7 +8,8 @@
 //! fault; while every failover is blocked (the coordination server or every nameserver out of action: a
 //! *blocker*) the clock waits, and the deadline is `failover_within` after the blocker lifted.
 //!
-//! Only evidence counts against a window: it is too long when a write sent at or after its deadline still failed.
+//! Only evidence counts against a window: it is too long when a write sent at or after its deadline still failed,
+//! or a write the routing client kept retrying was refused after it.
 //! A window the workload stopped writing to before its deadline is unjudged, and says so.
 
 use std::time::Duration;
@@ -21,7 +22,7 @@ use super::{Violation, ViolationKind, secs};
 pub enum WindowVerdict {
     /// Closed by its deadline.
     InTime,
-    /// A write sent at or after the deadline still failed.
+    /// A write sent at or after the deadline still failed, or one was refused after it.
     TooLong,
     /// No write was sent between the deadline and the window's close (or the end): no evidence either way.
     Unjudged,
@@ -138,7 +139,12 @@ pub fn windows(writes: &[WriteRecord], pid: Pid, rules: WindowRules<'_>) -> Vec<
         let end = closed.unwrap_or(Duration::MAX);
         let inside: Vec<&&WriteRecord> = ws[i..].iter().take_while(|w| w.attempted_at < end).collect();
         let failed = inside.iter().filter(|w| !w.is_acked()).count();
-        let late_failure = inside.iter().any(|w| !w.is_acked() && w.attempted_at >= due);
+        // Evidence past the deadline: a write sent after it that failed or went unanswered, or one refused after
+        // it (the routing client retried it until then). An unanswered write only counts from when it was sent:
+        // it may have gone to a leader already replaced.
+        let late_failure = inside.iter().any(|w| {
+            w.attempted_at >= due || (matches!(w.outcome, super::input::WriteOutcome::Failed { .. }) && w.ended_at() >= due)
+        } && !w.is_acked());
         let verdict = if !rules.promised {
             WindowVerdict::NotPromised
         } else if late_failure {
@@ -187,6 +193,7 @@ pub fn window_violations(windows: &[Window], within: Duration) -> Vec<Violation>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::WriteRecord;
     use crate::check::set::tests::{acked, failed, ms, unknown};
 
     fn rules<'a>(events: &'a [Duration], blockers: &'a [(Duration, Option<Duration>)]) -> WindowRules<'a> {
@@ -266,6 +273,22 @@ mod tests {
         assert_eq!(got[0].verdict, WindowVerdict::TooLong);
         let v = window_violations(&got, ms(5000));
         assert!(v[0].why.contains("never came back"), "{}", v[0].why);
+        // A write sent before the deadline and refused after it (retried all the while) is evidence too; one that
+        // went unanswered is not (it may have gone to a leader already replaced).
+        let mut ws = run(0, 10_000, true, 0);
+        let mut refused = failed(100, 0, 11_000);
+        if let crate::check::WriteOutcome::Failed { at, .. } = &mut refused.outcome {
+            *at = ms(21_000);
+        }
+        ws.push(refused.clone());
+        ws.extend(run(22_000, 23_000, true, 200));
+        assert_eq!(windows(&ws, 0, rules(&events, &[]))[0].verdict, WindowVerdict::TooLong);
+        let unanswered = WriteRecord {
+            outcome: crate::check::WriteOutcome::Unknown { reason: "timeout".into(), at: ms(21_000) },
+            ..refused
+        };
+        let ws: Vec<WriteRecord> = run(0, 10_000, true, 0).into_iter().chain([unanswered]).collect();
+        assert_eq!(windows(&ws, 0, rules(&events, &[]))[0].verdict, WindowVerdict::Unjudged);
         let not = WindowRules { promised: false, ..rules(&events, &[]) };
         assert_eq!(windows(&ws, 0, not)[0].verdict, WindowVerdict::NotPromised);
     }
