@@ -67,6 +67,7 @@ pub fn check_acks(
     }
     let mut deposed: BTreeMap<(Pid, u64, String), Vec<Deposed<'_>>> = BTreeMap::new();
     let mut unreplicated: BTreeMap<Pid, Vec<&WriteRecord>> = BTreeMap::new();
+    let reached = if semisync { Reached::of(ev.positions) } else { Reached::default() };
     for w in writes {
         let Some(a) = w.ack() else { continue };
         if a.offset == 0 {
@@ -85,11 +86,7 @@ pub fn check_acks(
         }
         let followers = layouts.iter().find(|l| l.pid == a.pid).map_or(0, |l| l.replicas.len().saturating_sub(1));
         if semisync && followers > 0 {
-            let replicated = ev
-                .positions
-                .iter()
-                .take_while(|p| p.at <= a.at)
-                .any(|p| p.pid == a.pid && p.endpoint != a.endpoint && p.holds(a.term, a.offset));
+            let replicated = reached.by(a.pid, a.term, a.offset, a.endpoint).is_some_and(|t| t <= a.at);
             if !replicated {
                 report.unreplicated.push((w.key.clone(), a.pid, a.term, a.offset));
                 unreplicated.entry(a.pid).or_default().push(w);
@@ -136,6 +133,36 @@ pub fn check_acks(
         );
     }
     report
+}
+
+/// For the semisync check: per (pid, last log term, endpoint), that replica's positions with that last term in
+/// time order, with the running maximum of their offsets, so "when did a replica other than the leader first hold
+/// entry (term, offset)" is a binary search instead of a scan of every position per write.
+#[derive(Default)]
+struct Reached<'a> {
+    by_log: BTreeMap<(Pid, u64, &'a str), Vec<(Duration, u64)>>,
+}
+
+impl<'a> Reached<'a> {
+    fn of(positions: &'a [super::input::Position]) -> Self {
+        let mut by_log: BTreeMap<(Pid, u64, &'a str), Vec<(Duration, u64)>> = BTreeMap::new();
+        for p in positions.iter().filter(|p| p.held) {
+            let v = by_log.entry((p.pid, p.log_term, p.endpoint.as_str())).or_default();
+            let top = v.last().map_or(0, |l| l.1).max(p.offset);
+            v.push((p.at, top));
+        }
+        Reached { by_log }
+    }
+
+    /// The first time a replica of `pid` other than `leader` held entry (`term`, `offset`).
+    fn by(&self, pid: Pid, term: u64, offset: u64, leader: &str) -> Option<Duration> {
+        self.by_log
+            .range((pid, term, "")..)
+            .take_while(|((p, t, _), _)| *p == pid && *t == term)
+            .filter(|((_, _, ep), _)| *ep != leader)
+            .filter_map(|(_, v)| v.get(v.partition_point(|&(_, o)| o < offset)).map(|&(at, _)| at))
+            .min()
+    }
 }
 
 /// When `endpoint` took the lead of `pid` in `term` (zero when no position says so: it led from the start).

@@ -209,6 +209,17 @@ impl Position {
     }
 }
 
+/// The positions at which a replica took the lead in a term it had not led before, in time order: the first
+/// leader position of each (partition, endpoint, term).
+pub fn leader_start_positions(positions: &[Position]) -> Vec<Position> {
+    let mut seen: std::collections::BTreeSet<(Pid, &str, u64)> = std::collections::BTreeSet::new();
+    positions
+        .iter()
+        .filter(|p| p.held && p.leader && seen.insert((p.pid, p.endpoint.as_str(), p.term)))
+        .cloned()
+        .collect()
+}
+
 /// A leader's coordination session ending on the coordination server (its ephemeral node `/nodes/<endpoint>`
 /// deleted by the expiry): from then on it is no leader the cluster knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,6 +252,9 @@ pub enum ReadOutcome {
 pub struct ReplicaEvents<'a> {
     /// Every replica's log position over time, in time order (see [`Position`]).
     pub positions: &'a [Position],
+    /// [`leader_start_positions`] of `positions`, when the caller computed them once (a run's checks ask for
+    /// them per write and per read); `None`: derived from `positions` at each call.
+    pub starts: Option<&'a [Position]>,
     /// Ends of tablets' coordination sessions on the server, in time order.
     pub expiries: &'a [SessionExpiry],
     /// The active nameserver's endpoint from each moment on (`None`: none active), in time order.
@@ -276,25 +290,38 @@ impl LinkEvent {
     }
 }
 
+impl<'a> ReplicaEvents<'a> {
+    /// Every moment a replica of `pid` took the lead in a term it had not led before: `(when, endpoint, term,
+    /// offset of its last entry then)`, in time order. Entries of older terms beyond that offset were not in the
+    /// new leader's log: the new term overwrites them.
+    pub fn leader_starts(&self, pid: Pid) -> Vec<(Duration, &'a str, u64, u64)> {
+        let positions: &'a [Position] = self.positions;
+        let pick = |p: &'a Position| (p.at, p.endpoint.as_str(), p.term, p.offset);
+        match self.starts {
+            Some(s) => s.iter().filter(|p| p.pid == pid).map(pick).collect(),
+            None => {
+                let mut seen: Vec<(&str, u64)> = Vec::new();
+                positions
+                    .iter()
+                    .filter(|p| p.pid == pid && p.held && p.leader)
+                    .filter(|p| {
+                        let first = !seen.contains(&(p.endpoint.as_str(), p.term));
+                        if first {
+                            seen.push((p.endpoint.as_str(), p.term));
+                        }
+                        first
+                    })
+                    .map(pick)
+                    .collect()
+            }
+        }
+    }
+}
+
 impl ReplicaEvents<'_> {
     /// Where `endpoint`'s replica of `pid` stood at `at`: its last position recorded at or before it.
     pub fn position_at(&self, pid: Pid, endpoint: &str, at: Duration) -> Option<&Position> {
         self.positions.iter().take_while(|p| p.at <= at).filter(|p| p.pid == pid && p.endpoint == endpoint).last()
-    }
-
-    /// Every moment a replica of `pid` took the lead in a term it had not led before: `(when, endpoint, term,
-    /// offset of its last entry then)`, in time order. Entries of older terms beyond that offset were not in the
-    /// new leader's log: the new term overwrites them.
-    pub fn leader_starts(&self, pid: Pid) -> Vec<(Duration, &str, u64, u64)> {
-        let mut seen: Vec<(&str, u64)> = Vec::new();
-        let mut out = Vec::new();
-        for p in self.positions.iter().filter(|p| p.pid == pid && p.held && p.leader) {
-            if !seen.contains(&(p.endpoint.as_str(), p.term)) {
-                seen.push((p.endpoint.as_str(), p.term));
-                out.push((p.at, p.endpoint.as_str(), p.term, p.offset));
-            }
-        }
-        out
     }
 
     /// When `endpoint`'s coordination session first expired at or after `from`.

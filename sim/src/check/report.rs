@@ -142,7 +142,9 @@ impl TableReport {
             // Any loss is accepted, so writes nobody can read back are no violation either.
             set.violations.retain(|v| v.kind != super::ViolationKind::Unverified);
         }
+        let starts = super::input::leader_start_positions(&t.positions);
         let events = ReplicaEvents {
+            starts: Some(&starts),
             loads: &t.loads,
             alive: &t.alive,
             unloads: &t.unloads,
