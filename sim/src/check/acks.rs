@@ -140,12 +140,15 @@ pub fn check_acks(
 /// entry (term, offset)" is a binary search instead of a scan of every position per write.
 #[derive(Default)]
 struct Reached<'a> {
-    by_log: BTreeMap<(Pid, u64, &'a str), Vec<(Duration, u64)>>,
+    by_log: BTreeMap<LogKey<'a>, Vec<(Duration, u64)>>,
 }
+
+/// (pid, last log term, endpoint).
+type LogKey<'a> = (Pid, u64, &'a str);
 
 impl<'a> Reached<'a> {
     fn of(positions: &'a [super::input::Position]) -> Self {
-        let mut by_log: BTreeMap<(Pid, u64, &'a str), Vec<(Duration, u64)>> = BTreeMap::new();
+        let mut by_log: BTreeMap<LogKey<'a>, Vec<(Duration, u64)>> = BTreeMap::new();
         for p in positions.iter().filter(|p| p.held) {
             let v = by_log.entry((p.pid, p.log_term, p.endpoint.as_str())).or_default();
             let top = v.last().map_or(0, |l| l.1).max(p.offset);
