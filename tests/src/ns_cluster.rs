@@ -99,6 +99,17 @@ impl Env {
         self.c.spawn_on("client", fut).expect("the client process").await.expect("the client task")
     }
 
+    /// Waits (up to 30 s) until every alive replica of table `tid` holds the same rows, then reads the table's
+    /// metadata: the state a test checks its writes against.
+    pub async fn converged_table(&self, tid: u32) -> (TableInfo, BTreeMap<u32, BTreeSet<String>>) {
+        let co = self.coord.clone();
+        self.on_client(async move {
+            let held = converged(&co, tid, Duration::from_secs(30)).await;
+            (table_info(&co, tid).await, held)
+        })
+        .await
+    }
+
     /// Runs one ns_client command on the client machine; Ok or Err output alike.
     pub async fn ns(&self, cmd: &str) -> Result<String, String> {
         let (coord, cmd) = (self.coord.clone(), cmd.to_string());

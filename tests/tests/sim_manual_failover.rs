@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mldb_sim::runner::run_seed;
 use mldb_tests::ns_cluster::{
-    Env, Writer, acked, all_alive, converged, lost_beyond_bound, ops_settled, replicas, rows, table_info, unexpected,
+    Env, Writer, acked, all_alive, lost_beyond_bound, ops_settled, replicas, rows, unexpected,
 };
 use mldb_tests::routing::{Attempt, key};
 use openmldb::proto::nameserver::TableInfo;
@@ -85,13 +85,7 @@ async fn stop_and_converge(env: &Env, writer: Writer) -> (Vec<Attempt>, TableInf
     eprintln!("stopping the writer");
     let log = writer.stop().await;
     eprintln!("writer stopped: {} attempts, {} acked", log.len(), acked(&log).len());
-    let co = env.coord.clone();
-    let (info, held) = env
-        .on_client(async move {
-            let held = converged(&co, TID, Duration::from_secs(30)).await;
-            (table_info(&co, TID).await, held)
-        })
-        .await;
+    let (info, held) = env.converged_table(TID).await;
     eprintln!("converged: {:?}", held.iter().map(|(p, ids)| (*p, ids.len())).collect::<Vec<_>>());
     (log, info, held)
 }

@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use mldb_sim::runner::run_seed;
-use mldb_tests::ns_cluster::{
-    Env, Writer, acked, all_alive, converged, first_ack_after, lost_beyond_bound, replicas, rows, table_info,
-};
+use mldb_tests::ns_cluster::{Env, Writer, acked, all_alive, first_ack_after, lost_beyond_bound, replicas, rows};
 use openmldb::proto::tablet as tpb;
 use openmldb::rpc::{ClientConfig, RpcClient};
 use tokio::time::Instant;
@@ -91,13 +89,7 @@ fn an_active_nameserver_cut_from_every_tablet_steps_down_and_the_standby_fails_a
             let back = first_ack_after(&log, 0, crashed, &victim_ep).expect("pid 0 writable again");
             eprintln!("pid 0 was writable again {:?} after the crash", back - crashed);
             assert!(back - crashed < Duration::from_secs(8), "{:?}", back - crashed);
-            let co = env.coord.clone();
-            let (info, held) = env
-                .on_client(async move {
-                    let held = converged(&co, TID, Duration::from_secs(30)).await;
-                    (table_info(&co, TID).await, held)
-                })
-                .await;
+            let (info, held) = env.converged_table(TID).await;
             let lost = lost_beyond_bound(&acked(&log), &held, &info);
             assert!(lost.is_empty(), "{lost:?}");
         });

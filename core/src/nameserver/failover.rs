@@ -228,6 +228,21 @@ impl Nameserver {
 
     /// Reference 5.2 `CreateChangeLeaderOP`: needs an alive follower on a healthy tablet (none: no op, the
     /// partition stays leaderless); a named candidate must be one of them, unless `need_restore`.
+    /// Queues a kReLoadTableOP: `pid` of `name` loaded back on `endpoint` from its own disk (a failure is logged).
+    async fn create_reload_op(&self, name: &str, pid: u32, endpoint: &str, concurrency: u32) {
+        let reload = NewOp {
+            op_type: OpType::ReLoadTable,
+            name: name.to_string(),
+            pid,
+            data: op_data::Kind::Endpoint(endpoint.to_string()),
+            concurrency,
+            parent: None,
+        };
+        if let Err(e) = self.create_op(reload).await {
+            tracing::warn!(name, pid, endpoint, error = %e, "cannot reload the leader");
+        }
+    }
+
     pub(super) async fn create_change_leader_op(
         &self,
         name: &str,
@@ -308,17 +323,7 @@ impl Nameserver {
                 // back from its own disk, as a single replica would be; its followers are re-added afterwards.
                 // OpenMLDB leaves it marked alive and unloaded until an operator steps in.
                 tracing::info!(name, pid, endpoint, "reloading the last alive leader of a restarted tablet");
-                let reload = NewOp {
-                    op_type: OpType::ReLoadTable,
-                    name: name.clone(),
-                    pid,
-                    data: op_data::Kind::Endpoint(endpoint.to_string()),
-                    concurrency,
-                    parent: None,
-                };
-                if let Err(e) = self.create_op(reload).await {
-                    tracing::warn!(name, pid, endpoint, error = %e, "cannot reload the leader");
-                }
+                self.create_reload_op(&name, pid, endpoint, concurrency).await;
                 continue;
             }
             if mine.is_alive && p.partition_meta.len() > 1 {
@@ -503,17 +508,7 @@ impl Nameserver {
                 continue;
             }
             tracing::info!(name, pid, endpoint, "no tablet holds a leaderless partition: its last leader is reloaded");
-            let reload = NewOp {
-                op_type: OpType::ReLoadTable,
-                name: name.clone(),
-                pid,
-                data: op_data::Kind::Endpoint(endpoint.clone()),
-                concurrency,
-                parent: None,
-            };
-            if let Err(e) = self.create_op(reload).await {
-                tracing::warn!(name, pid, endpoint, error = %e, "cannot reload the last leader");
-            }
+            self.create_reload_op(&name, pid, &endpoint, concurrency).await;
         }
         for n in found.not_loaded {
             let key = (n.name.clone(), n.pid, n.endpoint.clone());

@@ -230,10 +230,7 @@ where
     let mut step = |name: &'static str| -> Result<(), SnapshotError> {
         if hook(name) { Err(io::Error::other(format!("stopped after step {name}")).into()) } else { Ok(()) }
     };
-    let prev_offset = read_manifest(disk, dir).await?.map_or(0, |m| m.offset);
-    if end_offset <= prev_offset {
-        return Err(SnapshotError::EndOffsetNotAfter { end_offset, snapshot_offset: prev_offset });
-    }
+    let prev_offset = previous_offset_before(disk, dir, end_offset).await?;
     let mut scratch = MemTable::new(schema.clone());
     load(disk, dir, &mut scratch).await?;
     let mut last = prev_offset;
@@ -270,11 +267,17 @@ where
     I: IntoIterator<Item = LogEntry>,
 {
     let disk = &*disk;
+    previous_offset_before(disk, dir, end_offset).await?;
+    publish(disk, dir, rows, end_offset, term, &mut |_| Ok(())).await
+}
+
+/// The offset of the snapshot in `dir` (0 without one), which a new one at `end_offset` must come after.
+async fn previous_offset_before(disk: &dyn Disk, dir: &str, end_offset: u64) -> Result<u64, SnapshotError> {
     let prev_offset = read_manifest(disk, dir).await?.map_or(0, |m| m.offset);
     if end_offset <= prev_offset {
         return Err(SnapshotError::EndOffsetNotAfter { end_offset, snapshot_offset: prev_offset });
     }
-    publish(disk, dir, rows, end_offset, term, &mut |_| Ok(())).await
+    Ok(prev_offset)
 }
 
 /// The files of a snapshot at `end_offset` holding `rows`, in the form [`files`] gives and [`install`] takes
