@@ -2,9 +2,19 @@
 //!
 //! A session task polls the server. The poll is the heartbeat (the server counts every request as one) and the
 //! channel for watch events (acknowledged by the next poll, so none is lost across a reconnect). The same task
-//! keeps the client's view of the session: Disconnected when the connection breaks or after 2/5 of the timeout
-//! without an answer (it then drops the connection and reconnects), back to Connected on the next answer, Expired when the server says so or after
-//! 7/5 of the timeout without contact.
+//! keeps the client's view of the session, as a ZooKeeper client does: Disconnected when the connection breaks or
+//! after 2/3 of the timeout without contact (it then drops the connection and reconnects), back to Connected on
+//! the next answer, Expired when the server says so or after 7/5 of the timeout without contact.
+//!
+//! *Contact* is the instant the latest answered request was **sent**, not the instant its answer arrived: the
+//! server heard the session no earlier than that, so it cannot expire the session before contact plus the
+//! timeout, and a client that calls itself Disconnected at 2/3 of the timeout after contact has stopped acting
+//! as a session holder a third of the timeout before the server can give its nodes away. Measured from the
+//! answer instead (as this client once did), a slow network shortened that margin by the round trip, which is
+//! why the threshold had been cut to 2/5; and with polls held for a third of the timeout, 2/5 left the round
+//! trip a fifteenth of it: at 1.6 s, latencies of 100 ms disconnected every session of a cluster in turn.
+//! The poll is held for at most a sixth of the timeout, so a round trip of up to a sixth keeps the session
+//! Connected without a pause between polls.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +74,24 @@ struct Shared {
     events: broadcast::Sender<SessionState>,
     watches: Mutex<BTreeMap<u64, oneshot::Sender<WatchEvent>>>,
     next_watch: AtomicU64,
-    last_answer: Mutex<Instant>,
+    /// When the latest answered request was sent (see the module docs: the server heard the session no earlier).
+    contact: Mutex<Instant>,
+}
+
+/// Without contact for this long the session is Disconnected (ZooKeeper's read timeout).
+fn disconnect_after(timeout: Duration) -> Duration {
+    timeout * 2 / 3
+}
+
+/// Without contact for this long the client takes the session for expired and stops using it.
+fn expire_after(timeout: Duration) -> Duration {
+    timeout * 7 / 5
+}
+
+/// How long the server may hold a poll without events: the poll, held, plus its round trip must fit twice in
+/// [`disconnect_after`] (the next poll leaves only when the previous answers).
+fn poll_hold(timeout: Duration) -> Duration {
+    timeout / 6
 }
 
 impl Shared {
@@ -90,15 +117,19 @@ impl Shared {
         }
     }
 
-    fn heard(&self) {
-        *self.last_answer.lock().expect("clock lock") = Instant::now();
+    /// An answer came to a request sent at `sent`.
+    fn heard(&self, sent: Instant) {
+        {
+            let mut contact = self.contact.lock().expect("clock lock");
+            *contact = (*contact).max(sent);
+        }
         if self.state() == SessionState::Disconnected {
             self.transition(SessionState::Connected);
         }
     }
 
-    fn since_answer(&self) -> Duration {
-        self.last_answer.lock().expect("clock lock").elapsed()
+    fn since_contact(&self) -> Duration {
+        self.contact.lock().expect("clock lock").elapsed()
     }
 
     fn map_err(&self, e: RpcError) -> CoordError {
@@ -121,14 +152,15 @@ impl Shared {
             SessionState::Closed => return Err(CoordError::Closed),
             _ => {}
         }
+        let sent = Instant::now();
         match self.rpc.call_timeout(method, req, self.op_timeout).await {
             Ok(resp) => {
-                self.heard();
+                self.heard(sent);
                 Ok(resp)
             }
             Err(e) => {
                 if e.status().is_some() {
-                    self.heard();
+                    self.heard(sent);
                 }
                 Err(self.map_err(e))
             }
@@ -162,14 +194,15 @@ impl ModelCoordinator {
             },
         );
         let deadline = Instant::now() + options.session_timeout;
-        let resp = loop {
+        let (resp, sent) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(CoordError::ConnectionLoss(format!("no coordination server answered at {addr}")));
             }
             let req = pb::ConnectRequest { session_id: 0, timeout_ms: millis(options.session_timeout) };
+            let sent = Instant::now();
             match rpc.call_timeout(srv::Connect, req, left).await {
-                Ok(resp) => break resp,
+                Ok(resp) => break (resp, sent),
                 Err(RpcError::Status(s)) => return Err(CoordError::from_wire(s.code, &s.message)),
                 Err(e) => {
                     tracing::debug!(addr, error = %e, "coordination connect attempt failed");
@@ -188,7 +221,7 @@ impl ModelCoordinator {
             events,
             watches: Mutex::new(BTreeMap::new()),
             next_watch: AtomicU64::new(1),
-            last_answer: Mutex::new(Instant::now()),
+            contact: Mutex::new(sent),
         });
         tracing::info!(session = resp.session_id, timeout_ms = resp.timeout_ms, addr, "coordination session connected");
         let task = tokio::spawn(session_loop(shared.clone()));
@@ -199,16 +232,16 @@ impl ModelCoordinator {
 /// Heartbeats, delivers watch events and tracks the session state until it ends.
 async fn session_loop(shared: Arc<Shared>) {
     let t = shared.timeout;
-    let heartbeat = t / 3;
-    let disconnect_after = t * 2 / 5;
-    let expire_after = t * 7 / 5;
+    let hold = poll_hold(t);
+    let disconnect_after = disconnect_after(t);
+    let expire_after = expire_after(t);
     let mut ack = 0u64;
     let mut backoff = Duration::from_millis(10);
     loop {
         if shared.state().is_terminal() {
             return;
         }
-        let silent = shared.since_answer();
+        let silent = shared.since_contact();
         if silent >= expire_after {
             shared.transition(SessionState::Expired);
             return;
@@ -219,10 +252,11 @@ async fn session_loop(shared: Arc<Shared>) {
         // Never wait past the next state threshold without re-evaluating.
         let next_threshold = if silent < disconnect_after { disconnect_after } else { expire_after };
         let budget = (next_threshold - silent).max(Duration::from_millis(1));
-        let req = pb::PollRequest { session_id: shared.session_id, ack_seq: ack, max_wait_ms: millis(heartbeat) };
-        match shared.rpc.call_timeout(srv::Poll, req, (heartbeat + t / 15).min(budget)).await {
+        let req = pb::PollRequest { session_id: shared.session_id, ack_seq: ack, max_wait_ms: millis(hold) };
+        let sent = Instant::now();
+        match shared.rpc.call_timeout(srv::Poll, req, budget).await {
             Ok(resp) => {
-                shared.heard();
+                shared.heard(sent);
                 backoff = Duration::from_millis(10);
                 for ev in resp.events {
                     ack = ack.max(ev.seq);
@@ -240,14 +274,14 @@ async fn session_loop(shared: Arc<Shared>) {
                 }
                 tracing::warn!(session = shared.session_id, error = %e, "poll refused");
                 tokio::time::sleep(backoff.min(budget)).await;
-                backoff = (backoff * 2).min(heartbeat);
+                backoff = (backoff * 2).min(hold);
             }
             Err(e) => {
-                // As a ZooKeeper client: a lost connection is reported at once, not only after 2/5 of the timeout.
+                // As a ZooKeeper client: a lost connection is reported at once, not only after 2/3 of the timeout.
                 tracing::debug!(session = shared.session_id, error = %e, "poll failed");
                 disconnected(&shared).await;
                 tokio::time::sleep(backoff.min(budget)).await;
-                backoff = (backoff * 2).min(heartbeat);
+                backoff = (backoff * 2).min(hold);
             }
         }
     }
@@ -395,12 +429,12 @@ impl Coordinator for ModelCoordinator {
     fn session_timeout(&self) -> Duration {
         self.shared.timeout
     }
-    /// The session's state, with the clock's word on it: a session not heard from for 2/5 of its timeout is
+    /// The session's state, with the clock's word on it: a session without contact for 2/3 of its timeout is
     /// Disconnected now, even if the background task has not run yet to say so (a process resumed from a pause
     /// runs whatever is ready first; a leader asking before it acts must get the truth).
     fn state(&self) -> SessionState {
         let state = self.shared.state();
-        if state == SessionState::Connected && self.shared.since_answer() >= self.shared.timeout * 2 / 5 {
+        if state == SessionState::Connected && self.shared.since_contact() >= disconnect_after(self.shared.timeout) {
             return SessionState::Disconnected;
         }
         state

@@ -12,8 +12,10 @@
 //! - `zk` (outside the simulator only) is the `zookeeper` backend: [`Coordinator`] on real ZooKeeper.
 //!
 //! Timing follows measured ZooKeeper behaviour (`reference/zookeeper-notes.md`): the server expires a silent
-//! session at its timeout rounded up to the next tick; a client declares itself Disconnected after 2/5 of the
-//! timeout without an answer and Expired after 7/5; a client that reconnects in time keeps its session.
+//! session at its timeout rounded up to the next tick; a client declares itself Disconnected after 2/3 of the
+//! timeout without contact (ZooKeeper's read timeout; contact is the send of the latest answered request, see
+//! [`client`]) and Expired after 7/5; a client that reconnects in time keeps its session. The real client crate
+//! behind `zk` uses its own timers (measured: Disconnected at about 2/5 without a byte).
 
 pub mod client;
 pub mod layout;
@@ -83,7 +85,8 @@ impl CreateMode {
 pub enum SessionState {
     /// Answers arrive; the session is alive.
     Connected,
-    /// No answer for about 2/5 of the timeout. The session may still be alive on the server; a leader must stop
+    /// No contact for 2/3 of the timeout (model) or about 2/5 (the real client crate), or the connection broke.
+    /// The session may still be alive on the server; a leader must stop
     /// acting as leader now, because the server may expire it before the client can tell.
     Disconnected,
     /// The session is gone (the server said so, or 7/5 of the timeout passed without contact). Terminal: its

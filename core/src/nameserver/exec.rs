@@ -21,7 +21,7 @@ use super::server::{TabletState, coord_err};
 use crate::coord::{CoordError, Coordinator, CreateMode};
 use crate::proto::nameserver::{self as pb, OpInfo, op_data};
 use crate::proto::tablet::{self as tpb, TableMode, TaskStatus};
-use crate::rpc::{RpcError, Status};
+use crate::rpc::{RpcClient, RpcError, Status};
 use crate::tablet::rpc as t;
 
 /// How many polls may pass without the tablet knowing a task it was sent (reference 4.3: 5).
@@ -33,6 +33,11 @@ const UNKNOWN_TASK_POLLS: u32 = 5;
 /// 4 s. One second is still ten times a loaded simulated round trip; a follower that misses it is skipped (DESIGN
 /// 5.2) and recovered later like any unreachable one.
 pub(super) const FENCING_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Deadline of the DeleteOpTask a finished op sends each healthy tablet ([`Nameserver::forget_op_tasks`]). A
+/// tablet that misses it keeps the op's task records until its bounded task table (10,000 entries) evicts them;
+/// nothing waits on it.
+const DELETE_OP_TASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Milliseconds since the epoch (simulated in the simulator).
 pub fn epoch_ms() -> u64 {
@@ -304,12 +309,21 @@ impl Nameserver {
             let _ = coord.delete(&self.layout.op_node(old), None).await;
         }
         tracing::info!(op_id, op = op_name(&info), status = ops::status_name(status as u32), reason, "op finished");
-        let req = tpb::DeleteOpTaskRequest { op_ids: vec![op_id] };
-        for ep in self.healthy_tablets() {
-            let _ = self.client(&ep).call(t::DeleteOpTask, req.clone()).await;
-        }
+        self.forget_op_tasks(op_id);
         self.op_signal.bump();
         true
+    }
+
+    /// Tells every healthy tablet to forget the op's tasks, in the background and all at once: cleanup must not
+    /// hold up the queue (a tablet marked healthy that this nameserver cannot reach once cost the next op of the
+    /// queue a whole RPC deadline, and its partition five seconds of outage).
+    fn forget_op_tasks(&self, op_id: u64) {
+        let clients: Vec<RpcClient> = self.healthy_tablets().iter().map(|ep| self.client(ep)).collect();
+        tokio::spawn(async move {
+            let req = tpb::DeleteOpTaskRequest { op_ids: vec![op_id] };
+            let calls = clients.iter().map(|c| c.call_timeout(t::DeleteOpTask, req.clone(), DELETE_OP_TASK_TIMEOUT));
+            futures::future::join_all(calls).await;
+        });
     }
 
     async fn run_task(&self, op: &QueuedOp, task: &Task) -> Result<(), String> {
