@@ -6,7 +6,7 @@
 //! by an [`Excuse`], matched on the step's verb and its failure text, and counted. A panic, a setup failure or a
 //! run past its duration is a violation too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mldb_sim::run;
 use openmldb::planted::Planted;
@@ -117,16 +117,27 @@ fn trace_line(l: &str) -> Option<(f64, &str, &str)> {
     Some((time.trim().parse().ok()?, node, text))
 }
 
+/// Seconds of a `Duration`'s `Debug` text as the nemesis prints it ("1s", "250ms", "1.5s", "800µs").
+fn parse_debug_secs(text: &str) -> Option<f64> {
+    let (num, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("µs") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix("ns") {
+        (n, 1e-9)
+    } else {
+        (text.strip_suffix('s')?, 1.0)
+    };
+    num.parse::<f64>().ok().map(|v| v * scale)
+}
+
 /// Whether, from the start of the step on scenario line `line` to its failure, the nemesis held a fault in force
 /// (see [`Excuse::RecoverdataDuringAFault`]). Reads the nemesis's own trace lines only.
 pub fn fault_in_force(trace: &[String], line: u64) -> bool {
     let started = format!("(line {line}): ");
     let failed = format!("(line {line}) failed: ");
-    let mut machine_of: BTreeMap<String, String> = BTreeMap::new();
-    let mut down: std::collections::BTreeSet<String> = Default::default();
-    let mut paused: std::collections::BTreeSet<String> = Default::default();
-    let mut disk: std::collections::BTreeSet<String> = Default::default();
-    let (mut cut, mut lossy, mut last_start, mut inside, mut seen) = (false, false, f64::MIN, false, false);
+    let mut held = Held::default();
+    let (mut inside, mut seen) = (false, false);
     for l in trace {
         let Some((t, node, text)) = trace_line(l) else { continue };
         if node == "runner" && text.starts_with("step ") {
@@ -136,52 +147,111 @@ pub fn fault_in_force(trace: &[String], line: u64) -> bool {
                 return seen;
             }
         }
-        if node != "nemesis" {
-            if inside {
-                seen |=
-                    !down.is_empty() || !paused.is_empty() || !disk.is_empty() || cut || lossy || t - last_start < 2.0;
-            }
-            continue;
-        }
-        let words: Vec<&str> = text.split_whitespace().collect();
-        match words.as_slice() {
-            ["placed", p, "on", m, ..] => {
-                machine_of.insert(p.to_string(), m.to_string());
-            }
-            ["crash", p] => {
-                down.insert(p.to_string());
-            }
-            ["machine_restart", m, ..] => {
-                let m = m.trim_end_matches(':');
-                down.extend(machine_of.iter().filter(|(_, x)| *x == m).map(|(p, _)| p.clone()));
-            }
-            ["start" | "restart", p] => {
-                down.remove(*p);
-                paused.remove(*p);
-                last_start = t;
-            }
-            ["pause", p] => {
-                paused.insert(p.to_string());
-            }
-            ["resume", p] => {
-                paused.remove(*p);
-            }
-            ["partition", ..] | ["isolate", ..] | ["clog", ..] => cut = true,
-            ["heal"] => cut = false,
-            ["network", loss, ..] => lossy = *loss != "loss=0",
-            ["disk_fault", "cleared", m] => {
-                disk.remove(*m);
-            }
-            ["disk_fault", "slow_fsync" | "write_error", m, ..] => {
-                disk.insert(m.to_string());
-            }
-            _ => {}
+        if node == "nemesis" {
+            held.nemesis(t, text);
+        } else if held.starting.contains(node) && text.split_whitespace().nth(1) == Some("started") {
+            held.starting.remove(node);
+            held.last_start = t;
         }
         if inside {
-            seen |= !down.is_empty() || !paused.is_empty() || !disk.is_empty() || cut || lossy || t - last_start < 2.0;
+            seen |= held.in_force(t);
         }
     }
     false
+}
+
+/// The faults the nemesis's trace lines hold in force, for [`fault_in_force`].
+#[derive(Debug)]
+struct Held {
+    machine_of: BTreeMap<String, String>,
+    down: BTreeSet<String>,
+    paused: BTreeSet<String>,
+    disk: BTreeSet<String>,
+    /// Started by the nemesis, not yet at its own "... started" line (a tablet's boot syncs what an earlier run
+    /// left behind, which a slow disk stretches to seconds: seed 806725).
+    starting: BTreeSet<String>,
+    /// The delay of each slow fsync in force, in seconds.
+    slow: BTreeMap<String, f64>,
+    /// A cleared slow fsync still delays the fsync already waiting, by up to its delay.
+    slow_until: f64,
+    cut: bool,
+    lossy: bool,
+    last_start: f64,
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Held {
+            machine_of: BTreeMap::new(),
+            down: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            disk: BTreeSet::new(),
+            starting: BTreeSet::new(),
+            slow: BTreeMap::new(),
+            slow_until: f64::MIN,
+            cut: false,
+            lossy: false,
+            last_start: f64::MIN,
+        }
+    }
+}
+
+impl Held {
+    fn nemesis(&mut self, t: f64, text: &str) {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["placed", p, "on", m, ..] => {
+                self.machine_of.insert(p.to_string(), m.to_string());
+            }
+            ["crash", p] => {
+                self.down.insert(p.to_string());
+            }
+            ["machine_restart", m, ..] => {
+                let m = m.trim_end_matches(':');
+                self.down.extend(self.machine_of.iter().filter(|(_, x)| *x == m).map(|(p, _)| p.clone()));
+            }
+            ["start" | "restart", p] => {
+                self.down.remove(*p);
+                self.paused.remove(*p);
+                self.starting.insert(p.to_string());
+                self.last_start = t;
+            }
+            ["pause", p] => {
+                self.paused.insert(p.to_string());
+            }
+            ["resume", p] => {
+                self.paused.remove(*p);
+            }
+            ["partition", ..] | ["isolate", ..] | ["clog", ..] => self.cut = true,
+            ["heal"] => self.cut = false,
+            ["network", loss, ..] => self.lossy = *loss != "loss=0",
+            ["disk_fault", "cleared", m] => {
+                self.disk.remove(*m);
+                if let Some(d) = self.slow.remove(*m) {
+                    self.slow_until = self.slow_until.max(t + d);
+                }
+            }
+            ["disk_fault", "slow_fsync", m, delay] => {
+                self.disk.insert(m.to_string());
+                self.slow.insert(m.to_string(), parse_debug_secs(delay).unwrap_or(0.0));
+            }
+            ["disk_fault", "write_error", m, ..] => {
+                self.disk.insert(m.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    fn in_force(&self, t: f64) -> bool {
+        !self.down.is_empty()
+            || !self.paused.is_empty()
+            || !self.disk.is_empty()
+            || !self.starting.is_empty()
+            || self.cut
+            || self.lossy
+            || t - self.last_start < 2.0
+            || t < self.slow_until
+    }
 }
 
 /// What one case did.
@@ -281,6 +351,8 @@ mod tests {
             "[      18.744000s] nemesis: machine_restart machine-1: killed 2 process(es), lost 0 unsynced byte(s)",
             "[      25.659000s] nemesis: start tablet-1",
             "[      25.659000s] nemesis: start nameserver-1",
+            "[      25.700000s] tablet-1: tablet started endpoint=10.0.2.1:9527",
+            "[      25.700000s] nameserver-1: nameserver started endpoint=10.0.2.2:7527",
         ];
         // The only tablet isolated as the recoverdata starts.
         let mut t = trace(&head);
@@ -316,9 +388,39 @@ mod tests {
         assert_eq!(excuse_in(failure, &t), None);
         t.insert(t.len() - 1, "[      28.690000s] nemesis: partition [[\"tablet-1\"], [\"coord\"]]".into());
         assert_eq!(excuse_in(failure, &t), Some(Excuse::RecoverdataDuringAFault));
+        // A process started by the nemesis is in force until its own "started" line, and the grace runs from there
+        // (a boot behind a slow disk, seed 806725); a cleared slow fsync lingers for its delay.
+        let booting = [
+            "[       0.000000s] nemesis: placed tablet-1 on machine-1 at 10.0.2.1",
+            "[      20.000000s] nemesis: disk_fault slow_fsync tablet-1 1500ms",
+            "[      21.000000s] nemesis: crash tablet-1",
+            "[      22.000000s] nemesis: start tablet-1",
+            "[      27.300000s] nemesis: disk_fault cleared tablet-1",
+            "[      28.000000s] runner: step 4 (line 47): recoverdata",
+            "[      28.100000s] runner: step 4 (line 47) failed: tablets are not running",
+        ];
+        assert_eq!(excuse_in(failure, &trace(&booting)), Some(Excuse::RecoverdataDuringAFault));
+        let mut t = trace(&booting[..5]);
+        t.push("[      27.400000s] tablet-1: tablet started endpoint=10.0.2.1:9527".into());
+        t.extend(trace(&booting[5..]));
+        assert_eq!(excuse_in(failure, &t), Some(Excuse::RecoverdataDuringAFault), "1.5 s of slow fsync linger");
+        let mut t = trace(&booting[..5]);
+        t.push("[      25.000000s] tablet-1: tablet started endpoint=10.0.2.1:9527".into());
+        t[4] = "[      25.300000s] nemesis: disk_fault cleared tablet-1".into();
+        t.extend(trace(&booting[5..]));
+        assert_eq!(excuse_in(failure, &t), None, "started, cleared and past every grace");
         // Another verb's failure in the same state is not excused by it.
         let other = "step 5 (line 47, wait_until): wait_until AllAlive: not reached within 10s";
         assert_eq!(excuse_in(other, &t), None);
+    }
+
+    #[test]
+    fn durations_parse_as_the_nemesis_prints_them() {
+        assert_eq!(parse_debug_secs("1s"), Some(1.0));
+        assert_eq!(parse_debug_secs("250ms"), Some(0.25));
+        assert_eq!(parse_debug_secs("1.5s"), Some(1.5));
+        assert!((parse_debug_secs("800µs").unwrap() - 0.0008).abs() < 1e-12);
+        assert_eq!(parse_debug_secs("soon"), None);
     }
 
     #[test]

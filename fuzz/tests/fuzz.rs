@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use mldb_fuzz::campaign::{CampaignConfig, campaign};
+use mldb_fuzz::property::excuse_in;
 use mldb_sim::{run, scenario};
 use openmldb::planted::Planted;
 
@@ -35,7 +36,14 @@ fn the_regression_corpus_replays_and_passes() {
         let r = run::run(&s, seed);
         let violations: Vec<String> =
             r.report.as_ref().map(|rep| rep.violations().iter().map(|v| v.why.clone()).collect()).unwrap_or_default();
-        assert!(r.passed(), "{} seed {seed}: {:?} {violations:?}", path.display(), r.failures);
+        // As in a campaign: a step failure the case made impossible by construction is excused by name.
+        let lines = r.trace.lines();
+        let failures: Vec<&String> = r.failures.iter().filter(|f| excuse_in(f, &lines).is_none()).collect();
+        assert!(
+            failures.is_empty() && r.report.as_ref().is_some_and(|rep| rep.passed()),
+            "{} seed {seed}: {failures:?} {violations:?}",
+            path.display()
+        );
     }
 }
 

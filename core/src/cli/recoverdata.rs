@@ -242,7 +242,7 @@ pub async fn recoverdata(nsc: &NsClient, limits: Limits) -> Result<String, Strin
         // Back on whatever happened: the tool must not leave the cluster without automatic failover.
         match nsc.call(ns::ConfSet, set_auto(true)).await {
             Ok(_) => report.push_str("auto_failover set back to true\n"),
-            Err(e) => return Err(format!("{report}confset auto_failover true: {e}")),
+            Err(e) => return Err(failed(&format!("confset auto_failover true: {e}"), &report)),
         }
     }
     match result {
@@ -250,7 +250,21 @@ pub async fn recoverdata(nsc: &NsClient, limits: Limits) -> Result<String, Strin
             report.push_str("recoverdata: done");
             Ok(report)
         }
-        Err(e) => Err(format!("{report}recoverdata: {e}")),
+        Err(e) => Err(failed(&e, &report)),
+    }
+}
+
+/// A failure's text: the reason first (a caller that shows one line shows why), then what was done before it.
+fn failed(reason: &str, report: &str) -> String {
+    if report.is_empty() {
+        format!("recoverdata: {reason}")
+    } else {
+        format!(
+            "recoverdata: {reason}
+what it did before:
+{}",
+            report.trim_end()
+        )
     }
 }
 

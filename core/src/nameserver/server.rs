@@ -116,6 +116,9 @@ pub(super) struct State {
     pub(super) tablets: BTreeMap<String, TabletEntry>,
     /// The last GetTableStatus of every replica, by (tid, pid, endpoint).
     pub(super) replica_status: BTreeMap<(u32, u32, String), tpb::TableStatus>,
+    /// The tablets whose latest GetTableStatus answered: for them, `replica_status` lists every partition they
+    /// hold, so one missing there is not on the tablet.
+    pub(super) status_polled: std::collections::BTreeSet<String>,
     pub(super) ops: OpBook,
     /// `/config/auto_failover`, read at takeover and changed by confset.
     pub(super) auto_failover: bool,
@@ -217,6 +220,7 @@ impl Nameserver {
                 tables: BTreeMap::new(),
                 tablets: BTreeMap::new(),
                 replica_status: BTreeMap::new(),
+                status_polled: std::collections::BTreeSet::new(),
                 ops: OpBook::new(config.name_server_task_max_concurrency.max(1) as usize, config.max_op_num),
                 auto_failover: config.auto_failover,
                 node_ids: BTreeMap::new(),
@@ -269,7 +273,9 @@ impl Nameserver {
             .expect("client map")
             .entry(endpoint.to_string())
             .or_insert_with(|| {
-                RpcClient::new(endpoint, ClientConfig { timeout: self.config.request_timeout, ..Default::default() })
+                let config =
+                    ClientConfig { timeout: self.config.request_timeout, drop_stalled: true, ..Default::default() };
+                RpcClient::new(endpoint, config)
             })
             .clone()
     }
@@ -496,13 +502,19 @@ impl Nameserver {
             let (healthy_tablets, leaderless) = {
                 let state = self.state.lock().expect("ns state");
                 let healthy = |e: &str| state.tablets.get(e).is_some_and(|t| t.state == TabletState::Healthy);
+                // A tablet that answers its status polls without the partition cannot lead it, however well it
+                // answers: counted as a reachable candidate, a restarted empty leader kept a nameserver cut from
+                // the only real candidate in office for good (fuzzer seed 189124).
+                let holds = |tid: u32, pid: u32, e: &String| {
+                    !state.status_polled.contains(e) || state.replica_status.contains_key(&(tid, pid, e.clone()))
+                };
                 let mut leaderless = Vec::new();
                 for (name, t) in &state.tables {
                     for p in t.table_partition.iter().filter(|p| p.partition_meta.len() > 1) {
                         if alive_leader(p).is_none() {
                             let candidates: Vec<String> = followers_to_probe(&p.partition_meta, None)
                                 .into_iter()
-                                .filter(|e| healthy(e))
+                                .filter(|e| healthy(e) && holds(t.tid, p.pid, e))
                                 .collect();
                             leaderless.push((name.clone(), p.pid, candidates));
                         }
@@ -600,6 +612,7 @@ impl Nameserver {
                 events.push(TabletEvent::Online { endpoint: ep.clone(), offline_since: now });
                 state.tablets.insert(ep.clone(), TabletEntry { state: TabletState::Healthy, since: now });
                 state.replica_status.retain(|(_, _, e), _| e != ep);
+                state.status_polled.remove(ep);
             }
         }
         let present: Vec<String> = present.iter().map(|(ep, _)| ep.clone()).collect();
@@ -626,6 +639,7 @@ impl Nameserver {
         for event in &events {
             if let TabletEvent::Offline { endpoint, .. } = event {
                 state.replica_status.retain(|(_, _, e), _| e != endpoint);
+                state.status_polled.remove(endpoint);
             }
         }
         events
@@ -657,6 +671,7 @@ impl Nameserver {
                 if let Ok(resp) = result {
                     let mut state = self.state.lock().expect("ns state");
                     state.replica_status.retain(|(_, _, e), _| e != &ep);
+                    state.status_polled.insert(ep.clone());
                     for s in resp.all_table_status {
                         state.replica_status.insert((s.tid, s.pid, ep.clone()), s);
                     }

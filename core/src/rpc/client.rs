@@ -31,6 +31,11 @@ pub struct ClientConfig {
     pub max_frame: usize,
     /// Requests queued for the connection's writer before callers wait.
     pub send_queue: usize,
+    /// Drop the connection when a call times out with nothing at all read on it since the call was sent (see
+    /// [`RpcClient::call_timeout`]). For control-plane clients, whose next call must not queue behind a stream
+    /// stalled by a cut; not for data-path clients, whose requests already in a peer's socket are exactly what a
+    /// paused leader must be seen refusing (DESIGN 5.1).
+    pub drop_stalled: bool,
 }
 
 impl Default for ClientConfig {
@@ -42,6 +47,7 @@ impl Default for ClientConfig {
             max_backoff: Duration::from_secs(1),
             max_frame: DEFAULT_MAX_FRAME,
             send_queue: 1024,
+            drop_stalled: false,
         }
     }
 }
@@ -81,6 +87,8 @@ struct Conn {
 struct ConnShared {
     pending: Pending,
     closed: AtomicBool,
+    /// When the reader last got a frame: a connection silent for a whole call deadline is taken for dead.
+    last_read: SyncMutex<Instant>,
 }
 
 impl ConnShared {
@@ -150,12 +158,21 @@ impl RpcClient {
             status: None,
         };
         // From here on the request may reach the peer, so failures are "outcome unknown".
+        let sent_at = Instant::now();
         let sent = super::timeout_at(deadline, conn.tx.send(env)).await;
         let result = match sent {
             Ok(Ok(())) => match super::timeout_at(deadline, done_rx).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(RpcError::ConnectionLost { addr: addr.clone(), reason: "connection closed".into() }),
-                Err(_) => Err(RpcError::Timeout { addr: addr.clone(), method: M::NAME, after: timeout }),
+                Err(_) => {
+                    // Nothing at all came back since the request left: the stream is stalled (a cut keeps the
+                    // socket open, and a stalled stream retransmits with a backoff that outlives a heal by
+                    // seconds). Drop it, so the next call connects afresh instead of queueing behind it.
+                    if self.inner.config.drop_stalled && *conn.shared.last_read.lock().expect("read clock") < sent_at {
+                        conn.shared.close(addr, "no answer on the connection for a whole call deadline");
+                    }
+                    Err(RpcError::Timeout { addr: addr.clone(), method: M::NAME, after: timeout })
+                }
             },
             Ok(Err(_)) => Err(RpcError::ConnectionLost { addr: addr.clone(), reason: "connection closed".into() }),
             Err(_) => Err(RpcError::Timeout { addr: addr.clone(), method: M::NAME, after: timeout }),
@@ -223,7 +240,11 @@ impl RpcClient {
         let addr = self.inner.addr.clone();
         let max_frame = self.inner.config.max_frame;
         let (read_half, write_half) = tokio::io::split(stream);
-        let shared = Arc::new(ConnShared { pending: SyncMutex::new(BTreeMap::new()), closed: AtomicBool::new(false) });
+        let shared = Arc::new(ConnShared {
+            pending: SyncMutex::new(BTreeMap::new()),
+            closed: AtomicBool::new(false),
+            last_read: SyncMutex::new(Instant::now()),
+        });
         let (tx, mut rx) = mpsc::channel::<Envelope>(self.inner.config.send_queue.max(1));
 
         let writer_shared = shared.clone();
@@ -255,19 +276,22 @@ impl RpcClient {
                         tracing::warn!(%addr, error = %e, "closing connection: bad frame from server");
                         break format!("bad frame: {e}");
                     }
-                    Some(Ok(frame)) => match Envelope::decode(frame.freeze()) {
-                        Ok(env) if env.kind() == FrameKind::Response => {
-                            let waiter = reader_shared.pending.lock().expect("pending lock").remove(&env.id);
-                            // A response nobody waits for belongs to a call that already timed out.
-                            if let Some(waiter) = waiter {
-                                let _ = waiter.send(Ok(env));
+                    Some(Ok(frame)) => {
+                        *reader_shared.last_read.lock().expect("read clock") = Instant::now();
+                        match Envelope::decode(frame.freeze()) {
+                            Ok(env) if env.kind() == FrameKind::Response => {
+                                let waiter = reader_shared.pending.lock().expect("pending lock").remove(&env.id);
+                                // A response nobody waits for belongs to a call that already timed out.
+                                if let Some(waiter) = waiter {
+                                    let _ = waiter.send(Ok(env));
+                                }
+                            }
+                            Ok(_) | Err(_) => {
+                                tracing::warn!(%addr, "closing connection: undecodable response");
+                                break "undecodable response".to_string();
                             }
                         }
-                        Ok(_) | Err(_) => {
-                            tracing::warn!(%addr, "closing connection: undecodable response");
-                            break "undecodable response".to_string();
-                        }
-                    },
+                    }
                 }
             };
             reader_shared.close(&addr, &reason);

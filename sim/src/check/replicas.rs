@@ -81,6 +81,51 @@ pub fn unavailable_at(
     None
 }
 
+/// The intervals in which no nameserver could see that `pid`'s leader was gone: the replica that last led the
+/// partition (by its own positions) ran on a tablet in touch with the coordination server (so registered: no
+/// node went away) and cut from every nameserver. Until one can reach it again, no failover can start: the
+/// metadata calls it alive, the pass that finds a tablet restarted without its partitions must ask the tablet,
+/// and a failover on silence alone could leave a leader serving beside the new one (DESIGN 5.5). The
+/// availability windows wait through these like through a control-plane blocker (`window`, the named excuse
+/// *leader unseen*), and only these: a leader that crashed, was paused or lost the coordination server is seen
+/// at its session's end, and a standby that reaches it makes the cut no [`FaultCause::NameserverCut`].
+pub fn unseen_leader(pid: Pid, faults: &[FaultEvent], ev: ReplicaEvents<'_>) -> Vec<(Duration, Option<Duration>)> {
+    let computed;
+    let starts = match ev.starts {
+        Some(s) => s,
+        None => {
+            computed = super::input::leader_start_positions(ev.positions);
+            &computed
+        }
+    };
+    let starts: Vec<&super::input::Position> = starts.iter().filter(|p| p.pid == pid).collect();
+    let mut changes: Vec<Duration> = faults.iter().map(|f| f.at).chain(starts.iter().map(|p| p.at)).collect();
+    changes.sort();
+    changes.dedup();
+    let unseen_at = |at: Duration| {
+        let Some(leader) = starts.iter().take_while(|p| p.at <= at).last() else { return false };
+        let mut down: Vec<FaultCause> = Vec::new();
+        for f in faults.iter().filter(|f| f.endpoint == leader.endpoint && f.at <= at && takes_offline(f.cause)) {
+            match f.kind {
+                FaultKind::Down if !down.contains(&f.cause) => down.push(f.cause),
+                FaultKind::Down => {}
+                FaultKind::Up => down.retain(|c| *c != f.cause),
+            }
+        }
+        down == [FaultCause::NameserverCut]
+    };
+    let mut out: Vec<(Duration, Option<Duration>)> = Vec::new();
+    for at in changes {
+        let open = out.last().is_some_and(|b| b.1.is_none());
+        match (unseen_at(at), open) {
+            (true, false) => out.push((at, None)),
+            (false, true) => out.last_mut().expect("open interval").1 = Some(at),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The active nameserver's endpoint at `at`, as the nameservers' own trace lines say.
 pub fn active_at<'a>(ev: ReplicaEvents<'a>, at: Duration) -> Option<&'a str> {
     ev.actives.iter().take_while(|(t, _)| *t <= at).last().and_then(|(_, a)| a.as_deref())
@@ -210,5 +255,37 @@ mod tests {
         assert_eq!(earliest_service("t1", &faults, ms(50), ms(310)), ms(50), "sent before the pause");
         assert_eq!(earliest_service("t2", &faults, ms(150), ms(310)), ms(150), "another tablet");
         assert_eq!(earliest_service("t1", &faults, ms(350), ms(360)), ms(350));
+    }
+
+    #[test]
+    fn a_leader_is_unseen_only_while_registered_and_cut_from_every_nameserver() {
+        let f = |ep: &str, at, kind, cause| FaultEvent { at: ms(at), kind, endpoint: ep.into(), cause };
+        use FaultCause::*;
+        use FaultKind::{Down, Up};
+        // t1 leads from 10 ms; t2 takes over at 900 ms.
+        let ps = vec![pos("t1", 10, true, true, 1, 0, 0), pos("t2", 900, true, true, 2, 1, 40)];
+        let ev = ReplicaEvents { positions: &ps, ..Default::default() };
+        let faults = vec![
+            // t1 crashes at 100 and starts again at 200 (its session's end is seen): no blocker.
+            f("t1", 100, Down, Crash),
+            f("t1", 200, Up, Crash),
+            // Then cut from every nameserver, still in touch with the coordination server: unseen 300..500.
+            f("t1", 300, Down, NameserverCut),
+            // Cut from the coordination server as well from 400: its session ends, the cut is seen.
+            f("t1", 400, Down, CoordIsolation),
+            f("t1", 450, Up, CoordIsolation),
+            f("t1", 500, Up, NameserverCut),
+            // A follower cut from every nameserver is no blocker of its partition.
+            f("t2", 600, Down, NameserverCut),
+            f("t2", 700, Up, NameserverCut),
+            // Once t2 leads, its cut blocks, and t1's does not.
+            f("t1", 1000, Down, NameserverCut),
+            f("t2", 1100, Down, NameserverCut),
+        ];
+        assert_eq!(
+            unseen_leader(0, &faults, ev),
+            vec![(ms(300), Some(ms(400))), (ms(450), Some(ms(500))), (ms(1100), None)]
+        );
+        assert_eq!(unseen_leader(1, &faults, ev), vec![], "another partition never had a leader");
     }
 }

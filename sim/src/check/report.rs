@@ -201,9 +201,11 @@ impl TableReport {
                     .chain(run.control.iter().copied())
                     .collect();
                 opening.sort();
+                let mut blockers = run.blockers.clone();
+                blockers.extend(super::replicas::unseen_leader(layout.pid, &run.faults, events));
                 let rules = WindowRules {
                     events: &opening,
-                    blockers: &run.blockers,
+                    blockers: &blockers,
                     within: run.failover_within,
                     promised: documented.service == super::table::Service::Available,
                 };

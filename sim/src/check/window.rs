@@ -6,7 +6,9 @@
 //! control plane: a nameserver, the coordination server, the network) at or before the first failed write ended;
 //! a window with no such event is measured from its own start. It must close within `failover_within` of that
 //! fault; while every failover is blocked (the coordination server or every nameserver out of action: a
-//! *blocker*) the clock waits, and the deadline is `failover_within` after the blocker lifted.
+//! *blocker*) the clock waits, and the deadline is `failover_within` after the blocker lifted. One blocker is a
+//! partition's own, the named excuse *leader unseen* ([`super::replicas::unseen_leader`]): its last leader ran
+//! registered and cut from every nameserver, so no nameserver could tell it was gone.
 //!
 //! Only evidence counts against a window: it is too long when a write sent at or after its deadline still failed,
 //! or a write the routing client kept retrying was refused after it.

@@ -27,6 +27,12 @@ use crate::trace::Trace;
 /// How often conditions and leaders are polled.
 pub const POLL: Duration = Duration::from_millis(100);
 
+/// One attempt of the runner's metadata read ([`World::try_tables`]): a few session timeouts of the scenarios.
+const METADATA_READ_ATTEMPT: Duration = Duration::from_secs(3);
+
+/// All attempts of one metadata read together.
+const METADATA_READ_LIMIT: Duration = Duration::from_secs(10);
+
 pub struct World {
     pub b: Built,
     pub s: Scenario,
@@ -144,25 +150,42 @@ impl World {
     }
 
     /// Every table's metadata, read by the runner's own session. A read that fails (a lossy network refuses a
-    /// connect, the session is reconnecting) is tried again, up to 20 times 250 ms apart, so a fault does not
-    /// pass for "no table".
+    /// connect, the session is reconnecting) is tried again, 250 ms apart, so a fault does not pass for "no
+    /// table"; each attempt has [`METADATA_READ_ATTEMPT`] and all of them [`METADATA_READ_LIMIT`], so a step
+    /// behind an unreadable coordination service fails with the reason instead of holding up the steps after it.
     pub async fn try_tables(&self) -> Result<Vec<TableInfo>, String> {
+        if let Some(why) = self.coord_unreadable() {
+            return Err(format!("cannot read the tables' metadata: {why}"));
+        }
+        let deadline = Instant::now() + METADATA_READ_LIMIT;
         let mut last = String::new();
-        for _ in 0..20 {
+        while Instant::now() < deadline {
             let session = self.session.clone();
-            let read = self
-                .on_client(async move {
-                    let layout = Layout::new(DEFAULT_ROOT);
-                    MetaStore { coord: session.as_ref(), layout: &layout }.load_tables().await
-                })
-                .await;
-            match read {
-                Ok(tables) => return Ok(tables),
-                Err(e) => last = e.to_string(),
+            let read = self.on_client(async move {
+                let layout = Layout::new(DEFAULT_ROOT);
+                let meta = MetaStore { coord: session.as_ref(), layout: &layout };
+                tokio::time::timeout(METADATA_READ_ATTEMPT, meta.load_tables()).await
+            });
+            match read.await {
+                Ok(Ok(tables)) => return Ok(tables),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = format!("no answer within {METADATA_READ_ATTEMPT:?}"),
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        Err(format!("cannot read the tables' metadata: {last}"))
+        Err(format!("cannot read the tables' metadata within {METADATA_READ_LIMIT:?}: {last}"))
+    }
+
+    /// Why the runner cannot read the coordination service now, when the scenario itself made it so (its
+    /// server paused or down): a role target is then refused at once, naming the reason.
+    fn coord_unreadable(&self) -> Option<&'static str> {
+        if self.paused.contains("coord") {
+            Some("the coordination server is paused (role targets are read from it)")
+        } else if !self.b.cluster.is_running("coord") {
+            Some("the coordination server is down (role targets are read from it)")
+        } else {
+            None
+        }
     }
 
     pub fn ns_client(&self) -> NsClient {
@@ -186,6 +209,9 @@ impl World {
 
     /// The process a target names now.
     pub async fn resolve(&self, t: &ProcessTarget) -> Result<String, String> {
+        if let (false, Some(why)) = (matches!(t, ProcessTarget::Process(_)), self.coord_unreadable()) {
+            return Err(format!("{t:?} cannot be resolved: {why}"));
+        }
         match t {
             ProcessTarget::Process(p) => Ok(p.to_string()),
             ProcessTarget::ActiveNameserver | ProcessTarget::StandbyNameserver => {
