@@ -149,7 +149,7 @@ pub fn fault_in_force(trace: &[String], line: u64) -> bool {
         }
         if node == "nemesis" {
             held.nemesis(t, text);
-        } else if held.starting.contains(node) && text.split_whitespace().nth(1) == Some("started") {
+        } else if held.starting.contains(node) && ready_line(node, text) {
             held.starting.remove(node);
             held.last_start = t;
         }
@@ -160,6 +160,16 @@ pub fn fault_in_force(trace: &[String], line: u64) -> bool {
     false
 }
 
+/// Whether a process's own trace line says it is ready: a tablet once it registered (a restarted one first waits
+/// for its previous session's node to expire: seed 798910), another process at its "started" line.
+fn ready_line(node: &str, text: &str) -> bool {
+    if node.starts_with("tablet-") {
+        text.starts_with("tablet registered")
+    } else {
+        text.split_whitespace().nth(1) == Some("started")
+    }
+}
+
 /// The faults the nemesis's trace lines hold in force, for [`fault_in_force`].
 #[derive(Debug)]
 struct Held {
@@ -167,8 +177,8 @@ struct Held {
     down: BTreeSet<String>,
     paused: BTreeSet<String>,
     disk: BTreeSet<String>,
-    /// Started by the nemesis, not yet at its own "... started" line (a tablet's boot syncs what an earlier run
-    /// left behind, which a slow disk stretches to seconds: seed 806725).
+    /// Started by the nemesis, not yet at its own [`ready_line`] (a tablet's boot syncs what an earlier run left
+    /// behind, which a slow disk stretches to seconds: seed 806725).
     starting: BTreeSet<String>,
     /// The delay of each slow fsync in force, in seconds.
     slow: BTreeMap<String, f64>,
@@ -351,7 +361,8 @@ mod tests {
             "[      18.744000s] nemesis: machine_restart machine-1: killed 2 process(es), lost 0 unsynced byte(s)",
             "[      25.659000s] nemesis: start tablet-1",
             "[      25.659000s] nemesis: start nameserver-1",
-            "[      25.700000s] tablet-1: tablet started endpoint=10.0.2.1:9527",
+            "[      25.660000s] tablet-1: tablet started endpoint=10.0.2.1:9527",
+            "[      25.700000s] tablet-1: tablet registered value=startup_10.0.2.1:9527",
             "[      25.700000s] nameserver-1: nameserver started endpoint=10.0.2.2:7527",
         ];
         // The only tablet isolated as the recoverdata starts.
@@ -388,7 +399,7 @@ mod tests {
         assert_eq!(excuse_in(failure, &t), None);
         t.insert(t.len() - 1, "[      28.690000s] nemesis: partition [[\"tablet-1\"], [\"coord\"]]".into());
         assert_eq!(excuse_in(failure, &t), Some(Excuse::RecoverdataDuringAFault));
-        // A process started by the nemesis is in force until its own "started" line, and the grace runs from there
+        // A process started by the nemesis is in force until it is ready (a tablet registered), and the grace runs from there
         // (a boot behind a slow disk, seed 806725); a cleared slow fsync lingers for its delay.
         let booting = [
             "[       0.000000s] nemesis: placed tablet-1 on machine-1 at 10.0.2.1",
@@ -401,11 +412,12 @@ mod tests {
         ];
         assert_eq!(excuse_in(failure, &trace(&booting)), Some(Excuse::RecoverdataDuringAFault));
         let mut t = trace(&booting[..5]);
-        t.push("[      27.400000s] tablet-1: tablet started endpoint=10.0.2.1:9527".into());
+        t.push("[      27.400000s] tablet-1: tablet registered value=startup_10.0.2.1:9527".into());
         t.extend(trace(&booting[5..]));
         assert_eq!(excuse_in(failure, &t), Some(Excuse::RecoverdataDuringAFault), "1.5 s of slow fsync linger");
         let mut t = trace(&booting[..5]);
-        t.push("[      25.000000s] tablet-1: tablet started endpoint=10.0.2.1:9527".into());
+        t.push("[      24.000000s] tablet-1: tablet started endpoint=10.0.2.1:9527".into());
+        t.push("[      25.000000s] tablet-1: tablet registered value=startup_10.0.2.1:9527".into());
         t[4] = "[      25.300000s] nemesis: disk_fault cleared tablet-1".into();
         t.extend(trace(&booting[5..]));
         assert_eq!(excuse_in(failure, &t), None, "started, cleared and past every grace");

@@ -126,6 +126,19 @@ pub fn unseen_leader(pid: Pid, faults: &[FaultEvent], ev: ReplicaEvents<'_>) -> 
     out
 }
 
+/// The first moment at or after `from` at which the active nameserver could exchange messages with `endpoint`
+/// (by the runner's cuts and the nameservers' own trace lines): a replica's recovery cannot start before it.
+pub fn first_reached_by_active(endpoint: &str, ev: ReplicaEvents<'_>, from: Duration) -> Duration {
+    let reached = |at: Duration| match active_at(ev, at) {
+        Some(active) => !cut_at(ev.links, active, endpoint, at) && !cut_at(ev.links, endpoint, active, at),
+        None => false,
+    };
+    let mut changes: Vec<Duration> =
+        ev.links.iter().map(LinkEvent::at).chain(ev.actives.iter().map(|(t, _)| *t)).filter(|t| *t > from).collect();
+    changes.sort();
+    std::iter::once(from).chain(changes).find(|&t| reached(t)).unwrap_or(from)
+}
+
 /// The active nameserver's endpoint at `at`, as the nameservers' own trace lines say.
 pub fn active_at<'a>(ev: ReplicaEvents<'a>, at: Duration) -> Option<&'a str> {
     ev.actives.iter().take_while(|(t, _)| *t <= at).last().and_then(|(_, a)| a.as_deref())
@@ -287,5 +300,23 @@ mod tests {
             vec![(ms(300), Some(ms(400))), (ms(450), Some(ms(500))), (ms(1100), None)]
         );
         assert_eq!(unseen_leader(1, &faults, ev), vec![], "another partition never had a leader");
+    }
+
+    #[test]
+    fn a_replica_is_reached_by_the_active_nameserver_once_no_cut_separates_them() {
+        let actives = [(ms(0), Some("ns1".to_string())), (ms(500), Some("ns2".to_string()))];
+        let links = [
+            LinkEvent::Cut { at: ms(100), from: "ns1".into(), to: "t2".into() },
+            LinkEvent::Cut { at: ms(100), from: "ns2".into(), to: "t2".into() },
+            LinkEvent::Heal { at: ms(300) },
+            LinkEvent::Cut { at: ms(400), from: "t2".into(), to: "ns1".into() },
+        ];
+        let ev = ReplicaEvents { actives: &actives, links: &links, ..Default::default() };
+        assert_eq!(first_reached_by_active("t2", ev, ms(50)), ms(50));
+        assert_eq!(first_reached_by_active("t2", ev, ms(150)), ms(300), "the heal");
+        assert_eq!(first_reached_by_active("t2", ev, ms(420)), ms(500), "a one-way cut until another takes office");
+        assert_eq!(first_reached_by_active("t3", ev, ms(150)), ms(150), "another tablet");
+        // No nameserver traced: nothing to wait for.
+        assert_eq!(first_reached_by_active("t2", ReplicaEvents::default(), ms(150)), ms(150));
     }
 }

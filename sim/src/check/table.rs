@@ -288,7 +288,8 @@ pub const RELOAD_ALLOWANCE: Duration = Duration::from_secs(10);
 /// [`exposure`], with a replica counted offline until it serves again, not only until its fault ends: a crashed
 /// or restarted replica, or one its failing disk unloaded (a broken binlog), until its tablet loaded it again, one
 /// the nameserver marked not alive until it is marked
-/// alive again, at most [`RELOAD_ALLOWANCE`] after the fault ended. A restart of one replica's tablet just before a
+/// alive again, at most [`RELOAD_ALLOWANCE`] after the fault ended and the active nameserver could reach it. A
+/// restart of one replica's tablet just before a
 /// crash of the other's leaves both out at once.
 pub fn exposure_with_events(
     layout: &PartitionLayout,
@@ -337,7 +338,10 @@ pub fn exposure_with_events(
             let next_down =
                 first_fault(faults, ep, f.cause, FaultKind::Down, (Bound::Excluded(f.at), Bound::Unbounded))
                     .unwrap_or(Duration::MAX);
-            FaultEvent { at: back.min(f.at + RELOAD_ALLOWANCE).min(next_down).max(f.at), ..f.clone() }
+            // The allowance runs from when the active nameserver could reach the replica again (a restart behind
+            // a cut from it cannot be recovered before the heal: fuzzer seed 737185).
+            let reachable = super::replicas::first_reached_by_active(ep, ev, f.at);
+            FaultEvent { at: back.min(reachable + RELOAD_ALLOWANCE).min(next_down).max(f.at), ..f.clone() }
         })
         .collect();
     exposure(layout, &adjusted, leaders)
