@@ -34,6 +34,12 @@ const UNKNOWN_TASK_POLLS: u32 = 5;
 /// 5.2) and recovered later like any unreachable one.
 pub(super) const FENCING_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a tablet that stays registered may leave every task poll unanswered before the op gives up on it (a
+/// tablet gone from the coordination service fails it after `tablet_heartbeat_timeout` instead). Long, because a
+/// task given up on may still land; the tablet refuses such a late request where it would undo a later op's work
+/// (a DelReplica older than the AddReplica of the same replica).
+const TASK_POLL_SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Deadline of the DeleteOpTask a finished op sends each healthy tablet ([`Nameserver::forget_op_tasks`]). A
 /// tablet that misses it keeps the op's task records until its bounded task table (10,000 entries) evicts them;
 /// nothing waits on it.
@@ -490,7 +496,7 @@ impl Nameserver {
         let pid = op.info.pid;
         let task_info = self.task_info(op, task_type, &ep, tid);
         if op.resumed
-            && let Some(status) = self.tablet_task_status(&ep, &task_info).await
+            && let Ok(Some(status)) = self.tablet_task_status(&ep, &task_info).await
         {
             tracing::info!(op_id = op.info.op_id, task = %task, status = ?status, "resumed task found on its tablet");
             return self.await_tablet_task(&ep, &task_info, op.info.op_id).await;
@@ -548,20 +554,25 @@ impl Nameserver {
         }
     }
 
-    /// The status the tablet reports for a task, if it knows it.
-    async fn tablet_task_status(&self, ep: &str, task: &tpb::TaskInfo) -> Option<TaskStatus> {
-        let resp = self.client(ep).call(t::GetTaskStatus, tpb::GetTaskStatusRequest {}).await.ok()?;
-        resp.tasks
+    /// The status the tablet reports for a task (`None`: it answered and does not know it), or the error of a
+    /// poll it did not answer.
+    async fn tablet_task_status(&self, ep: &str, task: &tpb::TaskInfo) -> Result<Option<TaskStatus>, RpcError> {
+        let resp = self.client(ep).call(t::GetTaskStatus, tpb::GetTaskStatusRequest {}).await?;
+        Ok(resp
+            .tasks
             .iter()
             .find(|r| r.op_id == task.op_id && r.task_type == task.task_type && r.tid == task.tid && r.pid == task.pid)
-            .map(|r| r.status())
+            .map(|r| r.status()))
     }
 
     /// Polls a tablet every `get_task_status_interval` until it reports the task done or failed. Fails when the
-    /// tablet has been offline for `tablet_heartbeat_timeout`, when it does not know the task for
-    /// [`UNKNOWN_TASK_POLLS`] polls, or when the op is canceled.
+    /// tablet has been offline for `tablet_heartbeat_timeout`, when it answers without knowing the task for
+    /// [`UNKNOWN_TASK_POLLS`] polls, when it answers no poll for [`TASK_POLL_SILENCE_LIMIT`], or when the op is
+    /// canceled. A poll it does not answer says nothing about the task: counted as "does not know it", a cut of
+    /// half a second failed an op whose request was still in the stalled stream, and landed later (seed 187367).
     async fn await_tablet_task(&self, ep: &str, task: &tpb::TaskInfo, op_id: u64) -> Result<(), String> {
         let mut unknown = 0u32;
+        let mut silent_since: Option<Instant> = None;
         loop {
             if self.op_snapshot(op_id).is_none_or(|o| o.status() == TaskStatus::Canceled) {
                 return Err("canceled".into());
@@ -571,15 +582,27 @@ impl Nameserver {
             {
                 return Err(format!("tablet {ep} is offline"));
             }
-            match self.tablet_task_status(ep, task).await {
-                Some(TaskStatus::Done) => return Ok(()),
-                Some(TaskStatus::Failed) => return Err(format!("tablet {ep} reports the task failed")),
-                Some(TaskStatus::Canceled) => return Err(format!("tablet {ep} reports the task canceled")),
-                Some(_) => unknown = 0,
-                None => {
+            let polled = self.tablet_task_status(ep, task).await;
+            if polled.is_ok() {
+                silent_since = None;
+            }
+            match polled {
+                Ok(Some(TaskStatus::Done)) => return Ok(()),
+                Ok(Some(TaskStatus::Failed)) => return Err(format!("tablet {ep} reports the task failed")),
+                Ok(Some(TaskStatus::Canceled)) => return Err(format!("tablet {ep} reports the task canceled")),
+                Ok(Some(_)) => unknown = 0,
+                Ok(None) => {
                     unknown += 1;
                     if unknown > UNKNOWN_TASK_POLLS {
                         return Err(format!("tablet {ep} does not know the task"));
+                    }
+                }
+                Err(e) => {
+                    let since = *silent_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= TASK_POLL_SILENCE_LIMIT {
+                        return Err(format!(
+                            "tablet {ep} answered no task poll for {TASK_POLL_SILENCE_LIMIT:?} (last: {e})"
+                        ));
                     }
                 }
             }

@@ -81,12 +81,13 @@ impl Nameserver {
     /// partition's last alive one) and fails its partitions over.
     pub(super) async fn on_tablet_offline(&self, endpoint: &str, startup: bool) {
         let _serial = self.failover_lock.lock().await;
-        self.on_tablet_offline_locked(endpoint, startup).await;
+        self.on_tablet_offline_locked(endpoint, startup, &BTreeSet::new()).await;
     }
 
     /// [`Self::on_tablet_offline`] under `failover_lock`: one failover decision at a time, so two of them (a grace
     /// period ending as the tablet comes back restarted) never both see no op queued and both create one.
-    async fn on_tablet_offline_locked(&self, endpoint: &str, startup: bool) {
+    /// Partitions in `loaded` (by tid and pid) are left alone: see [`Self::on_tablet_online`].
+    async fn on_tablet_offline_locked(&self, endpoint: &str, startup: bool, loaded: &BTreeSet<(u32, u32)>) {
         if !self.is_active() || !self.auto_failover() || self.config.planted.never_fail_over {
             return;
         }
@@ -94,7 +95,12 @@ impl Nameserver {
             return;
         }
         tracing::info!(endpoint, startup, "failing over a tablet");
-        let partitions = self.partitions_on(endpoint);
+        let mut partitions = self.partitions_on(endpoint);
+        if !loaded.is_empty() {
+            let state = self.state.lock().expect("ns state");
+            let tid = |name: &String| state.tables.get(name).map(|t| t.tid);
+            partitions.retain(|(name, pid)| !tid(name).is_some_and(|tid| loaded.contains(&(tid, *pid))));
+        }
         for (name, pid) in &partitions {
             let ep = endpoint.to_string();
             let result = self
@@ -112,7 +118,7 @@ impl Nameserver {
                 tracing::warn!(name, pid, endpoint, error = %e, "cannot mark the replica not alive");
             }
         }
-        self.offline_endpoint_internal(endpoint, self.config.name_server_task_concurrency).await;
+        self.offline_partitions(endpoint, &partitions, self.config.name_server_task_concurrency).await;
     }
 
     /// Reference 5.4 `OnTabletOnline`: a tablet that restarted (`startup_`) is failed over at once if it was not
@@ -121,6 +127,17 @@ impl Nameserver {
         if !self.is_active() || !self.auto_failover() {
             return;
         }
+        // What the tablet holds now, asked before the failover lock is taken (no lock across a tablet call). A
+        // restarted process starts empty and loads only what a nameserver tells it to, so a partition it holds
+        // was re-added after the restart (the alive-mark reconciliation can get there before the old session's
+        // node expires and the restart is seen): failing it over now would mark a loaded, caught-up replica dead
+        // and, with its leader gone too, leave the partition leaderless for good (seed 394377).
+        let req = tpb::GetTableStatusRequest { tid: 0, pid: 0, all: true };
+        let loaded: BTreeSet<(u32, u32)> =
+            match self.client(endpoint).call_timeout(t::GetTableStatus, req, STATUS_POLL_TIMEOUT).await {
+                Ok(resp) => resp.all_table_status.iter().map(|s| (s.tid, s.pid)).collect(),
+                Err(_) => BTreeSet::new(),
+            };
         let serial = self.failover_lock.lock().await;
         let Ok(coord) = self.require_active() else { return };
         let value = match coord.get(&self.layout.node(endpoint)).await {
@@ -140,7 +157,7 @@ impl Nameserver {
             return;
         }
         if restarted {
-            self.on_tablet_offline_locked(endpoint, true).await;
+            self.on_tablet_offline_locked(endpoint, true, &loaded).await;
         }
         tracing::info!(endpoint, restarted, "recovering a returning tablet");
         self.recover_endpoint_internal(endpoint, false, restarted, self.config.name_server_task_concurrency).await;

@@ -45,6 +45,10 @@ pub struct Inner {
     pub binlog: Option<Binlog>,
     pub snapshot_offset: u64,
     pub replicators: BTreeMap<String, ReplicatorHandle>,
+    /// `(ns_epoch, op_id)` of the AddReplica task that added each replicator: a DelReplica of an older op is a
+    /// late request (a stalled stream delivered it after its op had failed) and must not remove a replica a later
+    /// op re-added (the fuzzer's seed 187367; [`super::tasks::TaskTable::admit`] covers older nameservers).
+    pub added_by: BTreeMap<String, (u64, u64)>,
     /// Set when this leader's coordination session expired: it refuses writes until the nameserver confirms
     /// its role again (ChangeRole or LoadTable), DESIGN 5.1.
     pub fenced: bool,
@@ -140,6 +144,7 @@ impl Partition {
                 binlog: None,
                 snapshot_offset: 0,
                 replicators: BTreeMap::new(),
+                added_by: BTreeMap::new(),
                 fenced: false,
             }),
             written: Arc::new(Signal::new(0)),

@@ -738,6 +738,9 @@ impl Tablet {
                 self.disk.clone(),
             );
             g.replicators.insert(req.endpoint.clone(), handle);
+            if let Some(t) = req.task_info.as_ref() {
+                g.added_by.insert(req.endpoint.clone(), (t.ns_epoch, t.op_id));
+            }
             let meta = g.meta.clone();
             drop(g);
             self.write_meta(&meta).await
@@ -754,10 +757,19 @@ impl Tablet {
             if !g.is_leader() {
                 return Err(Code::ReplicatorRoleIsNotLeader.status());
             }
+            if let (Some(t), Some(&(epoch, op))) = (req.task_info.as_ref(), g.added_by.get(&req.endpoint))
+                && (t.ns_epoch, t.op_id) < (epoch, op)
+            {
+                return Err(Code::StaleTask.with(format!(
+                    "op {} (nameserver epoch {}) is older than op {op} (epoch {epoch}) that added {}",
+                    t.op_id, t.ns_epoch, req.endpoint
+                )));
+            }
             if g.replicators.remove(&req.endpoint).is_none() && !g.meta.replicas.contains(&req.endpoint) {
                 return Err(Code::ReplicatorIsNotExist.with(&req.endpoint));
             }
             g.meta.replicas.retain(|e| e != &req.endpoint);
+            g.added_by.remove(&req.endpoint);
             let meta = g.meta.clone();
             drop(g);
             let (op_id, ns_epoch) = req.task_info.as_ref().map_or((0, 0), |t| (t.op_id, t.ns_epoch));
