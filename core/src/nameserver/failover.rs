@@ -579,12 +579,18 @@ impl Nameserver {
         let mut marks = Backoff::new();
         let mut at_takeover = true;
         loop {
+            let seen = self.reconcile_now.get();
             if self.auto_failover() {
                 self.reconcile_alive_marks(&mut marks).await;
             }
             self.recover_dead_replicas(&mut backoff, at_takeover).await;
             at_takeover = false;
-            tokio::time::sleep(self.config.recover_dead_replica_interval).await;
+            // The next pass at its period, or at once when a status poll found a leader missing on its tablet
+            // (a broken binlog unloaded it: waiting for the period cost up to 5 s of its outage, seed 174603).
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.recover_dead_replica_interval) => {}
+                _ = self.reconcile_now.changed(seen) => {}
+            }
         }
     }
 

@@ -157,6 +157,9 @@ pub struct Nameserver {
     pub(super) failover_lock: tokio::sync::Mutex<()>,
     /// Bumped when an op is queued, canceled or finished: wakes the queue workers.
     pub(super) op_signal: Signal,
+    /// Bumped when a status poll shows an alive-marked leader missing on its tablet (its binlog broke, it
+    /// restarted unseen): the alive-mark reconciliation runs at once instead of at its next period.
+    pub(super) reconcile_now: Signal,
     /// Passes of this session's `/nodes` watch: a takeover waits for the first one, so a nameserver that just
     /// started does not take every tablet the metadata names for offline (and fail them all over).
     tablet_passes: Signal,
@@ -230,6 +233,7 @@ impl Nameserver {
             meta_lock: tokio::sync::Mutex::new(()),
             failover_lock: tokio::sync::Mutex::new(()),
             op_signal: Signal::new(0),
+            reconcile_now: Signal::new(0),
             tablet_passes: Signal::new(0),
             session_tasks: Mutex::new(Vec::new()),
             reach: Mutex::new(Reachability::new()),
@@ -499,7 +503,7 @@ impl Nameserver {
                 continue;
             }
             let now = Instant::now();
-            let (healthy_tablets, leaderless) = {
+            let (healthy_tablets, leaderless, leader_tablets) = {
                 let state = self.state.lock().expect("ns state");
                 let healthy = |e: &str| state.tablets.get(e).is_some_and(|t| t.state == TabletState::Healthy);
                 // A tablet that answers its status polls without the partition cannot lead it, however well it
@@ -526,14 +530,22 @@ impl Nameserver {
                     .filter(|(_, t)| t.state == TabletState::Healthy)
                     .map(|(e, _)| e.clone())
                     .collect();
-                (tablets, leaderless)
+                let leader_tablets: std::collections::BTreeSet<String> = state
+                    .tables
+                    .values()
+                    .flat_map(|t| t.table_partition.iter())
+                    .filter_map(alive_leader)
+                    .filter(|e| healthy(e))
+                    .map(str::to_string)
+                    .collect();
+                (tablets, leaderless, leader_tablets.into_iter().collect())
             };
             let window = {
                 let mut recent = self.step_downs.lock().expect("step downs");
                 recent.retain(|t| now.saturating_duration_since(*t) < STEP_DOWN_MEMORY);
                 step_down_window(STEP_DOWN_WINDOW, recent.len())
             };
-            let mut facts = StepDownFacts { healthy_tablets, leaderless, standby: false, window };
+            let mut facts = StepDownFacts { healthy_tablets, leaderless, leader_tablets, standby: false, window };
             let reason = {
                 let mut reach = self.reach.lock().expect("reach");
                 reach.retain(&facts.healthy_tablets);
@@ -674,6 +686,15 @@ impl Nameserver {
                     state.status_polled.insert(ep.clone());
                     for s in resp.all_table_status {
                         state.replica_status.insert((s.tid, s.pid, ep.clone()), s);
+                    }
+                    let leader_missing = state.tables.values().any(|t| {
+                        t.table_partition.iter().any(|p| {
+                            alive_leader(p) == Some(ep.as_str())
+                                && !state.replica_status.contains_key(&(t.tid, p.pid, ep.clone()))
+                        })
+                    });
+                    if leader_missing {
+                        self.reconcile_now.bump();
                     }
                 }
             }

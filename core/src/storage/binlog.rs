@@ -80,6 +80,12 @@ pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 2048 << 20;
 /// Bytes between two remembered entry positions of a segment: a seek reads at most this much to skip.
 const CHECKPOINT_EVERY: u64 = 64 << 10;
 
+/// Appends that may fail in a row, each cut back cleanly, before the binlog is taken for broken: one failed write
+/// may be a passing error, three mean a failing disk. A broken binlog unloads its partition, so a leader whose
+/// disk refuses every write is failed over instead of refusing its clients until the disk heals (a leader that
+/// never had to fsync, with nothing unsynced, otherwise never broke: the fuzzer's seed 174603).
+const MAX_FAILED_APPENDS: u32 = 3;
+
 /// How a binlog cuts its segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BinlogConfig {
@@ -285,6 +291,8 @@ pub struct Binlog {
     epoch: u64,
     /// Why writes are refused, after a failure that left the files' state unknown.
     broken: Option<String>,
+    /// Appends that failed in a row (each cut back cleanly): [`MAX_FAILED_APPENDS`] of them break the binlog.
+    failed_appends: u32,
 }
 
 impl fmt::Debug for Binlog {
@@ -450,6 +458,7 @@ impl Binlog {
             dirty: false,
             epoch: 0,
             broken: None,
+            failed_appends: 0,
         };
         tracing::debug!(
             dir,
@@ -542,8 +551,14 @@ impl Binlog {
         let start = self.active().bytes;
         if let Err(source) = self.writer().append(&buf).await {
             self.undo_partial_append(start).await;
-            return Err(BinlogError::Io { file: self.active().path.clone(), source });
+            self.failed_appends += 1;
+            let file = self.active().path.clone();
+            if self.failed_appends >= MAX_FAILED_APPENDS && self.broken.is_none() {
+                return Err(self.fail(&format!("append ({} in a row)", self.failed_appends), file, source));
+            }
+            return Err(BinlogError::Io { file, source });
         }
+        self.failed_appends = 0;
         let seg = self.segments.last_mut().expect("never empty");
         let mut pos = start;
         for (e, len) in entries.iter().zip(lens) {

@@ -11,7 +11,10 @@
 //!   tablets is still the only one that may act once they are back.
 //! - It steps down when no registered tablet has answered for the whole window (a cut between it and the
 //!   tablets), or when a partition needs a leader and none of the candidates on registered tablets has answered
-//!   for the whole window (a cut from exactly the tablets it must fail over).
+//!   for the whole window (a cut from exactly the tablets it must fail over), or when a registered tablet that
+//!   holds a partition's alive leader has not answered for the whole window: such a leader may be fenced,
+//!   waiting for a confirmation only the active nameserver gives (DESIGN 5.1), and a one-way cut from it turned
+//!   a partition with no replica offline into an outage until the heal (the fuzzer's seed 125880).
 //! - "Has not answered for the window" means at least [`MIN_FAILURES`] calls failed, the first of them asked at
 //!   least the window ago, and none answered since: one call that timed out (a pause of the nameserver itself,
 //!   one lost packet) is not a cut.
@@ -125,6 +128,8 @@ pub struct StepDownFacts {
     /// Per partition that needs a leader (none alive, followers to ask): its name, pid and the candidates on
     /// healthy tablets.
     pub leaderless: Vec<(String, u32, Vec<String>)>,
+    /// The healthy tablets that hold some partition's alive-marked leader.
+    pub leader_tablets: Vec<String>,
     /// Whether another nameserver is in the election.
     pub standby: bool,
     /// The window to apply ([`step_down_window`]).
@@ -138,6 +143,8 @@ pub enum StepDownReason {
     NoTabletAnswers { tablets: Vec<String> },
     /// A partition needs a leader and none of its candidates answered for the window.
     CandidatesUnreachable { name: String, pid: u32, candidates: Vec<String> },
+    /// A tablet holding alive leaders answered nothing for the window.
+    LeadersUnreachable { tablet: String },
 }
 
 impl std::fmt::Display for StepDownReason {
@@ -151,6 +158,9 @@ impl std::fmt::Display for StepDownReason {
                 "table {name} pid {pid} needs a leader and none of its candidates answered ({})",
                 candidates.join(", ")
             ),
+            StepDownReason::LeadersUnreachable { tablet } => {
+                write!(f, "{tablet} holds alive leaders and answered nothing (they may wait for a confirmation)")
+            }
         }
     }
 }
@@ -164,9 +174,15 @@ pub fn decide_step_down(reach: &Reachability, facts: &StepDownFacts, now: Instan
     if facts.healthy_tablets.iter().all(cut) {
         return Some(StepDownReason::NoTabletAnswers { tablets: facts.healthy_tablets.clone() });
     }
-    facts.leaderless.iter().find(|(_, _, c)| !c.is_empty() && c.iter().all(cut)).map(|(name, pid, candidates)| {
-        StepDownReason::CandidatesUnreachable { name: name.clone(), pid: *pid, candidates: candidates.clone() }
-    })
+    if let Some((name, pid, candidates)) = facts.leaderless.iter().find(|(_, _, c)| !c.is_empty() && c.iter().all(cut))
+    {
+        return Some(StepDownReason::CandidatesUnreachable {
+            name: name.clone(),
+            pid: *pid,
+            candidates: candidates.clone(),
+        });
+    }
+    facts.leader_tablets.iter().find(|e| cut(e)).map(|e| StepDownReason::LeadersUnreachable { tablet: e.clone() })
 }
 
 #[cfg(test)]
@@ -186,7 +202,13 @@ mod tests {
     }
 
     fn facts(healthy: &[&str], standby: bool) -> StepDownFacts {
-        StepDownFacts { healthy_tablets: eps(healthy), leaderless: vec![], standby, window: STEP_DOWN_WINDOW }
+        StepDownFacts {
+            healthy_tablets: eps(healthy),
+            leaderless: vec![],
+            leader_tablets: vec![],
+            standby,
+            window: STEP_DOWN_WINDOW,
+        }
     }
 
     /// Failed calls to `ep` every 0.5 s from `from` to `to` (seconds after t).
@@ -293,6 +315,24 @@ mod tests {
         // A leaderless partition with no candidate at all is not the nameserver's reachability problem.
         f.leaderless = vec![("flow".into(), 3, vec![])];
         assert_eq!(decide_step_down(&r, &f, t + s(4.0)), None);
+    }
+
+    #[test]
+    fn a_cut_leader_tablet_steps_down_after_the_window_and_a_cut_follower_tablet_does_not() {
+        let t = t0();
+        let mut r = Reachability::new();
+        fail(&mut r, "b", t, 0.0, 4.0);
+        r.record("a", t + s(4.0), true);
+        let mut f = facts(&["a", "b"], true);
+        assert_eq!(decide_step_down(&r, &f, t + s(4.0)), None, "b holds followers only");
+        f.leader_tablets = eps(&["a", "b"]);
+        assert_eq!(decide_step_down(&r, &f, t + s(2.9)), None, "not before the window");
+        assert_eq!(
+            decide_step_down(&r, &f, t + s(4.0)),
+            Some(StepDownReason::LeadersUnreachable { tablet: "b".into() })
+        );
+        f.standby = false;
+        assert_eq!(decide_step_down(&r, &f, t + s(4.0)), None, "no standby: it stays");
     }
 
     #[test]

@@ -773,6 +773,36 @@ fn a_failed_append_changes_nothing() {
     });
 }
 
+/// One failed append is a passing error; three in a row (a disk that refuses every write) break the binlog, and
+/// a success in between resets the count.
+#[test]
+fn appends_failing_in_a_row_break_the_binlog() {
+    let (machine, disk) = sim();
+    block_on(async {
+        let (mut b, _) = open(&disk, 1 << 20, 0).await.unwrap();
+        b.append(&entry(1, 1)).await.unwrap();
+        machine.set_write_error(true);
+        for _ in 0..2 {
+            assert!(matches!(b.append(&entry(2, 1)).await, Err(BinlogError::Io { .. })));
+        }
+        assert_eq!(b.broken(), None, "two failures are no failing disk yet");
+        machine.clear_faults();
+        b.append(&entry(2, 1)).await.unwrap();
+        machine.set_write_error(true);
+        for _ in 0..2 {
+            assert!(matches!(b.append(&entry(3, 1)).await, Err(BinlogError::Io { .. })));
+        }
+        assert_eq!(b.broken(), None, "the success in between reset the count");
+        assert!(matches!(b.append(&entry(3, 1)).await, Err(BinlogError::Io { .. })));
+        assert!(b.broken().is_some_and(|c| c.contains("3 in a row")), "{:?}", b.broken());
+        machine.clear_faults();
+        assert!(matches!(b.append(&entry(3, 1)).await, Err(BinlogError::Broken { .. })));
+        drop(b);
+        let (b, _) = open(&disk, 1 << 20, 0).await.unwrap();
+        assert_eq!(read_all(&b, 1, 10).await, entries(1..=2, 1), "reopened, it holds what was written");
+    });
+}
+
 /// A power loss during a slow fsync fails the sync; the binlog then refuses writes, and reopening finds the
 /// prefix synced before.
 #[tokio::test]
