@@ -418,9 +418,11 @@ impl Coordinator for ModelCoordinator {
         if self.shared.state().is_terminal() {
             return;
         }
+        // Closed first: a poll in flight that the server answers "expired" once the close is through must not
+        // report the session Expired (an ns_client command ended with "state=Expired" on a healthy cluster).
+        self.shared.transition(SessionState::Closed);
         let req = pb::CloseRequest { session_id: self.shared.session_id };
         let _ = self.shared.rpc.call_timeout(srv::Close, req, self.shared.op_timeout).await;
-        self.shared.transition(SessionState::Closed);
     }
 
     fn session_id(&self) -> i64 {
