@@ -1,6 +1,10 @@
 //! Failover and recovery (reference 5.1 to 5.5): what the active nameserver does when a tablet goes away or comes
 //! back, and the offlineendpoint / recoverendpoint algorithms shared by the automatic path and the manual
 //! commands.
+//!
+//! Reactions only: the choices are [`super::decide`]'s, and every change goes through an op created in
+//! [`super::opstore`] or a metadata edit of [`super::state`]. It calls those and the bottom rooms; never the
+//! engine, the manual commands or the server.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -8,12 +12,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Nameserver;
 use super::codes::Code;
 use super::decide::{OFFLINE_LEADER_ENDPOINT, TableView, followers_to_probe, may_mark_dead, reconcile_alive_marks};
-use super::exec::NewOp;
 use super::ops::{OpType, alive_leader};
-use super::server::{STATUS_POLL_TIMEOUT, TabletState};
+use super::state::{Nameserver, NewOp, STATUS_POLL_TIMEOUT, TabletEntry, TabletEvent, TabletState};
 use crate::coord::{Coordinator, Layout};
 use crate::proto::nameserver as pb;
 use crate::proto::nameserver::op_data;
@@ -44,15 +46,6 @@ fn attempt_due(backoff: &mut Backoff, key: (String, u32, String), now: Instant, 
     let delay = base.saturating_mul(1 << tries.min(16)).min(MAX_RECOVERY_BACKOFF);
     backoff.insert(key, (now + delay, tries + 1));
     true
-}
-
-/// A change of a tablet's state seen in `/nodes`.
-#[derive(Debug, Clone)]
-pub enum TabletEvent {
-    /// Its node vanished at `since`.
-    Offline { endpoint: String, since: Instant },
-    /// Its node is back; it had been offline since `offline_since`.
-    Online { endpoint: String, offline_since: Instant },
 }
 
 impl Nameserver {
@@ -393,7 +386,7 @@ impl Nameserver {
             for ep in referenced {
                 state.tablets.entry(ep.clone()).or_insert_with(|| {
                     tracing::info!(endpoint = %ep, "tablet named by the metadata is not registered; offline");
-                    super::server::TabletEntry { state: TabletState::Offline, since: now }
+                    TabletEntry { state: TabletState::Offline, since: now }
                 });
             }
             state

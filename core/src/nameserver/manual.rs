@@ -1,14 +1,15 @@
 //! The manual ns_client commands (reference 5.7): their checks, and the ops they create. The failover ones are
 //! refused while auto_failover is on, as in OpenMLDB.
+//!
+//! It calls [`super::failover`] (offlineendpoint, recoverendpoint and the leader change share its algorithms),
+//! [`super::opstore`] (the ops), [`super::state`] and the bottom rooms; never the engine or the server.
 
 use std::collections::BTreeMap;
 
-use super::Nameserver;
 use super::codes::Code;
 use super::decide::followers_to_probe;
-use super::exec::{NewOp, epoch_ms};
 use super::ops::{OpType, Task, alive_leader, status_name};
-use super::server::coord_err;
+use super::state::{Nameserver, NewOp, coord_err, epoch_ms};
 use crate::coord::Coordinator;
 use crate::proto::nameserver as pb;
 use crate::proto::nameserver::op_data;

@@ -1,38 +1,32 @@
-//! The OP/TASK engine's effects (reference 4.3 to 4.5): creating and persisting ops, one worker per queue running
-//! its front op task by task, the tablet calls and metadata edits each task makes, and resuming the ops of a
-//! previous active nameserver.
+//! The task bodies of the OP/TASK engine (reference 4.3, 4.4, 5.3, 5.6): the metadata tasks, the RPC tasks sent
+//! to a tablet and polled until it reports their outcome, leader selection with its fencing probes, the leader
+//! change and the metadata that follows it, the recover-table decision and the child op it creates, and the
+//! binlog sync check. Each body runs one task of one op and says how it went; which task runs when, and what the
+//! op's record says about it, is the engine's business.
+//!
+//! It calls [`super::opstore`] (child ops, an op's record), [`super::state`] and the bottom rooms; the choices
+//! themselves are [`super::decide`]'s.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use prost::Message;
 use tokio::time::Instant;
 
-use super::Nameserver;
 use super::codes::Code;
 use super::decide::{
-    LeaderLog, Probe, RecoverDecision, RecoverTarget, decide_recover_table, followers_to_probe, queue_index,
-    scan_recover_target, select_leader,
+    LeaderLog, Probe, RecoverDecision, RecoverTarget, decide_recover_table, followers_to_probe, scan_recover_target,
+    select_leader,
 };
 use super::meta::MetaStore;
 use super::opbook::QueuedOp;
-use super::ops::{self, OpType, Task, alive_leader, build_tasks};
-use super::server::{TabletState, coord_err};
-use crate::coord::{CoordError, Coordinator, CreateMode};
-use crate::proto::nameserver::{self as pb, OpInfo, op_data};
+use super::ops::{self, OpType, Task, alive_leader};
+use super::state::{FENCING_PROBE_TIMEOUT, Nameserver, NewOp};
+use crate::proto::nameserver::{self as pb, op_data};
 use crate::proto::tablet::{self as tpb, TableMode, TaskStatus};
-use crate::rpc::{RpcClient, RpcError, Status};
+use crate::rpc::{RpcError, Status};
 use crate::tablet::rpc as t;
 
 /// How many polls may pass without the tablet knowing a task it was sent (reference 4.3: 5).
 const UNKNOWN_TASK_POLLS: u32 = 5;
-
-/// Deadline of one fencing probe (an empty AppendEntries) and of the ChangeRole calls around it. A tablet answers
-/// a probe from memory at once; the whole 5 s request deadline per unreachable follower added itself to the
-/// partition's outage (and, op after op, to the next partition's), against a documented failover of about 3 to
-/// 4 s. One second is still ten times a loaded simulated round trip; a follower that misses it is skipped (DESIGN
-/// 5.2) and recovered later like any unreachable one.
-pub(super) const FENCING_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a tablet that stays registered may leave every task poll unanswered before the op gives up on it (a
 /// tablet gone from the coordination service fails it after `tablet_heartbeat_timeout` instead). Long, because a
@@ -40,299 +34,8 @@ pub(super) const FENCING_PROBE_TIMEOUT: std::time::Duration = std::time::Duratio
 /// (a DelReplica older than the AddReplica of the same replica).
 const TASK_POLL_SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Deadline of the DeleteOpTask a finished op sends each healthy tablet ([`Nameserver::forget_op_tasks`]). A
-/// tablet that misses it keeps the op's task records until its bounded task table (10,000 entries) evicts them;
-/// nothing waits on it.
-const DELETE_OP_TASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Milliseconds since the epoch (simulated in the simulator).
-pub fn epoch_ms() -> u64 {
-    crate::tablet::server::now_ms()
-}
-
-/// What an op is created with.
-#[derive(Debug, Clone)]
-pub struct NewOp {
-    pub op_type: OpType,
-    pub name: String,
-    pub pid: u32,
-    pub data: op_data::Kind,
-    /// Picks the queue (`pid % concurrency`); ignored for a child op, which joins its parent's queue.
-    pub concurrency: u32,
-    pub parent: Option<(u64, u32)>,
-}
-
 impl Nameserver {
-    // ---- creating ops -------------------------------------------------------------------------------------
-
-    /// Creates an op (reference 4.2 `CreateOPData` + `AddOPData`): allocates its id, builds its tasks against the
-    /// current metadata (every RPC task's tablet must be healthy), persists it, and queues it.
-    pub(super) async fn create_op(&self, new: NewOp) -> Result<u64, Status> {
-        let coord = self.require_active()?;
-        let (db, partition) = {
-            let state = self.state.lock().expect("ns state");
-            let table = state.tables.get(&new.name).ok_or_else(|| Code::TableIsNotExist.with(&new.name))?;
-            let partition = table
-                .table_partition
-                .iter()
-                .find(|p| p.pid == new.pid)
-                .cloned()
-                .ok_or_else(|| Code::PidIsNotExist.with(new.pid))?;
-            (table.db.clone(), partition)
-        };
-        let mut info = OpInfo {
-            op_type: new.op_type as u32,
-            data: ops::data(new.data),
-            task_status: TaskStatus::Inited as u32,
-            name: new.name.clone(),
-            db,
-            pid: new.pid,
-            ..Default::default()
-        };
-        let tasks = build_tasks(&info, &partition).map_err(|e| Code::CreateOpFailed.with(e))?;
-        for task in &tasks {
-            if let Some((ep, _)) = task.rpc()
-                && !self.is_healthy(ep)
-            {
-                return Err(Code::CreateOpFailed.with(format!("{task}: tablet {ep} is not healthy")));
-            }
-        }
-        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
-        info.op_id = meta.bump_op_index().await.map_err(coord_err)?;
-        let queues = self.config.name_server_task_max_concurrency;
-        info.vec_idx = match new.parent {
-            Some((parent, vec_idx)) => {
-                info.parent_id = parent;
-                vec_idx
-            }
-            None => queue_index(new.pid, new.concurrency, queues) as u32,
-        };
-        coord
-            .create(&self.layout.op_node(info.op_id), &info.encode_to_vec(), CreateMode::Persistent)
-            .await
-            .map_err(coord_err)?;
-        tracing::info!(
-            op_id = info.op_id,
-            op = new.op_type.name(),
-            name = %info.name,
-            pid = info.pid,
-            parent = info.parent_id,
-            queue = info.vec_idx,
-            tasks = %tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
-            "op created"
-        );
-        let op_id = info.op_id;
-        self.state.lock().expect("ns state").ops.add(QueuedOp { info, tasks, resumed: false });
-        self.op_signal.bump();
-        Ok(op_id)
-    }
-
-    /// Reference 4.5: reads every persisted op, rebuilds the unfinished ones against the current metadata, and
-    /// queues them again; failed and canceled ones go to the history.
-    pub(super) async fn resume_ops(&self, coord: &dyn Coordinator) -> Result<(), CoordError> {
-        let mut children = coord.children(&self.layout.op_data()).await?;
-        children.sort();
-        let mut resumed = Vec::new();
-        let mut finished = Vec::new();
-        for child in children {
-            let path = format!("{}/{child}", self.layout.op_data());
-            let data = match coord.get(&path).await {
-                Ok((data, _)) => data,
-                Err(CoordError::NoNode(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            let info = match OpInfo::decode(data.as_slice()) {
-                Ok(info) => info,
-                Err(e) => {
-                    tracing::error!(path, error = %e, "op does not decode; left in place, not resumed");
-                    continue;
-                }
-            };
-            let status = TaskStatus::try_from(info.task_status as i32).unwrap_or(TaskStatus::Inited);
-            if matches!(status, TaskStatus::Failed | TaskStatus::Canceled | TaskStatus::Done) {
-                finished.push((info, status));
-                continue;
-            }
-            let partition = {
-                let state = self.state.lock().expect("ns state");
-                state.tables.get(&info.name).and_then(|t| t.table_partition.iter().find(|p| p.pid == info.pid).cloned())
-            };
-            let built = match partition {
-                Some(p) => build_tasks(&info, &p),
-                None => Err(format!("table {} pid {} is gone", info.name, info.pid)),
-            };
-            match built {
-                Ok(tasks) => resumed.push(QueuedOp { info, tasks, resumed: true }),
-                Err(reason) => {
-                    tracing::warn!(op_id = info.op_id, reason, "op cannot be resumed; marked failed");
-                    let mut info = info;
-                    info.reason = format!("not resumable: {reason}");
-                    info.task_status = TaskStatus::Failed as u32;
-                    info.end_time = epoch_ms();
-                    let _ = coord.set(&path, &info.encode_to_vec(), None).await;
-                    finished.push((info, TaskStatus::Failed));
-                }
-            }
-        }
-        tracing::info!(resumed = resumed.len(), finished = finished.len(), "ops loaded");
-        let mut state = self.state.lock().expect("ns state");
-        state.ops =
-            super::opbook::OpBook::new(self.config.name_server_task_max_concurrency as usize, self.config.max_op_num);
-        for (info, status) in finished {
-            let op_id = info.op_id;
-            state.ops.add(QueuedOp { info, tasks: vec![], resumed: true });
-            state.ops.finish(op_id, status);
-        }
-        state.ops.restore(resumed);
-        drop(state);
-        self.op_signal.bump();
-        Ok(())
-    }
-
-    // ---- running ops ----------------------------------------------------------------------------------------
-
-    /// One queue's worker: runs the front op to its end, then the next (reference 4.3: one op at a time per
-    /// queue). A front op that must wait for an older op of its partition in another queue waits for the next
-    /// change of the book ([`super::opbook::OpBook::runnable_front`]).
-    pub(super) async fn queue_worker(self: Arc<Self>, queue: usize) {
-        loop {
-            let seen = self.op_signal.get();
-            let front = self.state.lock().expect("ns state").ops.runnable_front(queue);
-            match front {
-                None => {
-                    let _ = self.op_signal.changed(seen).await;
-                }
-                Some(op_id) => {
-                    if !self.run_op(op_id).await {
-                        // The coordination service refused a write: this nameserver is probably losing its
-                        // session; look again shortly (a new active nameserver resumes the op otherwise).
-                        tokio::time::sleep(self.config.get_task_status_interval).await;
-                    }
-                }
-            }
-        }
-    }
-
-    fn op_snapshot(&self, op_id: u64) -> Option<QueuedOp> {
-        self.state.lock().expect("ns state").ops.get(op_id).cloned()
-    }
-
-    /// Writes an op's record; false if the coordination service refused.
-    async fn persist_op(&self, info: &OpInfo) -> bool {
-        let Ok(coord) = self.require_active() else { return false };
-        match coord.set(&self.layout.op_node(info.op_id), &info.encode_to_vec(), None).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(op_id = info.op_id, error = %e, "cannot persist the op");
-                false
-            }
-        }
-    }
-
-    /// Runs an op from its current task to its end. Returns false when it had to stop without finishing.
-    async fn run_op(&self, op_id: u64) -> bool {
-        loop {
-            let Some(op) = self.op_snapshot(op_id) else { return true };
-            match op.status() {
-                TaskStatus::Canceled => return self.finish_op(op_id, TaskStatus::Canceled, "canceled").await,
-                TaskStatus::Inited => {
-                    let mut info = op.info.clone();
-                    info.task_status = TaskStatus::Doing as u32;
-                    info.start_time = epoch_ms();
-                    if !self.persist_op(&info).await {
-                        return false;
-                    }
-                    if let Some(o) = self.state.lock().expect("ns state").ops.get_mut(op_id) {
-                        o.info.task_status = info.task_status;
-                        o.info.start_time = info.start_time;
-                    }
-                    tracing::info!(op_id, op = op_name(&op.info), "op started");
-                    continue;
-                }
-                _ => {}
-            }
-            let Some(task) = op.current().cloned() else {
-                return self.finish_op(op_id, TaskStatus::Done, "").await;
-            };
-            let result = self.run_task(&op, &task).await;
-            let Some(now) = self.op_snapshot(op_id) else { return true };
-            if now.status() == TaskStatus::Canceled {
-                continue;
-            }
-            match result {
-                Ok(()) => {
-                    let mut info = now.info.clone();
-                    info.task_index += 1;
-                    if !self.persist_op(&info).await {
-                        return false;
-                    }
-                    tracing::info!(op_id, task = task.name(), "task done");
-                    if let Some(o) = self.state.lock().expect("ns state").ops.get_mut(op_id) {
-                        o.info.task_index = info.task_index;
-                        o.resumed = false;
-                    }
-                }
-                Err(reason) => {
-                    tracing::warn!(op_id, op = op_name(&op.info), task = %task, reason, "task failed; op failed");
-                    if let Some(o) = self.state.lock().expect("ns state").ops.get_mut(op_id) {
-                        o.info.reason = format!("{}: {reason}", task.name());
-                    }
-                    return self.finish_op(op_id, TaskStatus::Failed, &reason).await;
-                }
-            }
-        }
-    }
-
-    /// Reference 4.3 `DeleteTask`: a done op's node is deleted, a failed or canceled op's node is kept with its
-    /// status; the op joins the history and the tablets forget its tasks.
-    async fn finish_op(&self, op_id: u64, status: TaskStatus, reason: &str) -> bool {
-        let Some(op) = self.op_snapshot(op_id) else { return true };
-        let Ok(coord) = self.require_active() else { return false };
-        let path = self.layout.op_node(op_id);
-        let mut info = op.info.clone();
-        info.task_status = status as u32;
-        info.end_time = epoch_ms();
-        let written = if status == TaskStatus::Done {
-            match coord.delete(&path, None).await {
-                Ok(()) | Err(CoordError::NoNode(_)) => Ok(()),
-                Err(e) => Err(e),
-            }
-        } else {
-            coord.set(&path, &info.encode_to_vec(), None).await.map(|_| ())
-        };
-        if let Err(e) = written {
-            tracing::warn!(op_id, error = %e, "cannot record the end of the op");
-            return false;
-        }
-        let evicted = {
-            let mut state = self.state.lock().expect("ns state");
-            if let Some(o) = state.ops.get_mut(op_id) {
-                o.info.end_time = info.end_time;
-            }
-            state.ops.finish(op_id, status)
-        };
-        for old in evicted {
-            let _ = coord.delete(&self.layout.op_node(old), None).await;
-        }
-        tracing::info!(op_id, op = op_name(&info), status = ops::status_name(status as u32), reason, "op finished");
-        self.forget_op_tasks(op_id);
-        self.op_signal.bump();
-        true
-    }
-
-    /// Tells every healthy tablet to forget the op's tasks, in the background and all at once: cleanup must not
-    /// hold up the queue (a tablet marked healthy that this nameserver cannot reach once cost the next op of the
-    /// queue a whole RPC deadline, and its partition five seconds of outage).
-    fn forget_op_tasks(&self, op_id: u64) {
-        let clients: Vec<RpcClient> = self.healthy_tablets().iter().map(|ep| self.client(ep)).collect();
-        tokio::spawn(async move {
-            let req = tpb::DeleteOpTaskRequest { op_ids: vec![op_id] };
-            let calls = clients.iter().map(|c| c.call_timeout(t::DeleteOpTask, req.clone(), DELETE_OP_TASK_TIMEOUT));
-            futures::future::join_all(calls).await;
-        });
-    }
-
-    async fn run_task(&self, op: &QueuedOp, task: &Task) -> Result<(), String> {
+    pub(super) async fn run_task(&self, op: &QueuedOp, task: &Task) -> Result<(), String> {
         if task.rpc().is_some() {
             return self.run_rpc_task(op, task).await;
         }
@@ -402,16 +105,6 @@ impl Nameserver {
     }
 
     // ---- RPC tasks ------------------------------------------------------------------------------------------
-
-    fn tid_of(&self, name: &str) -> Result<u32, String> {
-        self.state
-            .lock()
-            .expect("ns state")
-            .tables
-            .get(name)
-            .map(|t| t.tid)
-            .ok_or_else(|| format!("table {name} is gone"))
-    }
 
     /// Before a replica is loaded back as its partition's leader from its own disk (kReLoadTableOP): no other
     /// replica on a healthy tablet may hold a longer log, and the reloaded leader writes in a new term. A power
@@ -625,37 +318,7 @@ impl Nameserver {
         Ok(Nameserver::tablet_meta(table, pid, mode, term, replicas))
     }
 
-    // ---- metadata tasks ---------------------------------------------------------------------------------------
-
-    /// Edits one partition's metadata under the metadata lock, persists the table and bumps the notify counter
-    /// when `edit` reports a change.
-    pub(super) async fn edit_partition(
-        &self,
-        name: &str,
-        pid: u32,
-        edit: impl FnOnce(&mut pb::TablePartition) -> Result<bool, String>,
-    ) -> Result<(), String> {
-        let coord = self.require_active().map_err(|s| s.to_string())?;
-        let _guard = self.meta_lock.lock().await;
-        let mut table = self
-            .state
-            .lock()
-            .expect("ns state")
-            .tables
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("table {name} is gone"))?;
-        let part =
-            table.table_partition.iter_mut().find(|p| p.pid == pid).ok_or_else(|| format!("pid {pid} is gone"))?;
-        if !edit(part)? {
-            return Ok(());
-        }
-        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
-        meta.write_table(&table).await.map_err(|e| format!("cannot persist table {name}: {e}"))?;
-        let _ = meta.bump_notify().await;
-        self.state.lock().expect("ns state").tables.insert(name.to_string(), table);
-        Ok(())
-    }
+    // ---- helpers ---------------------------------------------------------------------------------------------
 
     fn partition(&self, name: &str, pid: u32) -> Result<(u32, pb::TablePartition), String> {
         let state = self.state.lock().expect("ns state");
@@ -684,6 +347,8 @@ impl Nameserver {
             ns_epoch: self.epoch(),
         }
     }
+
+    // ---- leader change --------------------------------------------------------------------------------------
 
     /// The fencing probe of one follower: an empty AppendEntries in `fence_term`, answered with its log offset.
     ///
@@ -875,6 +540,8 @@ impl Nameserver {
         Ok(())
     }
 
+    // ---- recovery -------------------------------------------------------------------------------------------
+
     /// kRecoverTable (reference 5.6): decides how the replica comes back and creates that op as a child.
     async fn recover_table_task(
         &self,
@@ -1011,22 +678,6 @@ impl Nameserver {
             tokio::time::sleep(self.config.get_task_status_interval).await;
         }
     }
-
-    // ---- helpers --------------------------------------------------------------------------------------------
-
-    pub(super) fn is_healthy(&self, endpoint: &str) -> bool {
-        self.state.lock().expect("ns state").tablets.get(endpoint).is_some_and(|t| t.state == TabletState::Healthy)
-    }
-
-    /// Since when the tablet is offline; None when healthy or unknown.
-    pub(super) fn offline_since(&self, endpoint: &str) -> Option<Instant> {
-        let state = self.state.lock().expect("ns state");
-        state.tablets.get(endpoint).filter(|t| t.state == TabletState::Offline).map(|t| t.since)
-    }
-
-    pub(super) fn auto_failover(&self) -> bool {
-        self.state.lock().expect("ns state").auto_failover
-    }
 }
 
 /// Tablet answers that mean the task's effect is already there.
@@ -1037,8 +688,4 @@ fn already_so(task: &Task, status: &Status) -> bool {
         Task::DropTable { .. } => Code::TableIsNotExist.is(status),
         _ => false,
     }
-}
-
-fn op_name(info: &OpInfo) -> &'static str {
-    OpType::from_u32(info.op_type).map(OpType::name).unwrap_or("kUnknownOP")
 }
