@@ -1,6 +1,6 @@
 //! The op queues and the done-op history of the active nameserver (reference 4.2 to 4.5), as a plain data
-//! structure: no IO and no clock. The engine in [`super::exec`] persists an op before it enters a queue, runs
-//! the front op of each queue, and records here what happened.
+//! structure: no IO and no clock. The op store ([`super::opstore`]) persists an op before it enters a queue; the
+//! engine ([`super::engine`]) runs the front op of each queue and records here what happened.
 
 use std::collections::{BTreeMap, VecDeque};
 
