@@ -110,9 +110,11 @@ fn a_leader_cut_off_from_coordination_fences_itself_and_registers_again() {
             .await
             .unwrap();
 
-            // A short cut: Disconnected (writes refused), then back on the same session (writes resume).
+            // A short cut: Disconnected (writes refused), then back on the same session (writes resume). The
+            // client is Disconnected 2/3 of the timeout after its last contact (at or before the cut) and the
+            // server expires the session no earlier than the timeout after it: 7/10 falls between.
             c.isolate_from("tablet-1", "coord").unwrap();
-            tokio::time::sleep(SESSION / 2).await;
+            tokio::time::sleep(SESSION * 7 / 10).await;
             let ep = eps[0].clone();
             let refused = c.spawn_on("client", async move { put(&ep, 2).await }).unwrap().await.unwrap();
             let err = refused.expect_err("a leader whose session is in doubt refuses writes");
