@@ -107,6 +107,78 @@ impl Inner {
     fn binlog_mut(&mut self) -> Result<&mut Binlog, Status> {
         self.binlog.as_mut().ok_or_else(|| Code::TableIsLoading.status())
     }
+
+    /// What GetTableStatus reports of this replica.
+    fn status(&self) -> TableStatus {
+        let ttl = self.schema.ttl(0);
+        TableStatus {
+            tid: self.meta.tid,
+            pid: self.meta.pid,
+            offset: self.offset(),
+            mode: self.meta.mode,
+            state: self.state as i32,
+            is_expire: true,
+            ttl: ttl.abs_ttl,
+            time_offset: 0,
+            record_cnt: self.table.record_cnt(),
+            memused: self.table.mem_bytes(),
+            name: self.meta.name.clone(),
+            term: self.meta.term,
+            snapshot_offset: self.snapshot_offset,
+            ttl_desc: Some(ttl),
+            fenced: self.fenced,
+        }
+    }
+
+    /// Brings `to` up to date with this state, allocating only when the name changed.
+    fn publish_status(&self, to: &mut TableStatus) {
+        let ttl = self.schema.ttl(0);
+        to.offset = self.offset();
+        to.mode = self.meta.mode;
+        to.state = self.state as i32;
+        to.ttl = ttl.abs_ttl;
+        to.record_cnt = self.table.record_cnt();
+        to.memused = self.table.mem_bytes();
+        if to.name != self.meta.name {
+            to.name.clone_from(&self.meta.name);
+        }
+        to.term = self.meta.term;
+        to.snapshot_offset = self.snapshot_offset;
+        to.ttl_desc = Some(ttl);
+        to.fenced = self.fenced;
+    }
+}
+
+/// The partition's lock, held. Dropping it republishes the polled status, so every change made under the lock
+/// shows in the next GetTableStatus and none shows half made.
+pub struct Guard<'a> {
+    inner: Option<tokio::sync::MutexGuard<'a, Inner>>,
+    status: &'a std::sync::Mutex<TableStatus>,
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        self.inner.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.inner.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Some(g) = self.inner.take() {
+            // Published before the lock is released, so snapshots follow the lock's order.
+            let mut to = self.status.lock().expect("status snapshot");
+            g.publish_status(&mut to);
+            drop(to);
+            drop(g);
+        }
+    }
 }
 
 pub struct Partition {
@@ -115,6 +187,8 @@ pub struct Partition {
     /// DESIGN 5.3: acknowledge writes only once a follower has them. Fixed for the life of the replica.
     pub semisync: bool,
     inner: Mutex<Inner>,
+    /// [`Inner::status`] as of the last release of `inner`.
+    status: std::sync::Mutex<TableStatus>,
     /// The last offset written; replicators wait on it.
     written: Arc<Signal>,
     /// The highest offset any follower acknowledged; semi-synchronous writers wait on it.
@@ -132,21 +206,23 @@ pub fn partition_dir(tid: u32, pid: u32) -> String {
 impl Partition {
     pub fn new(meta: TableMeta, schema: Arc<TableSchema>, state: TableState) -> Self {
         let table = MemTable::new(schema.clone());
+        let inner = Inner {
+            meta,
+            state,
+            schema,
+            table,
+            binlog: None,
+            snapshot_offset: 0,
+            replicators: BTreeMap::new(),
+            added_by: BTreeMap::new(),
+            fenced: false,
+        };
         Self {
-            tid: meta.tid,
-            pid: meta.pid,
-            semisync: meta.replication() == crate::proto::tablet::ReplicationMode::Semisync,
-            inner: Mutex::new(Inner {
-                meta,
-                state,
-                schema,
-                table,
-                binlog: None,
-                snapshot_offset: 0,
-                replicators: BTreeMap::new(),
-                added_by: BTreeMap::new(),
-                fenced: false,
-            }),
+            tid: inner.meta.tid,
+            pid: inner.meta.pid,
+            semisync: inner.meta.replication() == crate::proto::tablet::ReplicationMode::Semisync,
+            status: std::sync::Mutex::new(inner.status()),
+            inner: Mutex::new(inner),
             written: Arc::new(Signal::new(0)),
             replicated: Signal::new(0),
             skip_apply_every: std::sync::atomic::AtomicU64::new(0),
@@ -163,8 +239,10 @@ impl Partition {
         partition_dir(self.tid, self.pid)
     }
 
-    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().await
+    /// The partition's state, exclusively. When the guard is dropped the status the nameserver polls is
+    /// republished from it ([`Partition::status`]).
+    pub async fn lock(&self) -> Guard<'_> {
+        Guard { inner: Some(self.inner.lock().await), status: &self.status }
     }
 
     /// The last written offset, to wait on (it outlives the partition, so a replicator can hold it).
@@ -193,7 +271,7 @@ impl Partition {
     /// The leader's write path: binlog (page cache), then memory. Returns the entry's (term, offset); offset 0
     /// (no entry has it) when an idempotent put found its request id already held and wrote nothing.
     pub async fn write(&self, entry_body: EntryBody, session_ok: bool) -> Result<(u64, u64), Status> {
-        let mut g = self.inner.lock().await;
+        let mut g = self.lock().await;
         g.check_writable(session_ok)?;
         let term = g.meta.term;
         let request_id = match &entry_body {
@@ -238,7 +316,7 @@ impl Partition {
 
     /// The follower's side of replication (reference 3.3).
     pub async fn append_entries(&self, req: AppendEntriesRequest) -> Result<u64, Status> {
-        let mut g = self.inner.lock().await;
+        let mut g = self.lock().await;
         g.check_readable()?;
         if g.is_leader() {
             return Err(Code::TableIsLeader.status());
@@ -287,37 +365,24 @@ impl Partition {
         Ok(new_last)
     }
 
-    pub async fn status(&self) -> TableStatus {
-        let g = self.inner.lock().await;
-        let ttl = g.schema.ttl(0);
-        TableStatus {
-            tid: self.tid,
-            pid: self.pid,
-            offset: g.offset(),
-            mode: g.meta.mode,
-            state: g.state as i32,
-            is_expire: true,
-            ttl: ttl.abs_ttl,
-            time_offset: 0,
-            record_cnt: g.table.record_cnt(),
-            memused: g.table.mem_bytes(),
-            name: g.meta.name.clone(),
-            term: g.meta.term,
-            snapshot_offset: g.snapshot_offset,
-            ttl_desc: Some(ttl),
-            fenced: g.fenced,
-        }
+    /// The status as of the last time the partition's lock was released (GetTableStatus). It never waits on
+    /// the lock: a role change or a write holds it across disk IO, and a slow disk (1 s per fsync) must not make
+    /// the tablet look unreachable to the nameserver's one-second status poll (the fuzzer's seed 563945: the poll
+    /// timed out behind a ChangeRole, the stalled connection was dropped, and the ChangeRole that had taken
+    /// effect was counted as failed). OpenMLDB answers it from atomics the same way.
+    pub fn status(&self) -> TableStatus {
+        self.status.lock().expect("status snapshot").clone()
     }
 
     /// Why this partition's binlog refuses writes (a failed fsync, a partial append it could not cut back).
     pub async fn binlog_broken(&self) -> Option<String> {
-        let g = self.inner.lock().await;
+        let g = self.lock().await;
         g.binlog.as_ref().and_then(|b| b.broken()).map(str::to_string)
     }
 
     /// Every follower's acknowledged offset.
     pub async fn follower_offsets(&self) -> (u64, Vec<(String, u64)>) {
-        let g = self.inner.lock().await;
+        let g = self.lock().await;
         let f = g.replicators.iter().map(|(ep, r)| (ep.clone(), r.acked.load(Ordering::Relaxed))).collect();
         (g.offset(), f)
     }
@@ -402,6 +467,22 @@ mod tests {
 
     fn code(r: Result<impl std::fmt::Debug, Status>) -> i32 {
         r.expect_err("refused").code
+    }
+
+    #[test]
+    fn the_status_is_read_without_the_lock_and_shows_changes_when_it_is_released() {
+        let p = partition(TableMode::Follower, 1);
+        assert_eq!((p.status().mode, p.status().term), (TableMode::Follower as i32, 1));
+        // A role change holds the lock across disk IO: a poll meanwhile answers at once, with the state before.
+        let mut g = block_on(p.lock());
+        g.meta.mode = TableMode::Leader as i32;
+        g.meta.term = 5;
+        assert_eq!((p.status().mode, p.status().term), (TableMode::Follower as i32, 1), "nothing half made");
+        drop(g);
+        assert_eq!((p.status().mode, p.status().term), (TableMode::Leader as i32, 5));
+        assert_eq!(block_on(p.write(EntryBody::Put(row(1)), true)).unwrap(), (5, 1));
+        let s = p.status();
+        assert_eq!((s.offset, s.record_cnt, s.name.as_str()), (1, 1, "t"));
     }
 
     #[test]

@@ -317,7 +317,7 @@ impl Tablet {
         if planted.any() {
             let n = self.planted_puts.fetch_add(1, Ordering::SeqCst) + 1;
             if planted.ack_without_append_every > 0 && n.is_multiple_of(planted.ack_without_append_every) {
-                let status = part.status().await;
+                let status = part.status();
                 return Ok(pb::PutResponse { term: status.term, offset: status.offset, duplicate: false });
             }
             if planted.phantom_row_every > 0 && n.is_multiple_of(planted.phantom_row_every) {
@@ -655,7 +655,7 @@ impl Tablet {
         let mut all = Vec::new();
         for p in self.all_partitions() {
             if every || (p.tid == req.tid && p.pid == req.pid) {
-                all.push(p.status().await);
+                all.push(p.status());
             }
         }
         if !every && all.is_empty() {

@@ -287,8 +287,7 @@ pub const RELOAD_ALLOWANCE: Duration = Duration::from_secs(10);
 
 /// [`exposure`], with a replica counted offline until it serves again, not only until its fault ends: a crashed
 /// or restarted replica, or one its failing disk unloaded (a broken binlog), until its tablet loaded it again, one
-/// the nameserver marked not alive until it is marked
-/// alive again, at most [`RELOAD_ALLOWANCE`] after the fault ended and the active nameserver could reach it. A
+/// the nameserver marked not alive (as of that load) until it is marked alive again, at most [`RELOAD_ALLOWANCE`] after the fault ended and the active nameserver could reach it. A
 /// restart of one replica's tablet just before a
 /// crash of the other's leaves both out at once.
 pub fn exposure_with_events(
@@ -325,10 +324,15 @@ pub fn exposure_with_events(
                 }
                 _ => None,
             };
-            let dead_at_up = ev.alive_changes(pid, ep).rfind(|&(at, _)| at <= f.at).is_some_and(|(_, up)| !up);
+            // The mark that counts is the one when the replica was loaded again (or at the up, for a fault that
+            // unloads nothing): a crashed follower the nameserver marked dead only after its tablet restarted, and
+            // whose re-add failed before it marked it alive again (its leader crashed during the final sync
+            // check), holds data but is no candidate for a leader selection (fuzzer seed 307721).
+            let marked_at = reloaded.filter(|&r| r != Duration::MAX).unwrap_or(f.at).max(f.at);
+            let dead_at_up = ev.alive_changes(pid, ep).rfind(|&(at, _)| at <= marked_at).is_some_and(|(_, up)| !up);
             let revived = dead_at_up.then(|| {
                 ev.alive_changes(pid, ep)
-                    .filter(|&(at, up)| at >= f.at && up)
+                    .filter(|&(at, up)| at >= marked_at && up)
                     .map(|c| c.0)
                     .min()
                     .unwrap_or(Duration::MAX)
@@ -1032,5 +1036,27 @@ mod tests {
             exposure_with_events(&two, &faults, &[], ReplicaEvents { alive: &kept, ..Default::default() }).offline_max,
             1
         );
+    }
+
+    #[test]
+    fn a_restarted_replica_marked_dead_before_its_reload_is_offline_until_it_is_alive_again() {
+        let ev = |ep: &str, kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: ep.into(), cause: FaultCause::Crash };
+        let two = PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] };
+        // t1 crashes at 1 s and starts at 1.5 s; the nameserver marks it dead at 2 s, its tablet loads it again at
+        // 2.2 s (a re-add that never finished); t2 crashes at 2.3 s.
+        let faults = vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1500), ev("t2", FaultKind::Down, 2300)];
+        let loads = [(0, "t1".to_string(), ms(2200))];
+        let dead = vec![(0, "t1".to_string(), ms(0), true), (0, "t1".to_string(), ms(2000), false)];
+        let offline = |alive: &[(Pid, String, Duration, bool)]| {
+            exposure_with_events(&two, &faults, &[], ReplicaEvents { alive, loads: &loads, ..Default::default() })
+                .offline_max
+        };
+        assert_eq!(offline(&dead), 2, "loaded, but dead in the metadata: no candidate for the failover");
+        let mut revived = dead.clone();
+        revived.push((0, "t1".to_string(), ms(2250), true));
+        assert_eq!(offline(&revived), 1, "re-added before t2's crash");
+        // Marked dead only after its reload: a healthy replica the system failed over is not excused.
+        let late = vec![(0, "t1".to_string(), ms(0), true), (0, "t1".to_string(), ms(2250), false)];
+        assert_eq!(offline(&late), 1);
     }
 }

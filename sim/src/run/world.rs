@@ -641,11 +641,14 @@ impl World {
                     Ok(report) | Err(report) => {
                         for line in report.lines() {
                             self.log(format_args!("recoverdata> {line}"));
-                            // `<table> pid <n>: <what it did>`: the partitions it touched were recovered by hand.
+                            // `<table> pid <n>: <what it did>`: the partitions it recovered were recovered by
+                            // hand. One it failed on (`FAILED: why`) was not: it stays as the faults left it, and
+                            // the checks judge it so (the step's own failure is reported apart).
                             if let Some((head, what)) = line.split_once(": ")
                                 && let Some((table, pid)) = head.split_once(" pid ")
                                 && let Ok(pid) = pid.parse::<u32>()
                                 && what != "healthy, nothing to do"
+                                && !what.starts_with("FAILED")
                             {
                                 self.manual_partitions.insert((table.to_string(), pid));
                             }
