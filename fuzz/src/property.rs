@@ -149,6 +149,10 @@ pub fn fault_in_force(trace: &[String], line: u64) -> bool {
         }
         if node == "nemesis" {
             held.nemesis(t, text);
+        } else if let Some(tablet) = held.lost_registration(node, text) {
+            // Its session ended (a cut from the coordination server just shorter than the timeout can end it
+            // just after the heal): not ready again until it registered anew (seed 750701 of campaign 74).
+            held.starting.insert(tablet);
         } else if held.starting.contains(node) && ready_line(node, text) {
             held.starting.remove(node);
             held.last_start = t;
@@ -174,6 +178,8 @@ fn ready_line(node: &str, text: &str) -> bool {
 #[derive(Debug)]
 struct Held {
     machine_of: BTreeMap<String, String>,
+    /// Each process's address, as placed.
+    ip_of: BTreeMap<String, String>,
     down: BTreeSet<String>,
     paused: BTreeSet<String>,
     disk: BTreeSet<String>,
@@ -193,6 +199,7 @@ impl Default for Held {
     fn default() -> Self {
         Held {
             machine_of: BTreeMap::new(),
+            ip_of: BTreeMap::new(),
             down: BTreeSet::new(),
             paused: BTreeSet::new(),
             disk: BTreeSet::new(),
@@ -210,8 +217,11 @@ impl Held {
     fn nemesis(&mut self, t: f64, text: &str) {
         let words: Vec<&str> = text.split_whitespace().collect();
         match words.as_slice() {
-            ["placed", p, "on", m, ..] => {
+            ["placed", p, "on", m, rest @ ..] => {
                 self.machine_of.insert(p.to_string(), m.to_string());
+                if let ["at", ip, ..] = rest {
+                    self.ip_of.insert(p.to_string(), ip.to_string());
+                }
             }
             ["crash", p] => {
                 self.down.insert(p.to_string());
@@ -250,6 +260,20 @@ impl Held {
             }
             _ => {}
         }
+    }
+
+    /// The tablet a trace line says lost its registration: the coordination server expired the session that
+    /// held its `/nodes/<ip>:<port>`, or the tablet itself saw its session Expired.
+    fn lost_registration(&self, node: &str, text: &str) -> Option<String> {
+        if node.starts_with("tablet-") && text.starts_with("coordination session state") && text.ends_with("state=Expired") {
+            return Some(node.to_string());
+        }
+        if node != "coord" || !text.starts_with("coordination session expired") {
+            return None;
+        }
+        let nodes = text.split_whitespace().find_map(|w| w.strip_prefix("nodes="))?;
+        let ip = nodes.split(',').find_map(|n| n.rsplit_once("/nodes/"))?.1.rsplit_once(':')?.0;
+        self.ip_of.iter().find(|(p, i)| i.as_str() == ip && p.starts_with("tablet-")).map(|(p, _)| p.clone())
     }
 
     fn in_force(&self, t: f64) -> bool {
@@ -424,6 +448,42 @@ mod tests {
         // Another verb's failure in the same state is not excused by it.
         let other = "step 5 (line 47, wait_until): wait_until AllAlive: not reached within 10s";
         assert_eq!(excuse_in(other, &t), None);
+    }
+
+    #[test]
+    fn a_tablet_whose_session_ended_is_in_force_until_it_registered_again() {
+        let failure = "step 5 (line 47, recoverdata): recoverdata refused: these replicas' tablets are not running";
+        let base = [
+            "[       0.000000s] nemesis: placed tablet-1 on machine-1 at 10.0.2.1",
+            "[      20.000000s] nemesis: isolate tablet-1 from coord",
+            "[      21.800000s] nemesis: heal",
+        ];
+        let end = [
+            "[      21.900000s] runner: step 4 (line 47): recoverdata",
+            "[      21.990000s] runner: step 4 (line 47) failed: tablets are not running",
+        ];
+        let with = |mid: &[&str]| trace(&base.iter().chain(mid).chain(&end).copied().collect::<Vec<_>>());
+        assert_eq!(excuse_in(failure, &with(&[])), None, "healed, and the session lived");
+        // The server expired the session that held its node just after the heal.
+        let expired = "[      21.850000s] coord: coordination session expired session=7 nodes=/openmldb/nodes/10.0.2.1:9527";
+        assert_eq!(excuse_in(failure, &with(&[expired])), Some(Excuse::RecoverdataDuringAFault));
+        // Or the tablet saw it Expired; another process's expiry does not count.
+        let saw = "[      21.850000s] tablet-1: coordination session state session=7 state=Expired";
+        assert_eq!(excuse_in(failure, &with(&[saw])), Some(Excuse::RecoverdataDuringAFault));
+        let ns = "[      21.850000s] coord: coordination session expired session=8 nodes=/openmldb/leader/lock_request0000000001";
+        assert_eq!(excuse_in(failure, &with(&[ns])), None);
+        // Registered again, and past the grace: no excuse.
+        let again = "[      21.860000s] tablet-1: tablet registered value=10.0.2.1:9527";
+        let late = trace(&[
+            base[0],
+            base[1],
+            base[2],
+            expired,
+            again,
+            "[      25.900000s] runner: step 4 (line 47): recoverdata",
+            "[      25.990000s] runner: step 4 (line 47) failed: tablets are not running",
+        ]);
+        assert_eq!(excuse_in(failure, &late), None);
     }
 
     #[test]

@@ -16,11 +16,19 @@ pub const COORD_PORT: u16 = 2181;
 /// The `model` coordination server as a process body.
 pub fn coord_server(config: CoordServerConfig) -> ProcessMain {
     process_main(move |ctx: ProcessCtx| {
-        let config = config.clone();
+        let mut config = config.clone();
         async move {
-            let server =
-                openmldb::coord::serve(&ctx.endpoint(COORD_PORT), config).await.expect("bind the coordination port");
-            server.join().await;
+            // Durable on its machine's disk, as `--role=coord` in its data directory: a crash keeps the tree, a
+            // power loss keeps what was fsynced (every change answered).
+            if config.data.is_none() {
+                let disk = ctx.disk.scoped("coord").expect("the coordination data directory");
+                config.data = Some(openmldb::coord::server::DataDir(std::sync::Arc::new(disk)));
+            }
+            match openmldb::coord::serve(&ctx.endpoint(COORD_PORT), config).await {
+                Ok(server) => server.join().await,
+                // Damage in its data directory: it does not start, as the real server exits.
+                Err(e) => tracing::error!(error = %e, "the coordination server cannot start"),
+            }
         }
     })
 }

@@ -1,6 +1,7 @@
 //! `openmldb`: one binary, one role per process, flags named as OpenMLDB names them.
 //!
-//! - `--role=coord --endpoint=ip:port`: the `model` coordination service (DESIGN 4.2).
+//! - `--role=coord --endpoint=ip:port [--coord_data_dir=dir]`: the `model` coordination service, durable in its
+//!   data directory (DESIGN 4.2).
 //! - `--role=tablet --endpoint=ip:port --db_root_path=dir [--zk_cluster=.. --zk_root_path=..]`: a tablet.
 //! - `--role=client --endpoint=<tablet>`: the tablet client, interactive, or one command with
 //!   `--interactive=false --cmd="..."` (exit code 0 on success, 1 on failure).
@@ -68,6 +69,13 @@ struct Flags {
     /// Coordination server: largest session timeout granted, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     coord_max_session_timeout: u64,
+    /// Coordination server: its data directory (write-ahead log and snapshots, as ZooKeeper's dataDir). Every
+    /// change is fsynced there before it is answered; a restart recovers the tree and the sessions from it.
+    #[arg(long, default_value = "./coord_data")]
+    coord_data_dir: String,
+    /// Coordination server: changes between snapshots of the tree.
+    #[arg(long, default_value_t = openmldb::coord::store::DEFAULT_SNAPSHOT_EVERY)]
+    coord_snapshot_every: u64,
     /// Daemon: its pid file (the supervised process's pid goes to `<file>.child`).
     #[arg(long)]
     daemon_pid_file: Option<std::path::PathBuf>,
@@ -156,9 +164,16 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
                 max_session_timeout: Duration::from_millis(flags.coord_max_session_timeout).max(tick * 2),
                 ..TreeConfig::default()
             };
-            let server = openmldb::coord::serve(&endpoint, CoordServerConfig { tree, ..Default::default() })
+            let data = openmldb::coord::server::DataDir(Arc::new(RealDisk::new(&flags.coord_data_dir)));
+            let config = CoordServerConfig {
+                tree,
+                data: Some(data),
+                snapshot_every: flags.coord_snapshot_every.max(1),
+                ..Default::default()
+            };
+            let server = openmldb::coord::serve(&endpoint, config)
                 .await
-                .with_context(|| format!("cannot listen on {endpoint}"))?;
+                .with_context(|| format!("cannot start on {endpoint} with --coord_data_dir={}", flags.coord_data_dir))?;
             println!(
                 "coordination server listening on {}",
                 server.local_addr().map(|a| a.to_string()).unwrap_or(endpoint)

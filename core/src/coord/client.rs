@@ -72,10 +72,50 @@ struct Shared {
     op_timeout: Duration,
     state: Mutex<SessionState>,
     events: broadcast::Sender<SessionState>,
-    watches: Mutex<BTreeMap<u64, oneshot::Sender<WatchEvent>>>,
+    watches: Mutex<BTreeMap<u64, Registered>>,
     next_watch: AtomicU64,
+    /// The server's incarnation as last seen: a new one means it restarted and holds none of our watches.
+    incarnation: AtomicU64,
     /// When the latest answered request was sent (see the module docs: the server heard the session no earlier).
     contact: Mutex<Instant>,
+}
+
+/// Which read registered a watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchOn {
+    Data,
+    Exists,
+    Children,
+}
+
+/// A watch the server holds for us: what registered it and the node's stat then (`None`: it did not exist), so
+/// that after a restart of the server it can be registered again and fired if the node changed meanwhile, as
+/// ZooKeeper's client does with SetWatches.
+struct Registered {
+    tx: oneshot::Sender<WatchEvent>,
+    path: String,
+    on: WatchOn,
+    seen: Option<Stat>,
+}
+
+/// The event a watch registered with `seen` gets when the node is now `now`, or `None` if nothing it watches
+/// changed.
+fn missed_event(on: WatchOn, seen: Option<&Stat>, now: Option<&Stat>) -> Option<WatchKind> {
+    match (seen, now) {
+        (None, None) => None,
+        (None, Some(_)) => Some(WatchKind::NodeCreated),
+        (Some(_), None) => Some(WatchKind::NodeDeleted),
+        (Some(a), Some(b)) if a.czxid != b.czxid => Some(match on {
+            WatchOn::Children => WatchKind::NodeChildrenChanged,
+            WatchOn::Data | WatchOn::Exists => WatchKind::NodeDataChanged,
+        }),
+        (Some(a), Some(b)) => match on {
+            WatchOn::Children => (a.cversion != b.cversion).then_some(WatchKind::NodeChildrenChanged),
+            WatchOn::Data | WatchOn::Exists => {
+                (a.version != b.version || a.mzxid != b.mzxid).then_some(WatchKind::NodeDataChanged)
+            }
+        },
+    }
 }
 
 /// Without contact for this long the session is Disconnected (ZooKeeper's read timeout).
@@ -111,8 +151,8 @@ impl Shared {
         let _ = self.events.send(to);
         if to.is_terminal() {
             let watches = std::mem::take(&mut *self.watches.lock().expect("watch lock"));
-            for (_, tx) in watches {
-                let _ = tx.send(WatchEvent { kind: WatchKind::SessionEnded, path: String::new() });
+            for (_, w) in watches {
+                let _ = w.tx.send(WatchEvent { kind: WatchKind::SessionEnded, path: String::new() });
             }
         }
     }
@@ -167,11 +207,76 @@ impl Shared {
         }
     }
 
-    fn new_watch(&self, path: &str) -> (u64, Watch) {
+    fn new_watch(&self, path: &str, on: WatchOn) -> (u64, Watch) {
         let id = self.next_watch.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.watches.lock().expect("watch lock").insert(id, tx);
+        self.watches.lock().expect("watch lock").insert(id, Registered { tx, path: path.to_string(), on, seen: None });
         (id, Watch::new(path.to_string(), rx))
+    }
+
+    /// Records the stat the registering read saw.
+    fn watch_saw(&self, id: u64, seen: Option<Stat>) {
+        if let Some(w) = self.watches.lock().expect("watch lock").get_mut(&id) {
+            w.seen = seen;
+        }
+    }
+
+    /// Fires watch `id` with `kind`, if it is still pending.
+    fn fire(&self, id: u64, kind: WatchKind, path: String) {
+        let w = self.watches.lock().expect("watch lock").remove(&id);
+        if let Some(w) = w {
+            let _ = w.tx.send(WatchEvent { kind, path });
+        }
+    }
+
+    /// After a restart of the server: every pending watch is registered again under its id, and fired at once
+    /// if its node changed while the server was down (the restarted server cannot know what we saw).
+    async fn rewatch(&self) {
+        let pending: Vec<(u64, String, WatchOn, Option<Stat>)> = self
+            .watches
+            .lock()
+            .expect("watch lock")
+            .iter()
+            .map(|(id, w)| (*id, w.path.clone(), w.on, w.seen))
+            .collect();
+        let sid = self.session_id;
+        for (id, path, on, seen) in pending {
+            let now = match on {
+                WatchOn::Data => {
+                    let req = pb::GetRequest { session_id: sid, path: path.clone(), watch_id: id };
+                    match self.request(srv::Get, req).await {
+                        Ok(r) => Ok(Some(stat(r.stat))),
+                        Err(CoordError::NoNode(_)) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+                WatchOn::Exists => {
+                    let req = pb::ExistsRequest { session_id: sid, path: path.clone(), watch_id: id };
+                    self.request(srv::Exists, req).await.map(|r| r.exists.then(|| stat(r.stat)))
+                }
+                WatchOn::Children => {
+                    let req = pb::ChildrenRequest { session_id: sid, path: path.clone(), watch_id: id };
+                    match self.request(srv::Children, req).await {
+                        Ok(r) => Ok(Some(stat(r.stat))),
+                        Err(CoordError::NoNode(_)) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match now {
+                Ok(now) => {
+                    if let Some(kind) = missed_event(on, seen.as_ref(), now.as_ref()) {
+                        self.fire(id, kind, path);
+                    }
+                }
+                // Unknown whether it changed: firing is the safe side (every user reads the node again).
+                Err(e) => {
+                    tracing::debug!(session = sid, path, error = %e, "cannot register a watch again; firing it");
+                    let kind = if on == WatchOn::Children { WatchKind::NodeChildrenChanged } else { WatchKind::NodeDataChanged };
+                    self.fire(id, kind, path);
+                }
+            }
+        }
     }
 
     fn drop_watch(&self, id: u64) {
@@ -221,6 +326,7 @@ impl ModelCoordinator {
             events,
             watches: Mutex::new(BTreeMap::new()),
             next_watch: AtomicU64::new(1),
+            incarnation: AtomicU64::new(resp.incarnation),
             contact: Mutex::new(sent),
         });
         tracing::info!(session = resp.session_id, timeout_ms = resp.timeout_ms, addr, "coordination session connected");
@@ -258,12 +364,18 @@ async fn session_loop(shared: Arc<Shared>) {
             Ok(resp) => {
                 shared.heard(sent);
                 backoff = Duration::from_millis(10);
+                let restarted = resp.incarnation != shared.incarnation.swap(resp.incarnation, Ordering::SeqCst);
+                if restarted {
+                    // The restarted server numbers this session's events from 1 again and holds no watch of ours.
+                    tracing::info!(session = shared.session_id, "coordination server restarted; the session goes on");
+                    ack = 0;
+                }
                 for ev in resp.events {
                     ack = ack.max(ev.seq);
-                    let tx = shared.watches.lock().expect("watch lock").remove(&ev.watch_id);
-                    if let Some(tx) = tx {
-                        let _ = tx.send(WatchEvent { kind: watch_kind_from_proto(ev.kind), path: ev.path });
-                    }
+                    shared.fire(ev.watch_id, watch_kind_from_proto(ev.kind), ev.path);
+                }
+                if restarted {
+                    shared.rewatch().await;
                 }
             }
             Err(RpcError::Status(s)) => {
@@ -328,10 +440,13 @@ impl Coordinator for ModelCoordinator {
     }
 
     async fn get_watch(&self, path: &str) -> Result<(Vec<u8>, Stat, Watch), CoordError> {
-        let (id, watch) = self.shared.new_watch(path);
+        let (id, watch) = self.shared.new_watch(path, WatchOn::Data);
         let req = pb::GetRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
         match self.shared.request(srv::Get, req).await {
-            Ok(r) => Ok((r.data.to_vec(), stat(r.stat), watch)),
+            Ok(r) => {
+                self.shared.watch_saw(id, Some(stat(r.stat)));
+                Ok((r.data.to_vec(), stat(r.stat), watch))
+            }
             Err(e) => {
                 self.shared.drop_watch(id);
                 Err(e)
@@ -346,10 +461,14 @@ impl Coordinator for ModelCoordinator {
     }
 
     async fn exists_watch(&self, path: &str) -> Result<(Option<Stat>, Watch), CoordError> {
-        let (id, watch) = self.shared.new_watch(path);
+        let (id, watch) = self.shared.new_watch(path, WatchOn::Exists);
         let req = pb::ExistsRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
         match self.shared.request(srv::Exists, req).await {
-            Ok(r) => Ok((if r.exists { Some(stat(r.stat)) } else { None }, watch)),
+            Ok(r) => {
+                let seen = if r.exists { Some(stat(r.stat)) } else { None };
+                self.shared.watch_saw(id, seen);
+                Ok((seen, watch))
+            }
             Err(e) => {
                 self.shared.drop_watch(id);
                 Err(e)
@@ -363,10 +482,13 @@ impl Coordinator for ModelCoordinator {
     }
 
     async fn children_watch(&self, path: &str) -> Result<(Vec<String>, Watch), CoordError> {
-        let (id, watch) = self.shared.new_watch(path);
+        let (id, watch) = self.shared.new_watch(path, WatchOn::Children);
         let req = pb::ChildrenRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
         match self.shared.request(srv::Children, req).await {
-            Ok(r) => Ok((r.children, watch)),
+            Ok(r) => {
+                self.shared.watch_saw(id, Some(stat(r.stat)));
+                Ok((r.children, watch))
+            }
             Err(e) => {
                 self.shared.drop_watch(id);
                 Err(e)

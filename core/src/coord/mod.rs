@@ -21,6 +21,7 @@ pub mod client;
 pub mod layout;
 pub mod renew;
 pub mod server;
+pub mod store;
 pub mod tree;
 // Not while rustdoc collects doctests either: the simulator build's doctest pass parses this crate without
 // `--cfg madsim` but against the simulator's dependencies, which lack `zookeeper-client`.

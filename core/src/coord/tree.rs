@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{CoordError, CreateMode, Op, OpResult, Stat, WatchKind};
+use crate::proto::coord as pb;
 
 /// A session id. Ids are never reused within one server's life.
 pub type SessionId = i64;
@@ -90,6 +91,8 @@ pub struct Tree {
     child_watches: BTreeMap<String, BTreeSet<(SessionId, u64)>>,
     /// Sessions that got events since the last [`Tree::take_woken`].
     woken: BTreeSet<SessionId>,
+    /// Sessions a change ended as a side effect (their event queue overflowed), for the write-ahead log.
+    ended_by_overflow: Vec<SessionId>,
 }
 
 /// The prior state of every node a multi touched, to restore on failure.
@@ -114,6 +117,7 @@ impl Tree {
             data_watches: BTreeMap::new(),
             child_watches: BTreeMap::new(),
             woken: BTreeSet::new(),
+            ended_by_overflow: Vec::new(),
         }
     }
 
@@ -143,6 +147,28 @@ impl Tree {
         let deadline = self.deadline(now, timeout);
         self.sessions.insert(id, Session { timeout, deadline, events: VecDeque::new(), next_seq: 1 });
         (id, timeout)
+    }
+
+    /// Opens a session under an id the caller drew (the server draws them at random, so they cannot be guessed).
+    /// Fails if the id is taken or not positive.
+    pub fn open_session_as(
+        &mut self,
+        now: Duration,
+        id: SessionId,
+        requested: Duration,
+    ) -> Result<Duration, CoordError> {
+        if id <= 0 || self.sessions.contains_key(&id) {
+            return Err(CoordError::BadArguments(format!("session id {id} is taken or invalid")));
+        }
+        let timeout = self.negotiate(requested);
+        let deadline = self.deadline(now, timeout);
+        self.sessions.insert(id, Session { timeout, deadline, events: VecDeque::new(), next_seq: 1 });
+        Ok(timeout)
+    }
+
+    /// Sessions a change ended as a side effect since the last call (see [`Tree::fire`]).
+    pub fn take_ended_by_overflow(&mut self) -> Vec<SessionId> {
+        std::mem::take(&mut self.ended_by_overflow)
     }
 
     /// Records a sign of life from `id`. Fails if the session is unknown (expired, closed, or never existed).
@@ -213,6 +239,100 @@ impl Tree {
         true
     }
 
+    // ---- durability ---------------------------------------------------------------------------------------
+
+    /// The durable part of the state after `txns` logged changes: nodes (parents before children) and sessions.
+    /// Watches and queued events are not in it: a restarted server has neither (its clients learn of the restart
+    /// and fire their watches themselves).
+    pub fn snapshot(&self, txns: u64) -> pb::TreeSnapshot {
+        pb::TreeSnapshot {
+            txns,
+            zxid: self.zxid,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(path, n)| pb::SnapshotNode {
+                    path: path.clone(),
+                    data: n.data.clone(),
+                    stat: Some(n.stat),
+                    created_children: n.created_children,
+                })
+                .collect(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(id, s)| pb::SnapshotSession {
+                    session_id: *id,
+                    timeout_ms: u32::try_from(s.timeout.as_millis()).unwrap_or(u32::MAX),
+                })
+                .collect(),
+        }
+    }
+
+    /// A tree from a snapshot, at `now`. Every restored session gets a whole timeout from now, as ZooKeeper gives
+    /// the sessions it reloads: its client may reconnect and keep it, or it expires with its ephemeral nodes.
+    pub fn restore(config: TreeConfig, snap: pb::TreeSnapshot, now: Duration) -> Result<Self, String> {
+        let mut tree = Tree::new(config, 1);
+        tree.zxid = snap.zxid;
+        for n in snap.nodes {
+            validate_path(&n.path, false).map_err(|e| format!("snapshot node: {e}"))?;
+            let node = Node {
+                data: n.data,
+                stat: n.stat.unwrap_or_default(),
+                children: BTreeSet::new(),
+                created_children: n.created_children,
+            };
+            if n.path != "/" {
+                let parent = parent_of(&n.path).expect("non-root path has a parent");
+                let name = n.path[parent.len()..].trim_start_matches('/').to_string();
+                let p = tree.nodes.get_mut(parent).ok_or_else(|| format!("snapshot node {} before its parent", n.path))?;
+                p.children.insert(name);
+            }
+            tree.nodes.insert(n.path, node);
+        }
+        for s in snap.sessions {
+            tree.open_session_as(now, s.session_id, Duration::from_millis(s.timeout_ms.into()))
+                .map_err(|e| format!("snapshot session: {e}"))?;
+        }
+        Ok(tree)
+    }
+
+    /// Replays one logged change at `now` (recovery). A change that took effect once takes effect again on the
+    /// same state; one that does not is damage, reported as such.
+    pub fn replay(&mut self, now: Duration, txn: pb::Txn) -> Result<(), String> {
+        use pb::txn::Kind;
+        let op = |o: Option<pb::Op>| -> Result<Op, String> {
+            super::server::op_from_proto(o.ok_or("empty op")?).map_err(|e| e.to_string())
+        };
+        let result = match txn.kind.ok_or("empty change")? {
+            Kind::OpenSession(o) => {
+                self.open_session_as(now, o.session_id, Duration::from_millis(o.timeout_ms.into())).map(|_| ())
+            }
+            Kind::EndSession(id) => {
+                self.end_session(id);
+                Ok(())
+            }
+            Kind::Create(r) => {
+                let c = r.op.ok_or("create without an op")?;
+                let mode = CreateMode::from_proto(c.mode).map_err(|e| e.to_string())?;
+                self.create(r.session_id, &c.path, c.data, mode).map(|_| ())
+            }
+            Kind::Set(r) => {
+                let o = r.op.ok_or("set without an op")?;
+                self.set(r.session_id, &o.path, o.data, (o.version >= 0).then_some(o.version)).map(|_| ())
+            }
+            Kind::Delete(r) => {
+                let o = r.op.ok_or("delete without an op")?;
+                self.delete(r.session_id, &o.path, (o.version >= 0).then_some(o.version))
+            }
+            Kind::Multi(r) => {
+                let ops = r.ops.into_iter().map(|o| op(Some(o))).collect::<Result<Vec<_>, _>>()?;
+                self.multi(r.session_id, ops).map(|_| ())
+            }
+        };
+        result.map_err(|e| format!("a logged change does not apply again: {e}"))
+    }
+
     // ---- events ---------------------------------------------------------------------------------------------
 
     /// Drops the events `id` acknowledged (seq <= `ack`) and returns the rest, oldest first.
@@ -249,7 +369,9 @@ impl Tree {
         }
         for sid in overflowed {
             tracing::warn!(session = sid, "watch event queue overflowed; expiring the session");
-            self.end_session(sid);
+            if self.end_session(sid) {
+                self.ended_by_overflow.push(sid);
+            }
         }
     }
 
@@ -749,5 +871,55 @@ mod tests {
             assert!(validate_path(good, false).is_ok(), "{good:?}");
         }
         assert!(validate_path("/a/", true).is_ok());
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_tree_and_replayed_changes_rebuild_it_exactly() {
+        use pb::txn::Kind;
+        let create = |sid, path: &str, mode: CreateMode| pb::Txn {
+            kind: Some(Kind::Create(pb::CreateRequest {
+                session_id: sid,
+                op: Some(pb::CreateOp { path: path.into(), data: Bytes::from_static(b"d"), mode: mode.to_proto() }),
+            })),
+        };
+        let txns = vec![
+            pb::Txn { kind: Some(Kind::OpenSession(pb::OpenSessionTxn { session_id: 77, timeout_ms: 1000 })) },
+            create(77, "/a", CreateMode::Persistent),
+            create(77, "/a/s-", CreateMode::PersistentSequential),
+            create(77, "/a/e", CreateMode::Ephemeral),
+            pb::Txn {
+                kind: Some(Kind::Set(pb::SetRequest {
+                    session_id: 77,
+                    op: Some(pb::SetOp { path: "/a".into(), data: Bytes::from_static(b"v2"), version: 0 }),
+                })),
+            },
+            pb::Txn {
+                kind: Some(Kind::OpenSession(pb::OpenSessionTxn { session_id: 78, timeout_ms: 1000 })),
+            },
+            create(78, "/b", CreateMode::Ephemeral),
+            pb::Txn { kind: Some(Kind::EndSession(78)) },
+        ];
+        let mut live = Tree::new(TreeConfig::default(), 1);
+        for t in txns.clone() {
+            live.replay(S, t).unwrap();
+        }
+        let snap = live.snapshot(txns.len() as u64);
+        assert_eq!(snap.sessions.iter().map(|s| s.session_id).collect::<Vec<_>>(), vec![77]);
+        assert!(snap.nodes.iter().any(|n| n.path == "/a/s-0000000000"));
+        assert!(!snap.nodes.iter().any(|n| n.path == "/b"), "an ended session's node is gone");
+        // Restored, the tree answers as before and goes on numbering where it stopped.
+        let mut back = Tree::restore(TreeConfig::default(), snap.clone(), ms(5000)).unwrap();
+        assert_eq!(back.snapshot(txns.len() as u64), snap);
+        assert_eq!(back.get(77, "/a", 0).unwrap().0, Bytes::from_static(b"v2"));
+        assert_eq!(back.get(77, "/a/e", 0).unwrap().1.ephemeral_owner, 77);
+        let (next, _) = back.create(77, "/a/s-", Bytes::new(), CreateMode::PersistentSequential).unwrap();
+        assert_eq!(next, "/a/s-0000000002");
+        // The restored session has a whole timeout from the restore, then expires with its node.
+        assert!(back.expire(ms(5900)).is_empty());
+        assert_eq!(back.expire(ms(6200)), vec![77]);
+        assert!(back.get(1, "/a/e", 0).is_err());
+        // A change that cannot apply again is damage.
+        let mut fresh = Tree::new(TreeConfig::default(), 1);
+        assert!(fresh.replay(S, create(77, "/x", CreateMode::Persistent)).is_err(), "no such session");
     }
 }
