@@ -265,7 +265,10 @@ impl Held {
     /// The tablet a trace line says lost its registration: the coordination server expired the session that
     /// held its `/nodes/<ip>:<port>`, or the tablet itself saw its session Expired.
     fn lost_registration(&self, node: &str, text: &str) -> Option<String> {
-        if node.starts_with("tablet-") && text.starts_with("coordination session state") && text.ends_with("state=Expired") {
+        if node.starts_with("tablet-")
+            && text.starts_with("coordination session state")
+            && text.ends_with("state=Expired")
+        {
             return Some(node.to_string());
         }
         if node != "coord" || !text.starts_with("coordination session expired") {
@@ -465,7 +468,8 @@ mod tests {
         let with = |mid: &[&str]| trace(&base.iter().chain(mid).chain(&end).copied().collect::<Vec<_>>());
         assert_eq!(excuse_in(failure, &with(&[])), None, "healed, and the session lived");
         // The server expired the session that held its node just after the heal.
-        let expired = "[      21.850000s] coord: coordination session expired session=7 nodes=/openmldb/nodes/10.0.2.1:9527";
+        let expired =
+            "[      21.850000s] coord: coordination session expired session=7 nodes=/openmldb/nodes/10.0.2.1:9527";
         assert_eq!(excuse_in(failure, &with(&[expired])), Some(Excuse::RecoverdataDuringAFault));
         // Or the tablet saw it Expired; another process's expiry does not count.
         let saw = "[      21.850000s] tablet-1: coordination session state session=7 state=Expired";

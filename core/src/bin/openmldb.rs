@@ -171,9 +171,9 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
                 snapshot_every: flags.coord_snapshot_every.max(1),
                 ..Default::default()
             };
-            let server = openmldb::coord::serve(&endpoint, config)
-                .await
-                .with_context(|| format!("cannot start on {endpoint} with --coord_data_dir={}", flags.coord_data_dir))?;
+            let server = openmldb::coord::serve(&endpoint, config).await.with_context(|| {
+                format!("cannot start on {endpoint} with --coord_data_dir={}", flags.coord_data_dir)
+            })?;
             println!(
                 "coordination server listening on {}",
                 server.local_addr().map(|a| a.to_string()).unwrap_or(endpoint)

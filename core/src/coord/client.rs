@@ -272,7 +272,11 @@ impl Shared {
                 // Unknown whether it changed: firing is the safe side (every user reads the node again).
                 Err(e) => {
                     tracing::debug!(session = sid, path, error = %e, "cannot register a watch again; firing it");
-                    let kind = if on == WatchOn::Children { WatchKind::NodeChildrenChanged } else { WatchKind::NodeDataChanged };
+                    let kind = if on == WatchOn::Children {
+                        WatchKind::NodeChildrenChanged
+                    } else {
+                        WatchKind::NodeDataChanged
+                    };
                     self.fire(id, kind, path);
                 }
             }

@@ -400,7 +400,8 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
                 }
                 if req.session_id != 0 {
                     let timeout = inner.tree.touch(now, req.session_id).map_err(err)?;
-                    let resp = pb::ConnectResponse { session_id: req.session_id, timeout_ms: millis(timeout), incarnation };
+                    let resp =
+                        pb::ConnectResponse { session_id: req.session_id, timeout_ms: millis(timeout), incarnation };
                     (resp, inner.applied)
                 } else {
                     let sid = draw_session_id(&inner.tree);
@@ -441,11 +442,10 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
             let op = required(req.op.clone(), "op")?;
             let mode = CreateMode::from_proto(op.mode).map_err(err)?;
             let txn = pb::Txn { kind: Some(Kind::Create(req.clone())) };
-            let (path, stat) = with_session(&st, req.session_id, Some(txn), |t| {
-                t.create(req.session_id, &op.path, op.data, mode)
-            })
-            .await
-            .map_err(err)?;
+            let (path, stat) =
+                with_session(&st, req.session_id, Some(txn), |t| t.create(req.session_id, &op.path, op.data, mode))
+                    .await
+                    .map_err(err)?;
             Ok(pb::CreateResponse { path, stat: Some(stat) })
         }
     });
@@ -456,9 +456,10 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
             let op = required(req.op.clone(), "op")?;
             let version = if op.version < 0 { None } else { Some(op.version) };
             let txn = pb::Txn { kind: Some(Kind::Set(req.clone())) };
-            let stat = with_session(&st, req.session_id, Some(txn), |t| t.set(req.session_id, &op.path, op.data, version))
-                .await
-                .map_err(err)?;
+            let stat =
+                with_session(&st, req.session_id, Some(txn), |t| t.set(req.session_id, &op.path, op.data, version))
+                    .await
+                    .map_err(err)?;
             Ok(pb::SetResponse { stat: Some(stat) })
         }
     });
@@ -479,9 +480,10 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
     let server = server.add(Get, move |req: pb::GetRequest| {
         let st = st.clone();
         async move {
-            let (data, stat) = with_session(&st, req.session_id, None, |t| t.get(req.session_id, &req.path, req.watch_id))
-                .await
-                .map_err(err)?;
+            let (data, stat) =
+                with_session(&st, req.session_id, None, |t| t.get(req.session_id, &req.path, req.watch_id))
+                    .await
+                    .map_err(err)?;
             Ok(pb::GetResponse { data, stat: Some(stat) })
         }
     });
@@ -563,7 +565,12 @@ async fn poll(st: &State, req: pb::PollRequest) -> Result<pb::PollResponse, Stat
         if !events.is_empty() {
             let events = events
                 .into_iter()
-                .map(|e| pb::WatchEvent { seq: e.seq, watch_id: e.watch_id, kind: watch_kind_to_proto(e.kind), path: e.path })
+                .map(|e| pb::WatchEvent {
+                    seq: e.seq,
+                    watch_id: e.watch_id,
+                    kind: watch_kind_to_proto(e.kind),
+                    path: e.path,
+                })
                 .collect();
             durable(st, upto).await.map_err(err)?;
             return Ok(pb::PollResponse { events, incarnation });

@@ -285,7 +285,8 @@ impl Tree {
             if n.path != "/" {
                 let parent = parent_of(&n.path).expect("non-root path has a parent");
                 let name = n.path[parent.len()..].trim_start_matches('/').to_string();
-                let p = tree.nodes.get_mut(parent).ok_or_else(|| format!("snapshot node {} before its parent", n.path))?;
+                let p =
+                    tree.nodes.get_mut(parent).ok_or_else(|| format!("snapshot node {} before its parent", n.path))?;
                 p.children.insert(name);
             }
             tree.nodes.insert(n.path, node);
@@ -893,9 +894,7 @@ mod tests {
                     op: Some(pb::SetOp { path: "/a".into(), data: Bytes::from_static(b"v2"), version: 0 }),
                 })),
             },
-            pb::Txn {
-                kind: Some(Kind::OpenSession(pb::OpenSessionTxn { session_id: 78, timeout_ms: 1000 })),
-            },
+            pb::Txn { kind: Some(Kind::OpenSession(pb::OpenSessionTxn { session_id: 78, timeout_ms: 1000 })) },
             create(78, "/b", CreateMode::Ephemeral),
             pb::Txn { kind: Some(Kind::EndSession(78)) },
         ];

@@ -1040,11 +1040,13 @@ mod tests {
 
     #[test]
     fn a_restarted_replica_marked_dead_before_its_reload_is_offline_until_it_is_alive_again() {
-        let ev = |ep: &str, kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: ep.into(), cause: FaultCause::Crash };
+        let ev =
+            |ep: &str, kind, at_ms| FaultEvent { at: ms(at_ms), kind, endpoint: ep.into(), cause: FaultCause::Crash };
         let two = PartitionLayout { pid: 0, replicas: vec!["t1".into(), "t2".into()] };
         // t1 crashes at 1 s and starts at 1.5 s; the nameserver marks it dead at 2 s, its tablet loads it again at
         // 2.2 s (a re-add that never finished); t2 crashes at 2.3 s.
-        let faults = vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1500), ev("t2", FaultKind::Down, 2300)];
+        let faults =
+            vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1500), ev("t2", FaultKind::Down, 2300)];
         let loads = [(0, "t1".to_string(), ms(2200))];
         let dead = vec![(0, "t1".to_string(), ms(0), true), (0, "t1".to_string(), ms(2000), false)];
         let offline = |alive: &[(Pid, String, Duration, bool)]| {
