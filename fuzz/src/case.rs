@@ -29,6 +29,14 @@ pub enum Replica {
     Follower(u8),
 }
 
+/// How [`Fault::CoordDown`] takes the coordination server down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordDown {
+    Crash,
+    Restart,
+    PowerLoss,
+}
+
 /// What happens to another replica of the damaged partition after the damaged one started again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Then {
@@ -107,6 +115,14 @@ pub enum Fault {
     /// The coordination server frozen for `permille` thousandths of the case's `zk_session_timeout`: below 1000
     /// every session survives it, above it the sessions may expire (the strategy draws both sides).
     PauseCoord {
+        permille: u16,
+    },
+    /// The coordination server down for `permille` thousandths of the session timeout (either side of it, as
+    /// [`Fault::PauseCoord`]): killed and started again, or its machine's power lost (it keeps only what it
+    /// fsynced, which is every change it answered) and started again; `how` [`CoordDown::Restart`] starts it at
+    /// once. Its write-ahead log brings the tree back (DESIGN 4.2).
+    CoordDown {
+        how: CoordDown,
         permille: u16,
     },
     /// One way between the coordination server and a process: `to_coord` drops what `p` sends to the coordination
@@ -328,6 +344,24 @@ impl FuzzCase {
                     }
                     add(at, "do = \"pause\"\ntarget = \"coord\"\n".into());
                     add(at + dur_ms, "do = \"resume\"\ntarget = \"coord\"\n".into());
+                }
+                Fault::CoordDown { how, permille } => {
+                    let dur_ms = if *how == CoordDown::Restart { 0 } else { self.coord_pause_ms(*permille) };
+                    if role_steps.iter().any(|t| (at..=at + dur_ms + 1000).contains(t)) {
+                        // As for a pause: a role target is read from the coordination server.
+                        continue;
+                    }
+                    match how {
+                        CoordDown::Crash => {
+                            add(at, "do = \"crash\"\ntarget = \"coord\"\n".into());
+                            add(at + dur_ms, "do = \"start\"\ntarget = \"coord\"\n".into());
+                        }
+                        CoordDown::Restart => add(at, "do = \"restart\"\ntarget = \"coord\"\n".into()),
+                        CoordDown::PowerLoss => {
+                            add(at, "do = \"machine_restart\"\ntarget = \"machine(coord)\"\n".into());
+                            add(at + dur_ms, "do = \"start\"\ntarget = \"machine(coord)\"\n".into());
+                        }
+                    }
                 }
                 Fault::ClogCoord { p, to_coord, dur_ms } => {
                     let name = self.proc_name(*p);
@@ -562,6 +596,26 @@ mod tests {
         let (text, _) = parsed(&c);
         assert!(text.contains("at = \"3500ms\"\ndo = \"resume\"\ntarget = \"coord\""), "{text}");
         assert!(text.contains("at = \"14500ms\"\ndo = \"resume\"\ntarget = \"coord\""), "{text}");
+    }
+
+    #[test]
+    fn the_coordination_server_goes_down_three_ways_for_a_share_of_the_session_timeout() {
+        let mut c = case(vec![
+            TimedFault { at_ms: 2000, fault: Fault::CoordDown { how: CoordDown::Crash, permille: 500 } },
+            TimedFault { at_ms: 10_000, fault: Fault::CoordDown { how: CoordDown::PowerLoss, permille: 1500 } },
+            TimedFault { at_ms: 20_000, fault: Fault::CoordDown { how: CoordDown::Restart, permille: 700 } },
+        ]);
+        c.flags.zk_session_timeout = 2000;
+        let (text, _) = parsed(&c);
+        for step in [
+            "at = \"2000ms\"\ndo = \"crash\"\ntarget = \"coord\"",
+            "at = \"3000ms\"\ndo = \"start\"\ntarget = \"coord\"",
+            "at = \"10000ms\"\ndo = \"machine_restart\"\ntarget = \"machine(coord)\"",
+            "at = \"13000ms\"\ndo = \"start\"\ntarget = \"machine(coord)\"",
+            "at = \"20000ms\"\ndo = \"restart\"\ntarget = \"coord\"",
+        ] {
+            assert!(text.contains(step), "{step} missing from\n{text}");
+        }
     }
 
     #[test]

@@ -169,6 +169,8 @@ pub fn fault_in_force(trace: &[String], line: u64) -> bool {
 fn ready_line(node: &str, text: &str) -> bool {
     if node.starts_with("tablet-") {
         text.starts_with("tablet registered")
+    } else if node == "coord" {
+        text.starts_with("coordination server listening")
     } else {
         text.split_whitespace().nth(1) == Some("started")
     }

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use crate::case::{Fault, FlagSet, FuzzCase, Load, Proc, Replica, Shape, Then, TimedFault};
+use crate::case::{CoordDown, Fault, FlagSet, FuzzCase, Load, Proc, Replica, Shape, Then, TimedFault};
 
 pub const MAX_FAULTS: usize = 6;
 
@@ -95,6 +95,8 @@ pub fn fault() -> impl Strategy<Value = Fault> {
         1 => (process(), process(), duration()).prop_map(|(from, to, dur_ms)| Fault::Clog { from, to, dur_ms }),
         1 => (process(), duration()).prop_map(|(p, dur_ms)| Fault::Pause { p, dur_ms }),
         2 => coord_pause().prop_map(|permille| Fault::PauseCoord { permille }),
+        2 => (prop_oneof![Just(CoordDown::Crash), Just(CoordDown::Restart), Just(CoordDown::PowerLoss)], coord_pause())
+            .prop_map(|(how, permille)| Fault::CoordDown { how, permille }),
         1 => (process(), any::<bool>(), duration())
             .prop_map(|(p, to_coord, dur_ms)| Fault::ClogCoord { p, to_coord, dur_ms }),
         1 => (any::<u8>(), 1u8..=u8::MAX, duration())

@@ -151,6 +151,8 @@ pub fn build(s: &Scenario, flags: &Flags, trace: crate::trace::Trace) -> Built {
     let mut endpoints = BTreeMap::new();
     endpoints.insert("coord".to_string(), coord.clone());
     let mut machines = BTreeMap::new();
+    let coord_machine = cluster.machine_of("coord").expect("the coordination server is placed").id;
+    machines.insert(super::world::COORD_MACHINE, coord_machine);
     for m in 1..=s.cluster.machines {
         machines.insert(m, cluster.add_machine(&format!("machine-{m}")));
     }

@@ -33,6 +33,10 @@ const METADATA_READ_ATTEMPT: Duration = Duration::from_secs(3);
 /// All attempts of one metadata read together.
 const METADATA_READ_LIMIT: Duration = Duration::from_secs(10);
 
+/// The key of the coordination server's own machine among [`super::setup::Built::machines`] (the scenario's
+/// machines are numbered from 1).
+pub const COORD_MACHINE: usize = 0;
+
 pub struct World {
     pub b: Built,
     pub s: Scenario,
@@ -262,20 +266,23 @@ impl World {
                 let id = ProcessId::parse(&name).ok_or_else(|| format!("{name} is not a scenario process"))?;
                 match self.s.cluster.machine_of(id) {
                     MachineRef::Numbered(m) => Ok(Resolved::Machine(m)),
-                    MachineRef::Coord => Err("the coordination server's machine cannot be restarted".into()),
+                    MachineRef::Coord => Ok(Resolved::Machine(COORD_MACHINE)),
                 }
             }
         }
     }
 
     fn machine_processes(&self, m: usize) -> Vec<String> {
+        if m == COORD_MACHINE {
+            return vec!["coord".to_string()];
+        }
         self.s.cluster.processes_on(MachineRef::Numbered(m)).iter().map(ProcessId::to_string).collect()
     }
 
     fn machine_of_process(&self, name: &str) -> Option<usize> {
         match self.s.cluster.machine_of(ProcessId::parse(name)?) {
             MachineRef::Numbered(m) => Some(m),
-            MachineRef::Coord => None,
+            MachineRef::Coord => Some(COORD_MACHINE),
         }
     }
 
