@@ -1,10 +1,12 @@
-//! The real `openmldb --role=coord` process on loopback: silent sessions expire, `kill -9` and a restart of the
-//! server end every session (its tree is in memory), and bad flags are usage errors.
+//! The real `openmldb --role=coord` process on loopback: silent sessions expire; `kill -9` and a restart keep the
+//! tree, the sessions that reconnect in time, their ephemeral nodes and their watches (its write-ahead log in
+//! `--coord_data_dir`); a server started on an empty data directory knows no session; damage in the data
+//! directory stops it with the file named; bad flags are usage errors.
 #![cfg(not(madsim))]
 
 mod common;
 
-use common::{Kill, free_port};
+use common::{Kill, TempDir, free_port};
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -23,10 +25,10 @@ fn bad_flags_are_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--endpoint"));
 }
 
-fn start_server(addr: &str) -> Kill {
+fn start_server(addr: &str, data: &std::path::Path) -> Kill {
     Kill(
         Command::new(env!("CARGO_BIN_EXE_openmldb"))
-            .args(["--role=coord", &format!("--endpoint={addr}")])
+            .args(["--role=coord", &format!("--endpoint={addr}"), &format!("--coord_data_dir={}", data.display())])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -35,10 +37,12 @@ fn start_server(addr: &str) -> Kill {
 }
 
 #[tokio::test]
-async fn a_real_coordination_process_expires_silent_sessions_and_a_restart_ends_every_session() {
+async fn a_real_coordination_process_expires_silent_sessions_and_keeps_its_tree_across_kill_9() {
+    let dir = TempDir::new("mldb-coord-proc");
+    let data = dir.0.join("coord");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut server = start_server(&addr);
-    let watcher = ModelCoordinator::connect(&addr, ClientOptions::new(Duration::from_secs(2))).await.unwrap();
+    let mut server = start_server(&addr, &data);
+    let watcher = ModelCoordinator::connect(&addr, ClientOptions::new(Duration::from_secs(4))).await.unwrap();
 
     // A client that goes silent (dropped without a goodbye, as a crashed process) loses its ephemeral node
     // between 2/3 of its timeout (its last heartbeat may be that old) and the timeout plus a tick.
@@ -54,14 +58,42 @@ async fn a_real_coordination_process_expires_silent_sessions_and_a_restart_ends_
     let took = start.elapsed();
     assert!(took >= timeout * 2 / 3 && took <= timeout + Duration::from_millis(500), "{took:?}");
 
-    // kill -9 of the server: the model server keeps its tree in memory, so a restarted one knows no session.
-    // The watcher notices (Disconnected), and the new server tells it its session is gone (Expired).
+    // The watcher's own state before the kill: a persistent node, an ephemeral one, a watch on the first.
+    watcher.create("/table", b"t1", CreateMode::Persistent).await.unwrap();
+    watcher.create("/nodes", b"", CreateMode::Ephemeral).await.unwrap();
+    let (_, _, data_watch) = watcher.get_watch("/table").await.unwrap();
+
+    // kill -9 and a restart within the watcher's timeout: Disconnected, then Connected again, same session.
     let mut events = watcher.session_events();
     let _ = server.0.kill();
     let _ = server.0.wait();
-    server = start_server(&addr);
+    server = start_server(&addr, &data);
     let mut seen = Vec::new();
     while let Ok(Some(state)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+        seen.push(state);
+        if state == SessionState::Connected || state.is_terminal() {
+            break;
+        }
+    }
+    assert_eq!(seen, vec![SessionState::Disconnected, SessionState::Connected]);
+    assert_eq!(watcher.get("/table").await.unwrap().0, b"t1");
+    assert_eq!(watcher.get("/nodes").await.unwrap().1.ephemeral_owner, watcher.session_id());
+    assert_eq!(watcher.exists("/tablet").await.unwrap(), None);
+    // The watch set before the kill fires on a change after it.
+    let other = ModelCoordinator::connect(&addr, ClientOptions::new(Duration::from_secs(2))).await.unwrap();
+    other.set("/table", b"t2", None).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), data_watch.changed()).await.unwrap();
+    assert_eq!(ev.kind, WatchKind::NodeDataChanged);
+    other.close().await;
+
+    // Started on an empty data directory, the server knows no session: the watcher learns it is Expired.
+    let mut events = watcher.session_events();
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    let empty = dir.0.join("empty");
+    server = start_server(&addr, &empty);
+    let mut seen = Vec::new();
+    while let Ok(Some(state)) = tokio::time::timeout(Duration::from_secs(8), events.next()).await {
         seen.push(state);
         if state.is_terminal() {
             break;
@@ -69,7 +101,26 @@ async fn a_real_coordination_process_expires_silent_sessions_and_a_restart_ends_
     }
     assert_eq!(seen, vec![SessionState::Disconnected, SessionState::Expired]);
     let fresh = ModelCoordinator::connect(&addr, ClientOptions::new(Duration::from_secs(2))).await.unwrap();
-    assert_eq!(fresh.exists("/tablet").await.unwrap(), None);
+    assert_eq!(fresh.exists("/table").await.unwrap(), None);
     fresh.close().await;
     drop(server);
+
+    // Damage in the data directory: the server refuses to start and names the file.
+    let log = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("log."))
+        .find(|p| std::fs::metadata(p).unwrap().len() > 20)
+        .expect("a log with changes");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[12] ^= 0xff;
+    std::fs::write(&log, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_openmldb"))
+        .args(["--role=coord", &format!("--endpoint={addr}"), &format!("--coord_data_dir={}", data.display())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let name = log.file_name().unwrap().to_string_lossy().to_string();
+    assert!(err.contains(&name) && err.contains("at byte"), "{err}");
 }

@@ -24,7 +24,11 @@ async fn the_daemon_restarts_a_killed_tablet_which_registers_again() {
     let dir = TempDir::new("mldb-daemon-proc");
     std::fs::create_dir_all(&dir.0).unwrap();
     let zk = format!("127.0.0.1:{}", free_port());
-    let _coord = spawn(&["--role=coord".into(), format!("--endpoint={zk}")]);
+    let _coord = spawn(&[
+        "--role=coord".into(),
+        format!("--endpoint={zk}"),
+        format!("--coord_data_dir={}", dir.0.join("coord").display()),
+    ]);
     let zk_flag = format!("--zk_cluster={zk}");
     let eps: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let tablet_args = |i: usize| {

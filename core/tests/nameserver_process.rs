@@ -30,7 +30,11 @@ async fn until(zk: &str, cmd: &str, want: &str) -> String {
 async fn real_nameservers_elect_create_a_table_and_hand_over_after_kill_9() {
     let dir = TempDir::new("mldb-ns-proc");
     let zk = format!("127.0.0.1:{}", free_port());
-    let _coord = spawn(&["--role=coord".into(), format!("--endpoint={zk}")]);
+    let _coord = spawn(&[
+        "--role=coord".into(),
+        format!("--endpoint={zk}"),
+        format!("--coord_data_dir={}", dir.0.join("coord").display()),
+    ]);
     let zk_flag = format!("--zk_cluster={zk}");
     let mut tablets = Vec::new();
     let mut endpoints = Vec::new();
@@ -90,7 +94,11 @@ fn replicas(showtable: &str) -> Vec<(String, String, String, String)> {
 async fn real_tablet_kill_9_fails_over_and_its_restart_is_recovered() {
     let dir = TempDir::new("mldb-failover-proc");
     let zk = format!("127.0.0.1:{}", free_port());
-    let _coord = spawn(&["--role=coord".into(), format!("--endpoint={zk}")]);
+    let _coord = spawn(&[
+        "--role=coord".into(),
+        format!("--endpoint={zk}"),
+        format!("--coord_data_dir={}", dir.0.join("coord").display()),
+    ]);
     let zk_flag = format!("--zk_cluster={zk}");
     let endpoints: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let tablet_args = |i: usize| {

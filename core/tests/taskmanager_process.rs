@@ -17,7 +17,11 @@ async fn real_taskmanagers_import_export_and_hand_a_job_over_after_kill_9() {
     let data = dir.0.join("shared");
     std::fs::create_dir_all(&data).unwrap();
     let zk = format!("127.0.0.1:{}", free_port());
-    let _coord = spawn(&["--role=coord".into(), format!("--endpoint={zk}")]);
+    let _coord = spawn(&[
+        "--role=coord".into(),
+        format!("--endpoint={zk}"),
+        format!("--coord_data_dir={}", dir.0.join("coord").display()),
+    ]);
     let zk_flag = format!("--zk_cluster={zk}");
     let mut procs = Vec::new();
     for i in 0..2 {
