@@ -29,7 +29,7 @@ async fn the_daemon_restarts_a_killed_tablet_which_registers_again() {
         format!("--endpoint={zk}"),
         format!("--coord_data_dir={}", dir.0.join("coord").display()),
     ]);
-    let zk_flag = format!("--zk_cluster={zk}");
+    let zk_flag = format!("--zk_cluster=model://{zk}");
     let eps: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let tablet_args = |i: usize| {
         vec![

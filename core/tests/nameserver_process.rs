@@ -35,7 +35,7 @@ async fn real_nameservers_elect_create_a_table_and_hand_over_after_kill_9() {
         format!("--endpoint={zk}"),
         format!("--coord_data_dir={}", dir.0.join("coord").display()),
     ]);
-    let zk_flag = format!("--zk_cluster={zk}");
+    let zk_flag = format!("--zk_cluster=model://{zk}");
     let mut tablets = Vec::new();
     let mut endpoints = Vec::new();
     for i in 0..3 {
@@ -99,7 +99,7 @@ async fn real_tablet_kill_9_fails_over_and_its_restart_is_recovered() {
         format!("--endpoint={zk}"),
         format!("--coord_data_dir={}", dir.0.join("coord").display()),
     ]);
-    let zk_flag = format!("--zk_cluster={zk}");
+    let zk_flag = format!("--zk_cluster=model://{zk}");
     let endpoints: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let tablet_args = |i: usize| {
         vec![

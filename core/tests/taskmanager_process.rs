@@ -22,7 +22,7 @@ async fn real_taskmanagers_import_export_and_hand_a_job_over_after_kill_9() {
         format!("--endpoint={zk}"),
         format!("--coord_data_dir={}", dir.0.join("coord").display()),
     ]);
-    let zk_flag = format!("--zk_cluster={zk}");
+    let zk_flag = format!("--zk_cluster=model://{zk}");
     let mut procs = Vec::new();
     for i in 0..2 {
         procs.push(spawn(&[

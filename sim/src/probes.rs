@@ -33,11 +33,13 @@ pub fn coord_server(config: CoordServerConfig) -> ProcessMain {
     })
 }
 
-/// Places the coordination server on a machine of its own, named `coord`; returns its address.
+/// Places the coordination server on a machine of its own, named `coord`; returns its `--zk_cluster` value
+/// (`model://ip:2181`).
 pub fn add_coord(cluster: &mut Cluster) -> String {
     let m = cluster.add_machine("coord-machine");
     let ip = cluster.add_process(m, "coord", coord_server(CoordServerConfig::default()), true);
-    format!("{ip}:{COORD_PORT}")
+    // Chosen explicitly, as every process names it: a bare host:port would be ZooKeeper (DESIGN 4.2).
+    format!("{}{ip}:{COORD_PORT}", openmldb::coord::connect::MODEL_SCHEME)
 }
 
 /// What a registrar observed, in order.

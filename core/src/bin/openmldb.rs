@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use openmldb::cli::ns_client::NsClient;
 use openmldb::cli::{repl, tablet_client};
-use openmldb::coord::{ClientOptions, CoordServerConfig, Coordinator, ModelCoordinator, tree::TreeConfig};
+use openmldb::coord::{ClientOptions, CoordServerConfig, Coordinator, tree::TreeConfig};
 use openmldb::nameserver::{Nameserver, NameserverConfig};
 use openmldb::rpc::{ClientConfig, RpcClient};
 use openmldb::storage::{Disk, RealDisk};
@@ -254,7 +254,7 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
                 bail!("--role={} needs --zk_cluster", flags.role);
             }
             let coord = connect(&flags).await?;
-            let client = NsClient::new(Arc::new(coord.clone()), &flags.zk_root_path, Duration::from_secs(10));
+            let client = NsClient::new(coord.clone(), &flags.zk_root_path, Duration::from_secs(10));
             let limits = openmldb::cli::recoverdata::Limits::default();
             let code = report(openmldb::cli::recoverdata::recoverdata(&client, limits).await);
             coord.close().await;
@@ -265,11 +265,8 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
                 bail!("--role=ns_client needs --zk_cluster");
             }
             let coord = connect(&flags).await?;
-            let client = NsClient::new(
-                Arc::new(coord.clone()),
-                &flags.zk_root_path,
-                Duration::from_millis(flags.request_timeout),
-            );
+            let client =
+                NsClient::new(coord.clone(), &flags.zk_root_path, Duration::from_millis(flags.request_timeout));
             let code = if flags.interactive {
                 repl::run(|line| {
                     let client = &client;
@@ -363,9 +360,9 @@ async fn daemon(_flags: &Flags) -> anyhow::Result<std::process::ExitCode> {
 }
 
 /// A coordination session for the client roles.
-async fn connect(flags: &Flags) -> anyhow::Result<ModelCoordinator> {
+async fn connect(flags: &Flags) -> anyhow::Result<Arc<dyn Coordinator>> {
     let session = ClientOptions::new(Duration::from_millis(flags.zk_session_timeout));
-    ModelCoordinator::connect(&flags.zk_cluster, session)
+    openmldb::coord::connect(&flags.zk_cluster, session)
         .await
         .with_context(|| format!("cannot reach the coordination service at {}", flags.zk_cluster))
 }

@@ -291,6 +291,7 @@ impl Shared {
 impl ModelCoordinator {
     /// Opens a session with the server at `addr`, retrying until the session timeout passes.
     pub async fn connect(addr: &str, options: ClientOptions) -> Result<Self, CoordError> {
+        let addr = addr.strip_prefix(super::connect::MODEL_SCHEME).unwrap_or(addr);
         let rpc = RpcClient::new(
             addr,
             ClientConfig {

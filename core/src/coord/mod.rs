@@ -7,6 +7,8 @@
 //! - [`server`] serves a [`tree::Tree`] over the framed RPC ([`serve`]); [`client`] is its
 //!   [`Coordinator`] ([`ModelCoordinator`]). Together they are the `model` backend: the coordination node of the
 //!   simulator and `openmldb --role=coord` in production.
+//! - [`connect`] turns a `--zk_cluster` value into a session: `host:port[,...]` is ZooKeeper, as in OpenMLDB;
+//!   `model://host:port` is our server. Every role and tool connects through it.
 //! - [`layout`] names every node OpenMLDB keeps under `zk_root_path`.
 //! - [`renew`]: [`Renewing`], a session renewed after it expired, for clients that own no ephemeral node.
 //! - `zk` (outside the simulator only) is the `zookeeper` backend: [`Coordinator`] on real ZooKeeper.
@@ -18,6 +20,7 @@
 //! behind `zk` uses its own timers (measured: Disconnected at about 2/5 without a byte).
 
 pub mod client;
+pub mod connect;
 pub mod layout;
 pub mod renew;
 pub mod server;
@@ -33,6 +36,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use client::{ClientOptions, ModelCoordinator};
+pub use connect::connect;
 pub use layout::Layout;
 pub use renew::Renewing;
 pub use server::{CoordServerConfig, serve};

@@ -16,7 +16,7 @@ use super::codes::Code;
 use super::decide::{OFFLINE_LEADER_ENDPOINT, TableView, followers_to_probe, may_mark_dead, reconcile_alive_marks};
 use super::ops::{OpType, alive_leader};
 use super::state::{Nameserver, NewOp, STATUS_POLL_TIMEOUT, TabletEntry, TabletEvent, TabletState};
-use crate::coord::{Coordinator, Layout};
+use crate::coord::Layout;
 use crate::proto::nameserver as pb;
 use crate::proto::nameserver::op_data;
 use crate::proto::tablet as tpb;

@@ -10,7 +10,6 @@ use super::codes::Code;
 use super::decide::followers_to_probe;
 use super::ops::{OpType, Task, alive_leader, status_name};
 use super::state::{Nameserver, NewOp, coord_err, epoch_ms};
-use crate::coord::Coordinator;
 use crate::proto::nameserver as pb;
 use crate::proto::nameserver::op_data;
 use crate::proto::tablet::TaskStatus;

@@ -25,7 +25,7 @@ use super::rpc as m;
 use super::state::{
     Nameserver, NameserverConfig, STATUS_POLL_TIMEOUT, TabletEntry, TabletEvent, TabletState, coord_err,
 };
-use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, ModelCoordinator, SessionState};
+use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, SessionState};
 use crate::proto::nameserver as pb;
 use crate::proto::tablet as tpb;
 use crate::rpc::{Method, RpcClient, RpcError, RpcServer, ServerHandle, Status};
@@ -107,8 +107,8 @@ impl Nameserver {
     async fn session_loop(self: Arc<Self>) {
         loop {
             let options = ClientOptions::new(self.config.zk_session_timeout);
-            let coord = match ModelCoordinator::connect(&self.config.zk_cluster, options).await {
-                Ok(c) => Arc::new(c),
+            let coord = match crate::coord::connect(&self.config.zk_cluster, options).await {
+                Ok(c) => c,
                 Err(e) => {
                     tracing::info!(error = %e, "coordination service unreachable; retrying");
                     continue;
@@ -131,7 +131,7 @@ impl Nameserver {
     }
 
     /// The election of reference 1.3: the first `lock_request` node is the leader. Returns when the session ends.
-    async fn elect(self: Arc<Self>, coord: Arc<ModelCoordinator>) {
+    async fn elect(self: Arc<Self>, coord: Arc<dyn Coordinator>) {
         let mut events = coord.session_events();
         let prefix = self.layout.leader_lock_prefix();
         let mine = match coord.create(&prefix, self.config.endpoint.as_bytes(), CreateMode::EphemeralSequential).await {
@@ -371,7 +371,7 @@ impl Nameserver {
     }
 
     /// Follows `/nodes`: a new endpoint is healthy, a vanished one offline, a returning one healthy again.
-    async fn tablet_watch(self: Arc<Self>, coord: Arc<ModelCoordinator>) {
+    async fn tablet_watch(self: Arc<Self>, coord: Arc<dyn Coordinator>) {
         loop {
             let (children, watch) = match coord.children_watch(&self.layout.nodes()).await {
                 Ok(r) => r,

@@ -21,7 +21,7 @@ use super::decide::Reachability;
 use super::meta::MetaStore;
 use super::opbook::OpBook;
 use super::ops::OpType;
-use crate::coord::{CoordError, Layout, ModelCoordinator};
+use crate::coord::{CoordError, Coordinator, Layout};
 use crate::proto::nameserver::{self as pb, op_data};
 use crate::proto::tablet as tpb;
 use crate::rpc::{ClientConfig, RpcClient, Status};
@@ -138,7 +138,7 @@ pub(super) struct State {
 pub struct Nameserver {
     pub(super) config: NameserverConfig,
     pub(super) layout: Layout,
-    pub(super) coord: Mutex<Option<Arc<ModelCoordinator>>>,
+    pub(super) coord: Mutex<Option<Arc<dyn Coordinator>>>,
     pub(super) active: AtomicBool,
     /// The sequence number of this nameserver's election node while it leads: the epoch its tablet tasks carry.
     pub(super) epoch: AtomicU64,
@@ -250,11 +250,11 @@ impl Nameserver {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    pub(super) fn coord(&self) -> Result<Arc<ModelCoordinator>, Status> {
+    pub(super) fn coord(&self) -> Result<Arc<dyn Coordinator>, Status> {
         self.coord.lock().expect("coord slot").clone().ok_or_else(|| Code::NameserverIsNotLeader.status())
     }
 
-    pub(super) fn require_active(&self) -> Result<Arc<ModelCoordinator>, Status> {
+    pub(super) fn require_active(&self) -> Result<Arc<dyn Coordinator>, Status> {
         if !self.is_active() {
             return Err(Code::NameserverIsNotLeader.status());
         }

@@ -11,9 +11,7 @@
 use std::sync::Arc;
 
 use super::Tablet;
-use crate::coord::{
-    ClientOptions, CoordError, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState, create_all,
-};
+use crate::coord::{ClientOptions, CoordError, CreateMode, Layout, SessionState, create_all};
 
 pub async fn run(tablet: Arc<Tablet>) {
     let layout = Layout::new(&tablet.config.zk_root_path);
@@ -21,7 +19,7 @@ pub async fn run(tablet: Arc<Tablet>) {
     let timeout = tablet.config.zk_session_timeout;
     let mut first = true;
     loop {
-        let coord = match ModelCoordinator::connect(&tablet.config.zk_cluster, ClientOptions::new(timeout)).await {
+        let coord = match crate::coord::connect(&tablet.config.zk_cluster, ClientOptions::new(timeout)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!(error = %e, "coordination service unreachable; retrying");
@@ -30,14 +28,14 @@ pub async fn run(tablet: Arc<Tablet>) {
         };
         let mut events = coord.session_events();
         let value = if first { Layout::startup_value(&endpoint) } else { endpoint.clone() };
-        let registered = match create_all(&coord, &layout.nodes()).await {
+        let registered = match create_all(coord.as_ref(), &layout.nodes()).await {
             Ok(()) => coord.create(&layout.node(&endpoint), value.as_bytes(), CreateMode::Ephemeral).await,
             Err(e) => Err(e),
         };
         match registered {
             Ok(_) => {
                 first = false;
-                tablet.set_session(Some(Arc::new(coord.clone())));
+                tablet.set_session(Some(coord.clone()));
                 tablet.set_session_ok(true);
                 tracing::info!(value, "tablet registered");
             }

@@ -24,7 +24,7 @@ use super::store::{JobCell, JobStore, StoreError, jobs_dir};
 use crate::client::partition::{alive_leader, partition_count};
 use crate::client::{ClientError, RoutingClient, RoutingConfig, WriteAck};
 use crate::codes::Code;
-use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, Layout, ModelCoordinator, SessionState};
+use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, Layout, SessionState};
 use crate::proto::nameserver::TableInfo;
 use crate::proto::tablet as tpb;
 use crate::proto::taskmanager::{self as pb, JobInfo, JobState};
@@ -95,7 +95,7 @@ pub struct TaskManager {
     config: TaskManagerConfig,
     layout: Layout,
     disk: Arc<dyn Disk>,
-    coord: Mutex<Option<Arc<ModelCoordinator>>>,
+    coord: Mutex<Option<Arc<dyn Coordinator>>>,
     routing: Mutex<Option<Arc<RoutingClient>>>,
     active: AtomicBool,
     /// The running job tasks by id; aborted when this instance stops being active.
@@ -156,11 +156,11 @@ impl TaskManager {
         }
     }
 
-    fn coord(&self) -> Result<Arc<ModelCoordinator>, Status> {
+    fn coord(&self) -> Result<Arc<dyn Coordinator>, Status> {
         self.coord.lock().expect("coord slot").clone().ok_or_else(|| Code::TaskManagerIsNotLeader.status())
     }
 
-    fn require_active(&self) -> Result<Arc<ModelCoordinator>, Status> {
+    fn require_active(&self) -> Result<Arc<dyn Coordinator>, Status> {
         if !self.is_active() {
             return Err(Code::TaskManagerIsNotLeader.status());
         }
@@ -187,8 +187,8 @@ impl TaskManager {
     async fn session_loop(self: Arc<Self>) {
         loop {
             let options = ClientOptions::new(self.config.zk_session_timeout);
-            let coord = match ModelCoordinator::connect(&self.config.zk_cluster, options).await {
-                Ok(c) => Arc::new(c),
+            let coord = match crate::coord::connect(&self.config.zk_cluster, options).await {
+                Ok(c) => c,
                 Err(e) => {
                     tracing::info!(error = %e, "coordination service unreachable; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -222,7 +222,7 @@ impl TaskManager {
     /// Reference 1.5: whoever creates the ephemeral leader node is active; the others watch it. A node holding
     /// this instance's own endpoint from an earlier session (a restart before it expired) is deleted at once.
     /// Returns when the session ends.
-    async fn elect(self: Arc<Self>, coord: Arc<ModelCoordinator>) {
+    async fn elect(self: Arc<Self>, coord: Arc<dyn Coordinator>) {
         let mut events = coord.session_events();
         let path = self.layout.taskmanager_leader();
         let me = self.config.endpoint.as_bytes();

@@ -65,7 +65,7 @@ pub fn ns_client(zk: &str, cmd: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_openmldb"))
         .args([
             "--role=ns_client",
-            &format!("--zk_cluster={zk}"),
+            &format!("--zk_cluster=model://{zk}"),
             "--zk_root_path=/openmldb",
             "--interactive=false",
             &format!("--cmd={cmd}"),

@@ -149,7 +149,8 @@ pub fn build(s: &Scenario, flags: &Flags, trace: crate::trace::Trace) -> Built {
     let mut cluster = Cluster::new(trace);
     let coord = add_coord(&mut cluster);
     let mut endpoints = BTreeMap::new();
-    endpoints.insert("coord".to_string(), coord.clone());
+    let plain = coord.strip_prefix(openmldb::coord::connect::MODEL_SCHEME).unwrap_or(&coord).to_string();
+    endpoints.insert("coord".to_string(), plain);
     let mut machines = BTreeMap::new();
     let coord_machine = cluster.machine_of("coord").expect("the coordination server is placed").id;
     machines.insert(super::world::COORD_MACHINE, coord_machine);
