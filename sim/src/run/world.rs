@@ -58,6 +58,11 @@ pub struct World {
     /// `(from, to)` intervals in which every failover was blocked: the coordination server stopped, or no
     /// nameserver running and in touch with it.
     pub blockers: Vec<(Duration, Option<Duration>)>,
+    /// When the coordination server went down (crash or power loss), while it is down.
+    coord_down_at: Option<Duration>,
+    /// The end of the restored sessions' last timeout after a restart of the coordination server that every
+    /// client outlived (see [`World::coord_started`]).
+    coord_linger_until: Option<Duration>,
     /// Numbered machines whose daemon is gone (after a machine restart, until started by hand).
     daemon_gone: BTreeSet<usize>,
     /// Processes the daemon will start, and when.
@@ -120,6 +125,8 @@ impl World {
             cuts: BTreeSet::new(),
             control: Vec::new(),
             blockers: Vec::new(),
+            coord_down_at: None,
+            coord_linger_until: None,
             daemon_gone: BTreeSet::new(),
             pending: Vec::new(),
             stop_writes: Arc::new(AtomicBool::new(false)),
@@ -357,6 +364,26 @@ impl World {
             .any(|n| up(&n) && !self.is_cut(&n, "coord"))
     }
 
+    /// The coordination server is down from now (a crash or a power loss of its machine).
+    fn coord_stopped(&mut self) {
+        self.coord_down_at.get_or_insert(self.now());
+    }
+
+    /// The coordination server runs again. Down for 7/5 of the session timeout or longer, every client has
+    /// declared its session expired and opened a new one, while the restarted server restored the old sessions
+    /// with a whole timeout each (ZooKeeper's behaviour, DESIGN 4.2): until they expire, their ephemeral nodes
+    /// stand and no tablet can register again. That timeout is part of the outage, so the blocker the restart
+    /// ends runs on to its end (named "restored sessions linger" in docs/oracle.md).
+    fn coord_started(&mut self) {
+        let now = self.now();
+        if let Some(down) = self.coord_down_at.take() {
+            let t = self.flags.zk_session_timeout;
+            if now - down >= t * 7 / 5 {
+                self.coord_linger_until = Some(now + t);
+            }
+        }
+    }
+
     /// Notes a change of the control plane, and opens or closes a blocker.
     fn control_changed(&mut self) {
         let now = self.now();
@@ -368,7 +395,8 @@ impl World {
         if blocked && !open {
             self.blockers.push((now, None));
         } else if !blocked && open {
-            self.blockers.last_mut().expect("open blocker").1 = Some(now);
+            let end = self.coord_linger_until.take().filter(|u| *u > now).unwrap_or(now);
+            self.blockers.last_mut().expect("open blocker").1 = Some(end);
         }
     }
 
@@ -450,6 +478,9 @@ impl World {
             Action::Crash(t) => {
                 let p = self.resolve(t).await?;
                 self.b.cluster.crash(&p).map_err(h)?;
+                if p == "coord" {
+                    self.coord_stopped();
+                }
                 self.fault(&p, FaultKind::Down, FaultCause::Crash);
                 self.daemon_watch(&p);
             }
@@ -465,6 +496,9 @@ impl World {
                     Resolved::Process(p) => self.machine_of_process(&p).ok_or("no machine")?,
                 };
                 self.b.cluster.machine_restart(self.b.machines[&m]).map_err(h)?;
+                if m == COORD_MACHINE {
+                    self.coord_stopped();
+                }
                 self.daemon_gone.insert(m);
                 for p in self.machine_processes(m) {
                     self.pending.retain(|(_, q)| *q != p);
@@ -487,6 +521,9 @@ impl World {
                 for p in procs {
                     if !self.b.cluster.is_running(&p) {
                         self.b.cluster.start(&p).map_err(h)?;
+                    }
+                    if p == "coord" {
+                        self.coord_started();
                     }
                     self.pending.retain(|(_, q)| *q != p);
                     self.fault(&p, FaultKind::Up, FaultCause::Crash);
