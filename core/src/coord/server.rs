@@ -572,7 +572,12 @@ async fn poll(st: &State, req: pb::PollRequest) -> Result<pb::PollResponse, Stat
                     path: e.path,
                 })
                 .collect();
-            durable(st, upto).await.map_err(err)?;
+            // The poll is also the heartbeat: a slow fsync must not hold it past its wait. Events whose changes
+            // are not durable by then stay queued (nothing is acknowledged) and leave with a later poll.
+            match crate::rpc::timeout_at(deadline, durable(st, upto)).await {
+                Ok(done) => done.map_err(err)?,
+                Err(_) => return Ok(pb::PollResponse { events: vec![], incarnation }),
+            }
             return Ok(pb::PollResponse { events, incarnation });
         }
         tokio::select! {
