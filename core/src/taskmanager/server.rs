@@ -401,7 +401,17 @@ impl TaskManager {
     async fn import_rows(&self, job: &JobInfo, info: &TableInfo) -> Result<Vec<Vec<String>>, Stop> {
         match Source::parse(&job.path).map_err(Stop::Failed)? {
             Source::Generated { rows, prefix } => {
-                Ok((0..rows).map(|i| source::generated_row(info, &prefix, i)).collect())
+                // Made in slices with a yield between them: two million rows take seconds, and a worker held
+                // that long starves the coordination session's heartbeat (the instance went Disconnected, stopped
+                // the job and took it over again until its attempts ran out).
+                let mut out = Vec::with_capacity(usize::try_from(rows).unwrap_or(0).min(1 << 20));
+                for i in 0..rows {
+                    out.push(source::generated_row(info, &prefix, i));
+                    if i % 5_000 == 4_999 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Ok(out)
             }
             Source::File(path) => {
                 let data = self.disk.read(&path).await.map_err(|e| {
