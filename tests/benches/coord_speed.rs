@@ -38,6 +38,9 @@ fn main() {
         fn root(&self) -> String {
             "/bench".into()
         }
+        fn spec(&self) -> String {
+            self.0.clone()
+        }
     }
 
     async fn conformance_run(trace: mldb_sim::trace::Trace) {

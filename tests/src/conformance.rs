@@ -1,13 +1,19 @@
 //! The coordination conformance suite: ZooKeeper semantics every backend must show.
 //!
-//! A backend provides a [`Backend`]: a way to open sessions, and the bounds of its timing. Dropping a
-//! coordinator without `close` must behave as a crashed client (no goodbye, the server expires the session).
+//! A backend provides a [`Backend`]: a way to open sessions, the `--zk_cluster` spec that names its server, the
+//! bounds of its timing, and (where the test can) a restart of its server. Dropping a coordinator without `close`
+//! must behave as a crashed client (no goodbye, the server expires the session). The chroot and credential cases
+//! open their sessions through `openmldb::coord::connect`, as every role does.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use openmldb::coord::{CoordError, Coordinator, CreateMode, Op, OpResult, WatchKind, create_all};
+use std::sync::Arc;
+
+use openmldb::coord::{
+    ClientOptions, CoordError, Coordinator, CreateMode, Credentials, Op, OpResult, SessionState, WatchKind, create_all,
+};
 use tokio::time::Instant;
 
 /// How the suite reaches one backend.
@@ -18,6 +24,23 @@ pub trait Backend: Send + Sync {
     fn expiry_slack(&self) -> Duration;
     /// A root under which this run's nodes live (distinct per run against a shared server).
     fn root(&self) -> String;
+    /// The `--zk_cluster` value that names the server (`model://host:port` or `host:port[,...]`).
+    fn spec(&self) -> String;
+    /// Kills the server (as `kill -9` or a crash would) and starts it again on its data, returning once it serves;
+    /// `None` if this backend's harness cannot restart it (the restart case then says it skipped).
+    fn restart(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        None
+    }
+}
+
+/// A session through `openmldb::coord::connect`, with the spec's server, a chroot suffix and options.
+async fn open(b: &dyn Backend, chroot: &str, options: ClientOptions) -> Arc<dyn Coordinator> {
+    let spec = format!("{}{chroot}", b.spec());
+    openmldb::coord::connect(&spec, options).await.unwrap_or_else(|e| panic!("connect {spec}: {e}"))
+}
+
+fn digest(cert: &str) -> ClientOptions {
+    ClientOptions::new(T).with_auth(Some(Credentials { scheme: "digest".into(), cert: cert.into() }))
 }
 
 type TestFn = for<'a> fn(&'a dyn Backend) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -32,6 +55,9 @@ pub fn cases() -> Vec<(&'static str, TestFn)> {
         ("multi_is_all_or_nothing", |b| Box::pin(multi_is_all_or_nothing(b))),
         ("close_removes_ephemerals_at_once", |b| Box::pin(close_removes_ephemerals_at_once(b))),
         ("expiry_timing", |b| Box::pin(expiry_timing(b))),
+        ("a_chroot_is_a_subtree_seen_as_root", |b| Box::pin(a_chroot_is_a_subtree_seen_as_root(b))),
+        ("credentials_guard_the_nodes_they_create", |b| Box::pin(credentials_guard_the_nodes_they_create(b))),
+        ("a_restart_keeps_the_tree_and_the_session", |b| Box::pin(a_restart_keeps_the_tree_and_the_session(b))),
     ]
 }
 
@@ -259,4 +285,110 @@ pub async fn expiry_timing(b: &dyn Backend) {
         timeout + b.expiry_slack() + in_flight
     );
     w.close().await;
+}
+
+/// A spec ending in a path: the session sees that node as `/`, and everything it reports comes back without the
+/// prefix; the node is created if missing; a session without the chroot sees the same nodes under it.
+pub async fn a_chroot_is_a_subtree_seen_as_root(b: &dyn Backend) {
+    let plain = open(b, "", ClientOptions::new(T)).await;
+    let root = format!("{}/chroot/cluster", b.root());
+    assert_eq!(plain.exists(&root).await.unwrap(), None);
+    let c = open(b, &root, ClientOptions::new(T)).await;
+    assert!(plain.exists(&root).await.unwrap().is_some(), "connect creates the chroot");
+    assert!(c.exists("/").await.unwrap().is_some());
+    assert_eq!(c.create("/a", b"1", CreateMode::Persistent).await.unwrap(), "/a");
+    assert_eq!(plain.get(&format!("{root}/a")).await.unwrap().0, b"1");
+    let seq = c.create("/a/s-", b"", CreateMode::EphemeralSequential).await.unwrap();
+    assert!(seq.starts_with("/a/s-") && seq.len() == "/a/s-".len() + 10, "{seq}");
+    assert_eq!(c.children("/").await.unwrap(), vec!["a".to_string()]);
+    // Watches report paths under the chroot.
+    let (_, kids) = c.children_watch("/a").await.unwrap();
+    let (_, _, data) = c.get_watch("/a").await.unwrap();
+    plain.create(&format!("{root}/a/x"), b"", CreateMode::Persistent).await.unwrap();
+    plain.set(&format!("{root}/a"), b"2", None).await.unwrap();
+    let ev = kids.changed().await;
+    assert_eq!((ev.kind, ev.path.as_str()), (WatchKind::NodeChildrenChanged, "/a"));
+    let ev = data.changed().await;
+    assert_eq!((ev.kind, ev.path.as_str()), (WatchKind::NodeDataChanged, "/a"));
+    // Errors and multi results too.
+    assert_eq!(c.get("/none").await.unwrap_err(), CoordError::NoNode("/none".into()));
+    match c.multi(vec![Op::Create { path: "/m-".into(), data: vec![], mode: CreateMode::PersistentSequential }]).await {
+        Ok(r) => assert!(matches!(&r[0], OpResult::Created { path, .. } if path.starts_with("/m-")), "{r:?}"),
+        Err(e) => panic!("multi under a chroot: {e}"),
+    }
+    c.close().await;
+    plain.close().await;
+}
+
+/// OpenMLDB's `--zk_auth_schema=digest --zk_cert=user:password`: a session with credentials creates nodes only
+/// the same credentials may read, change or create children under; others (none, or a wrong password) get NoAuth,
+/// and may still see that the node exists.
+pub async fn credentials_guard_the_nodes_they_create(b: &dyn Backend) {
+    let (setup_session, dir) = setup(b, "auth").await;
+    let alice = open(b, "", digest("alice:secret")).await;
+    let p = format!("{dir}/guarded");
+    alice.create(&p, b"mine", CreateMode::Persistent).await.unwrap();
+    alice.create(&format!("{p}/child"), b"", CreateMode::Persistent).await.unwrap();
+    let stranger = open(b, "", ClientOptions::new(T)).await;
+    let wrong = open(b, "", digest("alice:guess")).await;
+    for who in [&stranger, &wrong] {
+        assert!(who.exists(&p).await.unwrap().is_some(), "exists needs no permission");
+        assert!(matches!(who.get(&p).await, Err(CoordError::NoAuth(_))), "{:?}", who.get(&p).await);
+        assert!(matches!(who.children(&p).await, Err(CoordError::NoAuth(_))));
+        assert!(matches!(who.set(&p, b"theirs", None).await, Err(CoordError::NoAuth(_))));
+        assert!(matches!(who.create(&format!("{p}/x"), b"", CreateMode::Persistent).await, Err(CoordError::NoAuth(_))));
+        assert!(matches!(who.delete(&format!("{p}/child"), None).await, Err(CoordError::NoAuth(_))));
+    }
+    // The same credentials in another session have every permission.
+    let again = open(b, "", digest("alice:secret")).await;
+    assert_eq!(again.get(&p).await.unwrap().0, b"mine");
+    assert_eq!(again.children(&p).await.unwrap(), vec!["child".to_string()]);
+    again.delete(&format!("{p}/child"), None).await.unwrap();
+    again.set(&p, b"still mine", None).await.unwrap();
+    assert_eq!(alice.get(&p).await.unwrap().0, b"still mine");
+    for s in [alice, stranger, wrong, again] {
+        s.close().await;
+    }
+    setup_session.close().await;
+}
+
+/// The server is killed and started again on its data: the tree is back, and a session whose client reconnects
+/// within its timeout goes on with the same id and its ephemeral node (ZooKeeper's behaviour, ours too).
+pub async fn a_restart_keeps_the_tree_and_the_session(b: &dyn Backend) {
+    let long = Duration::from_secs(10);
+    let c = b.connect(long).await;
+    let dir = format!("{}/restart", b.root());
+    create_all(c.as_ref(), &dir).await.unwrap();
+    c.create(&format!("{dir}/p"), b"kept", CreateMode::Persistent).await.unwrap();
+    c.create(&format!("{dir}/e"), b"", CreateMode::Ephemeral).await.unwrap();
+    let sid = c.session_id();
+    let Some(restart) = b.restart() else {
+        eprintln!("SKIPPED conformance case a_restart_keeps_the_tree_and_the_session: this harness cannot restart");
+        c.close().await;
+        return;
+    };
+    restart.await;
+    let start = Instant::now();
+    let data = loop {
+        match c.get(&format!("{dir}/p")).await {
+            Ok((data, _)) => break data,
+            Err(e) => {
+                assert!(start.elapsed() < long, "the session did not come back after the restart: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(data, b"kept");
+    assert_eq!(c.session_id(), sid);
+    assert_eq!(c.get(&format!("{dir}/e")).await.unwrap().1.ephemeral_owner, sid, "the ephemeral node survived");
+    while c.state() != SessionState::Connected {
+        assert!(start.elapsed() < long, "session state {:?} after the restart", c.state());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A new session sees the same tree; the old one still closes cleanly.
+    let other = b.connect(T).await;
+    assert!(other.exists(&format!("{dir}/e")).await.unwrap().is_some());
+    c.close().await;
+    assert_eq!(other.exists(&format!("{dir}/e")).await.unwrap(), None);
+    other.close().await;
 }

@@ -62,13 +62,27 @@ impl ZooKeeper {
     }
 
     fn try_start() -> Result<ZooKeeper, String> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
+        let port = free_port()?;
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
         let dir = std::env::temp_dir().join(format!("mldb-zk-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(dir.join("data")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Self::start_in(dir, port)
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same data directory and port.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        eprintln!("zookeeper (pid {}) killed", self.child.id());
+        let dir = self.dir.clone();
+        // The old guard must not remove the directory the new server uses.
+        let fresh = Self::start_in(dir, self.port).unwrap_or_else(|e| panic!("zookeeper did not restart: {e}"));
+        let old = std::mem::replace(self, fresh);
+        std::mem::forget(old);
+    }
+
+    /// Starts a server on `port` with its data under `dir` (kept if it holds data already).
+    fn start_in(dir: PathBuf, port: u16) -> Result<ZooKeeper, String> {
         // The test profile of reference/zookeeper-notes.md §1.2.
         let cfg = format!(
             "tickTime={tick}\nminSessionTimeout={min}\nmaxSessionTimeout=60000\ndataDir={data}\nclientPort={port}\n\
@@ -78,7 +92,11 @@ impl ZooKeeper {
             data = dir.join("data").display(),
         );
         std::fs::write(dir.join("zoo.cfg"), cfg).map_err(|e| format!("zoo.cfg: {e}"))?;
-        let log = std::fs::File::create(dir.join("zk.log")).map_err(|e| format!("zk.log: {e}"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("zk.log"))
+            .map_err(|e| format!("zk.log: {e}"))?;
         let log_err = log.try_clone().map_err(|e| format!("zk.log: {e}"))?;
         let mut classpath = ZOOKEEPER_JAR.to_string();
         if Path::new(SLF4J_SIMPLE_JAR).exists() {
@@ -149,9 +167,17 @@ impl Drop for ZooKeeper {
     }
 }
 
+fn free_port() -> Result<u16, String> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port())
+}
+
 struct Zk {
     addr: String,
     root: String,
+    server: std::sync::Mutex<ZooKeeper>,
 }
 
 impl Backend for Zk {
@@ -170,6 +196,14 @@ impl Backend for Zk {
     fn root(&self) -> String {
         self.root.clone()
     }
+    fn spec(&self) -> String {
+        self.addr.clone()
+    }
+    fn restart(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        Some(Box::pin(async move {
+            tokio::task::block_in_place(|| self.server.lock().expect("server lock").restart());
+        }))
+    }
 }
 
 #[test]
@@ -186,7 +220,9 @@ fn conformance_suite_on_real_zookeeper() {
     // Started outside the runtime, so the guard is dropped (and the server killed) even when a case panics.
     let server = ZooKeeper::start();
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let backend = Zk { addr: server.addr(), root: format!("/conformance-{}-{nanos}", std::process::id()) };
+    let addr = server.addr();
+    let root = format!("/conformance-{}-{nanos}", std::process::id());
+    let backend = Zk { addr: addr.clone(), root, server: std::sync::Mutex::new(server) };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
         let started = Instant::now();
@@ -197,7 +233,28 @@ fn conformance_suite_on_real_zookeeper() {
             eprintln!("conformance case {name}: ok in {:?}", t.elapsed());
         }
         eprintln!("conformance suite on real ZooKeeper: {:?}", started.elapsed());
+        several_addresses_and_the_other_protocol(&addr).await;
     });
     drop(rt);
-    drop(server);
+    drop(backend);
+}
+
+/// The seed's form of `--zk_cluster`, several addresses: a dead first address does not stop the session. And the
+/// model scheme pointed at ZooKeeper fails within a second, saying what the address is.
+async fn several_addresses_and_the_other_protocol(addr: &str) {
+    let dead = format!("127.0.0.1:{}", free_port().expect("a free port"));
+    let spec = format!("{dead},{addr}");
+    let c = openmldb::coord::connect(&spec, ClientOptions::new(Duration::from_secs(4))).await.expect(&spec);
+    assert!(c.exists("/").await.unwrap().is_some());
+    c.close().await;
+    eprintln!("several addresses ({spec}): ok");
+    let start = Instant::now();
+    let spec = format!("model://{addr}");
+    let err = match openmldb::coord::connect(&spec, ClientOptions::new(Duration::from_secs(10))).await {
+        Ok(_) => panic!("a model session with ZooKeeper"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("ZooKeeper server") && err.contains(&format!("--zk_cluster={addr}")), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    eprintln!("model scheme at ZooKeeper: refused in {:?}: {err}", start.elapsed());
 }

@@ -36,6 +36,8 @@ fn registrar(coord: String, log: Arc<Mutex<Vec<Seen>>>) -> mldb_sim::harness::Pr
 
 struct Model {
     addr: String,
+    /// Asks the test's main task (which holds the cluster) to crash and start the coordination node.
+    restart: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Backend for Model {
@@ -51,14 +53,37 @@ impl Backend for Model {
     fn root(&self) -> String {
         "/conformance".into()
     }
+    fn spec(&self) -> String {
+        self.addr.clone()
+    }
+    fn restart(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        Some(Box::pin(async move {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            self.restart.send(done).await.expect("the main task listens");
+            wait.await.expect("the main task restarted the server");
+        }))
+    }
 }
 
 #[test]
 fn conformance_suite_on_the_model_backend() {
     for seed in mldb_tests::seeds(&[7]) {
         let out = run_seed(seed, Some(Duration::from_secs(600)), |trace| async move {
-            let (c, addr) = cluster(trace, &["client"]);
-            c.spawn_on("client", async move { conformance::run_all(&Model { addr }).await }).unwrap().await.unwrap();
+            let (mut c, addr) = cluster(trace, &["client"]);
+            let (restart, mut asked) = tokio::sync::mpsc::channel(1);
+            let suite = c.spawn_on("client", async move { conformance::run_all(&Model { addr, restart }).await });
+            let mut suite = suite.unwrap();
+            loop {
+                tokio::select! {
+                    done = &mut suite => break done.unwrap(),
+                    Some(reply) = asked.recv() => {
+                        c.crash("coord").unwrap();
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        c.start("coord").unwrap();
+                        let _ = reply.send(());
+                    }
+                }
+            }
         });
         println!("conformance seed {seed}: {:?} simulated in {:?}", out.sim_elapsed, out.wall_elapsed);
     }

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use openmldb::cli::ns_client::NsClient;
 use openmldb::cli::{repl, tablet_client};
-use openmldb::coord::{ClientOptions, CoordServerConfig, Coordinator, tree::TreeConfig};
+use openmldb::coord::{ClientOptions, CoordServerConfig, Coordinator, Credentials, tree::TreeConfig};
 use openmldb::nameserver::{Nameserver, NameserverConfig};
 use openmldb::rpc::{ClientConfig, RpcClient};
 use openmldb::storage::{Disk, RealDisk};
@@ -37,11 +37,20 @@ struct Flags {
     /// Address to listen on (servers) or of the tablet to talk to (client), ip:port.
     #[arg(long)]
     endpoint: Option<String>,
-    /// Coordination service address(es).
+    /// Coordination service: a ZooKeeper ensemble `host:port[,host:port...]` as in OpenMLDB, or this project's
+    /// own coordinator `model://host:port` (`--role=coord`); either may end in a chroot path (`host:port/apps`).
     #[arg(long, default_value = "")]
     zk_cluster: String,
+    /// The node every node of the cluster lives under.
     #[arg(long, default_value = openmldb::coord::layout::DEFAULT_ROOT)]
     zk_root_path: String,
+    /// Coordination credentials' scheme (only `digest`), used when --zk_cert is given.
+    #[arg(long, default_value = "digest")]
+    zk_auth_schema: String,
+    /// Coordination credentials, `user:password`: the session authenticates with them and every node it creates
+    /// is readable and writable only with the same credentials (ZooKeeper's creator-all ACL).
+    #[arg(long, default_value = "")]
+    zk_cert: String,
     /// Coordination session timeout in milliseconds.
     #[arg(long, default_value_t = 2000)]
     zk_session_timeout: u64,
@@ -189,6 +198,7 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             config.zk_cluster = flags.zk_cluster.clone();
             config.zk_root_path = flags.zk_root_path.clone();
             config.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+            config.zk_auth = credentials(&flags)?;
             config.binlog_sync_to_disk_interval = Duration::from_millis(flags.binlog_sync_to_disk_interval);
             config.binlog_single_file_max_size = flags.binlog_single_file_max_size.max(1) << 20;
             let disk: Arc<dyn Disk> = Arc::new(RealDisk::new(&flags.db_root_path));
@@ -229,6 +239,7 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             let mut config = NameserverConfig::new(&endpoint, &flags.zk_cluster);
             config.zk_root_path = flags.zk_root_path.clone();
             config.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+            config.zk_auth = credentials(&flags)?;
             config.auto_failover = flags.auto_failover;
             config.tablet_heartbeat_timeout = Duration::from_millis(flags.tablet_heartbeat_timeout);
             config.get_table_status_interval = Duration::from_millis(flags.get_table_status_interval);
@@ -294,6 +305,7 @@ async fn run(flags: Flags) -> anyhow::Result<std::process::ExitCode> {
             let mut config = TaskManagerConfig::new(&endpoint, &flags.zk_cluster);
             config.zk_root_path = flags.zk_root_path.clone();
             config.zk_session_timeout = Duration::from_millis(flags.zk_session_timeout);
+            config.zk_auth = credentials(&flags)?;
             config.import_batch_rows = flags.import_batch_rows;
             let disk: Arc<dyn Disk> = Arc::new(RealDisk::new(&flags.job_data_dir));
             let tm = TaskManager::start(config, disk).await.with_context(|| format!("cannot listen on {endpoint}"))?;
@@ -359,10 +371,15 @@ async fn daemon(_flags: &Flags) -> anyhow::Result<std::process::ExitCode> {
     bail!("--role=daemon supervises real processes; the simulator models daemons per machine")
 }
 
-/// A coordination session for the client roles.
+/// `--zk_auth_schema` and `--zk_cert`, checked.
+fn credentials(flags: &Flags) -> anyhow::Result<Option<Credentials>> {
+    Ok(Credentials::from_flags(&flags.zk_auth_schema, &flags.zk_cert)?)
+}
+
+/// A coordination session for the client roles, renewed if it expires (a REPL outlives a session: DESIGN 4.2).
 async fn connect(flags: &Flags) -> anyhow::Result<Arc<dyn Coordinator>> {
-    let session = ClientOptions::new(Duration::from_millis(flags.zk_session_timeout));
-    openmldb::coord::connect(&flags.zk_cluster, session)
+    let session = ClientOptions::new(Duration::from_millis(flags.zk_session_timeout)).with_auth(credentials(flags)?);
+    openmldb::coord::connect::connect_renewing(&flags.zk_cluster, session)
         .await
         .with_context(|| format!("cannot reach the coordination service at {}", flags.zk_cluster))
 }

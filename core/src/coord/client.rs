@@ -40,11 +40,52 @@ pub struct ClientOptions {
     pub session_timeout: Duration,
     /// Deadline of each operation; `None` means the session timeout.
     pub op_timeout: Option<Duration>,
+    /// Credentials the session authenticates with (OpenMLDB's `--zk_auth_schema` and `--zk_cert`); a session
+    /// with credentials creates its nodes readable and writable only by the same credentials.
+    pub auth: Option<Credentials>,
 }
 
 impl ClientOptions {
     pub fn new(session_timeout: Duration) -> Self {
-        Self { session_timeout, op_timeout: None }
+        Self { session_timeout, op_timeout: None, auth: None }
+    }
+
+    /// The same options, authenticating with `auth`.
+    pub fn with_auth(self, auth: Option<Credentials>) -> Self {
+        Self { auth, ..self }
+    }
+}
+
+/// A ZooKeeper credential: a scheme (only `digest` is supported, as in OpenMLDB) and its text (`user:password`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub scheme: String,
+    pub cert: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let user = self.cert.split(':').next().unwrap_or("");
+        write!(f, "Credentials({}:{user}:***)", self.scheme)
+    }
+}
+
+impl Credentials {
+    /// Reads OpenMLDB's pair of flags: no `--zk_cert` is no credentials (the scheme defaults to `digest`, as in
+    /// OpenMLDB); `digest` with `user:password` is one; anything else is an error that says what to write.
+    pub fn from_flags(scheme: &str, cert: &str) -> Result<Option<Credentials>, CoordError> {
+        match (scheme.trim(), cert) {
+            ("" | "digest", "") => Ok(None),
+            ("", _) => Err(CoordError::BadArguments("--zk_cert needs --zk_auth_schema=digest".into())),
+            ("digest", c) if c.split_once(':').is_some_and(|(u, _)| !u.is_empty()) => {
+                Ok(Some(Credentials { scheme: "digest".into(), cert: c.to_string() }))
+            }
+            ("digest", _) => Err(CoordError::BadArguments("--zk_cert is user:password for the digest scheme".into())),
+            (other, _) => Err(CoordError::BadArguments(format!(
+                "--zk_auth_schema={other:?}: only \"digest\" is supported, as in OpenMLDB"
+            ))),
+        }
     }
 }
 
@@ -68,6 +109,8 @@ impl Drop for AbortOnDrop {
 struct Shared {
     rpc: RpcClient,
     session_id: i64,
+    /// The session's password from the server; every request carries it.
+    secret: bytes::Bytes,
     timeout: Duration,
     op_timeout: Duration,
     state: Mutex<SessionState>,
@@ -243,7 +286,12 @@ impl Shared {
         for (id, path, on, seen) in pending {
             let now = match on {
                 WatchOn::Data => {
-                    let req = pb::GetRequest { session_id: sid, path: path.clone(), watch_id: id };
+                    let req = pb::GetRequest {
+                        session_id: sid,
+                        secret: self.secret.clone(),
+                        path: path.clone(),
+                        watch_id: id,
+                    };
                     match self.request(srv::Get, req).await {
                         Ok(r) => Ok(Some(stat(r.stat))),
                         Err(CoordError::NoNode(_)) => Ok(None),
@@ -251,11 +299,21 @@ impl Shared {
                     }
                 }
                 WatchOn::Exists => {
-                    let req = pb::ExistsRequest { session_id: sid, path: path.clone(), watch_id: id };
+                    let req = pb::ExistsRequest {
+                        session_id: sid,
+                        secret: self.secret.clone(),
+                        path: path.clone(),
+                        watch_id: id,
+                    };
                     self.request(srv::Exists, req).await.map(|r| r.exists.then(|| stat(r.stat)))
                 }
                 WatchOn::Children => {
-                    let req = pb::ChildrenRequest { session_id: sid, path: path.clone(), watch_id: id };
+                    let req = pb::ChildrenRequest {
+                        session_id: sid,
+                        secret: self.secret.clone(),
+                        path: path.clone(),
+                        watch_id: id,
+                    };
                     match self.request(srv::Children, req).await {
                         Ok(r) => Ok(Some(stat(r.stat))),
                         Err(CoordError::NoNode(_)) => Ok(None),
@@ -304,18 +362,38 @@ impl ModelCoordinator {
             },
         );
         let deadline = Instant::now() + options.session_timeout;
+        #[cfg(not(any(madsim, doctest)))]
+        let mut asked_zookeeper = false;
         let (resp, sent) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(CoordError::ConnectionLoss(format!("no coordination server answered at {addr}")));
             }
-            let req = pb::ConnectRequest { session_id: 0, timeout_ms: millis(options.session_timeout) };
+            let req = pb::ConnectRequest {
+                session_id: 0,
+                timeout_ms: millis(options.session_timeout),
+                auth_scheme: options.auth.as_ref().map(|a| a.scheme.clone()).unwrap_or_default(),
+                auth: options.auth.as_ref().map(|a| bytes::Bytes::from(a.cert.clone())).unwrap_or_default(),
+                secret: bytes::Bytes::new(),
+            };
             let sent = Instant::now();
             match rpc.call_timeout(srv::Connect, req, left).await {
                 Ok(resp) => break (resp, sent),
                 Err(RpcError::Status(s)) => return Err(CoordError::from_wire(s.code, &s.message)),
                 Err(e) => {
                     tracing::debug!(addr, error = %e, "coordination connect attempt failed");
+                    // Something that accepted the connection but did not answer may be ZooKeeper: say so at once.
+                    #[cfg(not(any(madsim, doctest)))]
+                    if !asked_zookeeper && !matches!(e, RpcError::Unavailable { .. }) {
+                        asked_zookeeper = true;
+                        if super::connect::probe::zookeeper_answers(addr).await {
+                            return Err(CoordError::BadArguments(format!(
+                                "{addr} is a ZooKeeper server, not this project's model coordinator: write \
+                                 --zk_cluster={addr} (without {})",
+                                super::connect::MODEL_SCHEME
+                            )));
+                        }
+                    }
                     tokio::time::sleep(Duration::from_millis(50).min(left)).await;
                 }
             }
@@ -325,6 +403,7 @@ impl ModelCoordinator {
         let shared = Arc::new(Shared {
             rpc,
             session_id: resp.session_id,
+            secret: resp.secret,
             timeout,
             op_timeout: options.op_timeout.unwrap_or(timeout),
             state: Mutex::new(SessionState::Connected),
@@ -363,7 +442,12 @@ async fn session_loop(shared: Arc<Shared>) {
         // Never wait past the next state threshold without re-evaluating.
         let next_threshold = if silent < disconnect_after { disconnect_after } else { expire_after };
         let budget = (next_threshold - silent).max(Duration::from_millis(1));
-        let req = pb::PollRequest { session_id: shared.session_id, ack_seq: ack, max_wait_ms: millis(hold) };
+        let req = pb::PollRequest {
+            session_id: shared.session_id,
+            secret: shared.secret.clone(),
+            ack_seq: ack,
+            max_wait_ms: millis(hold),
+        };
         let sent = Instant::now();
         match shared.rpc.call_timeout(srv::Poll, req, budget).await {
             Ok(resp) => {
@@ -434,19 +518,30 @@ fn stat(s: Option<Stat>) -> Stat {
 impl Coordinator for ModelCoordinator {
     async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<String, CoordError> {
         let op = pb::CreateOp { path: path.to_string(), data: data.to_vec().into(), mode: mode.to_proto() };
-        let req = pb::CreateRequest { session_id: self.shared.session_id, op: Some(op) };
+        let req =
+            pb::CreateRequest { session_id: self.shared.session_id, secret: self.shared.secret.clone(), op: Some(op) };
         Ok(self.shared.request(srv::Create, req).await?.path)
     }
 
     async fn get(&self, path: &str) -> Result<(Vec<u8>, Stat), CoordError> {
-        let req = pb::GetRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: 0 };
+        let req = pb::GetRequest {
+            session_id: self.shared.session_id,
+            secret: self.shared.secret.clone(),
+            path: path.to_string(),
+            watch_id: 0,
+        };
         let r = self.shared.request(srv::Get, req).await?;
         Ok((r.data.to_vec(), stat(r.stat)))
     }
 
     async fn get_watch(&self, path: &str) -> Result<(Vec<u8>, Stat, Watch), CoordError> {
         let (id, watch) = self.shared.new_watch(path, WatchOn::Data);
-        let req = pb::GetRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
+        let req = pb::GetRequest {
+            session_id: self.shared.session_id,
+            secret: self.shared.secret.clone(),
+            path: path.to_string(),
+            watch_id: id,
+        };
         match self.shared.request(srv::Get, req).await {
             Ok(r) => {
                 self.shared.watch_saw(id, Some(stat(r.stat)));
@@ -460,14 +555,24 @@ impl Coordinator for ModelCoordinator {
     }
 
     async fn exists(&self, path: &str) -> Result<Option<Stat>, CoordError> {
-        let req = pb::ExistsRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: 0 };
+        let req = pb::ExistsRequest {
+            session_id: self.shared.session_id,
+            secret: self.shared.secret.clone(),
+            path: path.to_string(),
+            watch_id: 0,
+        };
         let r = self.shared.request(srv::Exists, req).await?;
         Ok(if r.exists { Some(stat(r.stat)) } else { None })
     }
 
     async fn exists_watch(&self, path: &str) -> Result<(Option<Stat>, Watch), CoordError> {
         let (id, watch) = self.shared.new_watch(path, WatchOn::Exists);
-        let req = pb::ExistsRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
+        let req = pb::ExistsRequest {
+            session_id: self.shared.session_id,
+            secret: self.shared.secret.clone(),
+            path: path.to_string(),
+            watch_id: id,
+        };
         match self.shared.request(srv::Exists, req).await {
             Ok(r) => {
                 let seen = if r.exists { Some(stat(r.stat)) } else { None };
@@ -482,13 +587,23 @@ impl Coordinator for ModelCoordinator {
     }
 
     async fn children(&self, path: &str) -> Result<Vec<String>, CoordError> {
-        let req = pb::ChildrenRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: 0 };
+        let req = pb::ChildrenRequest {
+            session_id: self.shared.session_id,
+            secret: self.shared.secret.clone(),
+            path: path.to_string(),
+            watch_id: 0,
+        };
         Ok(self.shared.request(srv::Children, req).await?.children)
     }
 
     async fn children_watch(&self, path: &str) -> Result<(Vec<String>, Watch), CoordError> {
         let (id, watch) = self.shared.new_watch(path, WatchOn::Children);
-        let req = pb::ChildrenRequest { session_id: self.shared.session_id, path: path.to_string(), watch_id: id };
+        let req = pb::ChildrenRequest {
+            session_id: self.shared.session_id,
+            secret: self.shared.secret.clone(),
+            path: path.to_string(),
+            watch_id: id,
+        };
         match self.shared.request(srv::Children, req).await {
             Ok(r) => {
                 self.shared.watch_saw(id, Some(stat(r.stat)));
@@ -503,20 +618,25 @@ impl Coordinator for ModelCoordinator {
 
     async fn set(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat, CoordError> {
         let op = pb::SetOp { path: path.to_string(), data: data.to_vec().into(), version: version.unwrap_or(-1) };
-        let req = pb::SetRequest { session_id: self.shared.session_id, op: Some(op) };
+        let req =
+            pb::SetRequest { session_id: self.shared.session_id, secret: self.shared.secret.clone(), op: Some(op) };
         Ok(stat(self.shared.request(srv::Set, req).await?.stat))
     }
 
     async fn delete(&self, path: &str, version: Option<i32>) -> Result<(), CoordError> {
         let op = pb::DeleteOp { path: path.to_string(), version: version.unwrap_or(-1) };
-        let req = pb::DeleteRequest { session_id: self.shared.session_id, op: Some(op) };
+        let req =
+            pb::DeleteRequest { session_id: self.shared.session_id, secret: self.shared.secret.clone(), op: Some(op) };
         self.shared.request(srv::Delete, req).await.map(|_| ())
     }
 
     async fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, CoordError> {
         let kinds: Vec<Op> = ops.clone();
-        let req =
-            pb::MultiRequest { session_id: self.shared.session_id, ops: ops.into_iter().map(op_to_proto).collect() };
+        let req = pb::MultiRequest {
+            session_id: self.shared.session_id,
+            secret: self.shared.secret.clone(),
+            ops: ops.into_iter().map(op_to_proto).collect(),
+        };
         let r = self.shared.request(srv::Multi, req).await?;
         if r.failed {
             let source = CoordError::from_wire(r.error_code, &r.error_message);
@@ -548,7 +668,7 @@ impl Coordinator for ModelCoordinator {
         // Closed first: a poll in flight that the server answers "expired" once the close is through must not
         // report the session Expired (an ns_client command ended with "state=Expired" on a healthy cluster).
         self.shared.transition(SessionState::Closed);
-        let req = pb::CloseRequest { session_id: self.shared.session_id };
+        let req = pb::CloseRequest { session_id: self.shared.session_id, secret: self.shared.secret.clone() };
         let _ = self.shared.rpc.call_timeout(srv::Close, req, self.shared.op_timeout).await;
     }
 

@@ -9,6 +9,7 @@
 //!   simulator and `openmldb --role=coord` in production.
 //! - [`connect`] turns a `--zk_cluster` value into a session: `host:port[,...]` is ZooKeeper, as in OpenMLDB;
 //!   `model://host:port` is our server. Every role and tool connects through it.
+//! - [`chroot`]: a session seen from under a node, as a connect string's `/path` suffix asks (both backends).
 //! - [`layout`] names every node OpenMLDB keeps under `zk_root_path`.
 //! - [`renew`]: [`Renewing`], a session renewed after it expired, for clients that own no ephemeral node.
 //! - `zk` (outside the simulator only) is the `zookeeper` backend: [`Coordinator`] on real ZooKeeper.
@@ -19,6 +20,7 @@
 //! [`client`]) and Expired after 7/5; a client that reconnects in time keeps its session. The real client crate
 //! behind `zk` uses its own timers (measured: Disconnected at about 2/5 without a byte).
 
+pub mod chroot;
 pub mod client;
 pub mod connect;
 pub mod layout;
@@ -35,7 +37,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use client::{ClientOptions, ModelCoordinator};
+pub use client::{ClientOptions, Credentials, ModelCoordinator};
 pub use connect::connect;
 pub use layout::Layout;
 pub use renew::Renewing;
@@ -129,19 +131,30 @@ pub struct WatchEvent {
 pub struct Watch {
     path: String,
     rx: tokio::sync::oneshot::Receiver<WatchEvent>,
+    /// The chroot the event's path is reported under (empty: none; see [`chroot`]).
+    root: String,
 }
 
 impl Watch {
     pub(crate) fn new(path: String, rx: tokio::sync::oneshot::Receiver<WatchEvent>) -> Self {
-        Self { path, rx }
+        Self { path, rx, root: String::new() }
+    }
+    /// The same watch, its paths seen from under `root` (of the paths it reports now).
+    pub(crate) fn under(self, root: &str) -> Self {
+        let path = chroot::strip(root, &self.path);
+        Self { path, rx: self.rx, root: format!("{}{root}", self.root) }
     }
     pub fn path(&self) -> &str {
         &self.path
     }
     /// Waits for the event. A watch whose session ended reports [`WatchKind::SessionEnded`].
     pub async fn changed(self) -> WatchEvent {
-        let path = self.path;
-        self.rx.await.unwrap_or(WatchEvent { kind: WatchKind::SessionEnded, path })
+        let Watch { path, rx, root } = self;
+        match rx.await {
+            Ok(e) if !root.is_empty() => WatchEvent { kind: e.kind, path: chroot::strip(&root, &e.path) },
+            Ok(e) => e,
+            Err(_) => WatchEvent { kind: WatchKind::SessionEnded, path },
+        }
     }
 }
 
@@ -203,6 +216,14 @@ pub enum CoordError {
     ConnectionLoss(String),
     #[error("multi op {index} failed: {source}")]
     Multi { index: usize, source: Box<CoordError> },
+    /// The node's access list does not admit this session (ZooKeeper's NOAUTH): another user's cluster, or a
+    /// client started without that cluster's `--zk_cert`.
+    #[error("not authorized for {0} (the node belongs to another --zk_cert user)")]
+    NoAuth(String),
+    /// The server refused the session's credentials (ZooKeeper's AUTHFAILED): a wrong `--zk_cert`, or a request
+    /// naming a session whose secret it does not carry.
+    #[error("authentication failed: {0}")]
+    AuthFailed(String),
 }
 
 impl CoordError {
@@ -219,6 +240,8 @@ impl CoordError {
             CoordError::Closed => 208,
             CoordError::ConnectionLoss(_) => 209,
             CoordError::Multi { .. } => 210,
+            CoordError::NoAuth(_) => 211,
+            CoordError::AuthFailed(_) => 212,
         }
     }
 
@@ -234,6 +257,8 @@ impl CoordError {
             207 => CoordError::SessionExpired,
             208 => CoordError::Closed,
             209 => CoordError::ConnectionLoss(message.to_string()),
+            211 => CoordError::NoAuth(path().to_string()),
+            212 => CoordError::AuthFailed(message.trim_start_matches("authentication failed: ").to_string()),
             _ => CoordError::BadArguments(message.to_string()),
         }
     }

@@ -13,6 +13,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -176,6 +177,25 @@ fn end_txn(id: SessionId) -> pb::Txn {
 }
 
 /// A session id no one can guess: 63 random bits (never 0, which asks for a new session).
+/// A new session's password: 128 random bits (seeded in the simulator, from the OS outside it).
+fn draw_secret() -> Bytes {
+    let mut secret = Vec::with_capacity(16);
+    secret.extend_from_slice(&madsim::rand::random::<u64>().to_le_bytes());
+    secret.extend_from_slice(&madsim::rand::random::<u64>().to_le_bytes());
+    Bytes::from(secret)
+}
+
+/// The identity a new session's credentials name: none without credentials, `user:<digest>` for ZooKeeper's
+/// `digest` scheme (the digest as ZooKeeper forms it, so the log and snapshots never hold a password).
+fn identity_of(scheme: &str, auth: &[u8]) -> Result<Option<String>, CoordError> {
+    match scheme {
+        "" if auth.is_empty() => Ok(None),
+        "digest" => super::tree::digest_identity(auth).map(Some),
+        "" => Err(CoordError::AuthFailed("credentials without a scheme".into())),
+        other => Err(CoordError::AuthFailed(format!("unknown scheme {other:?} (only \"digest\")"))),
+    }
+}
+
 fn draw_session_id(tree: &Tree) -> SessionId {
     loop {
         let id = madsim::rand::random::<i64>() & i64::MAX;
@@ -345,6 +365,7 @@ fn err(e: CoordError) -> Status {
 async fn with_session<T>(
     state: &State,
     session: SessionId,
+    secret: &[u8],
     txn: Option<pb::Txn>,
     f: impl FnOnce(&mut Tree) -> Result<T, CoordError>,
 ) -> Result<T, CoordError> {
@@ -355,6 +376,7 @@ async fn with_session<T>(
             drop(inner);
             return Err(broken(state));
         }
+        inner.tree.authenticate(session, secret)?;
         inner.tree.touch(now, session)?;
         let out = f(&mut inner.tree);
         if let (Ok(_), Some(txn)) = (&out, txn) {
@@ -399,19 +421,37 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
                     return Err(err(broken(&st)));
                 }
                 if req.session_id != 0 {
+                    inner.tree.authenticate(req.session_id, &req.secret).map_err(err)?;
                     let timeout = inner.tree.touch(now, req.session_id).map_err(err)?;
-                    let resp =
-                        pb::ConnectResponse { session_id: req.session_id, timeout_ms: millis(timeout), incarnation };
+                    let resp = pb::ConnectResponse {
+                        session_id: req.session_id,
+                        timeout_ms: millis(timeout),
+                        incarnation,
+                        secret: Bytes::new(),
+                    };
                     (resp, inner.applied)
                 } else {
+                    let identity = identity_of(&req.auth_scheme, &req.auth).map_err(err)?;
                     let sid = draw_session_id(&inner.tree);
+                    let secret = draw_secret();
                     let requested = Duration::from_millis(req.timeout_ms.into());
-                    let timeout = inner.tree.open_session_as(now, sid, requested).map_err(err)?;
-                    let open = pb::OpenSessionTxn { session_id: sid, timeout_ms: millis(timeout) };
+                    let timeout = inner
+                        .tree
+                        .open_session_as(now, sid, requested, secret.clone(), identity.clone())
+                        .map_err(err)?;
+                    let open = pb::OpenSessionTxn {
+                        session_id: sid,
+                        timeout_ms: millis(timeout),
+                        secret: secret.clone(),
+                        identity: identity.clone(),
+                    };
                     inner.log(st.logged, pb::Txn { kind: Some(Kind::OpenSession(open)) });
                     inner.wakers.insert(sid, Arc::new(Signal::new(0)));
-                    tracing::info!(session = sid, timeout_ms = millis(timeout), "coordination session opened");
-                    (pb::ConnectResponse { session_id: sid, timeout_ms: millis(timeout), incarnation }, inner.applied)
+                    let user = identity.as_deref().and_then(|i| i.split(':').next()).unwrap_or("");
+                    tracing::info!(session = sid, timeout_ms = millis(timeout), user, "coordination session opened");
+                    let resp =
+                        pb::ConnectResponse { session_id: sid, timeout_ms: millis(timeout), incarnation, secret };
+                    (resp, inner.applied)
                 }
             };
             durable(&st, upto).await.map_err(err)?;
@@ -424,6 +464,11 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
         async move {
             let upto = {
                 let mut inner = st.lock();
+                // Only the session's own client knows its secret: nobody else can end it.
+                match inner.tree.authenticate(req.session_id, &req.secret) {
+                    Ok(()) | Err(CoordError::SessionExpired) => {}
+                    Err(e) => return Err(err(e)),
+                }
                 if inner.tree.end_session(req.session_id) {
                     tracing::info!(session = req.session_id, "coordination session closed");
                     inner.log(st.logged, end_txn(req.session_id));
@@ -441,11 +486,12 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
         async move {
             let op = required(req.op.clone(), "op")?;
             let mode = CreateMode::from_proto(op.mode).map_err(err)?;
-            let txn = pb::Txn { kind: Some(Kind::Create(req.clone())) };
-            let (path, stat) =
-                with_session(&st, req.session_id, Some(txn), |t| t.create(req.session_id, &op.path, op.data, mode))
-                    .await
-                    .map_err(err)?;
+            let txn = pb::Txn { kind: Some(Kind::Create(pb::CreateRequest { secret: Bytes::new(), ..req.clone() })) };
+            let (path, stat) = with_session(&st, req.session_id, &req.secret, Some(txn), |t| {
+                t.create(req.session_id, &op.path, op.data, mode)
+            })
+            .await
+            .map_err(err)?;
             Ok(pb::CreateResponse { path, stat: Some(stat) })
         }
     });
@@ -455,11 +501,12 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
         async move {
             let op = required(req.op.clone(), "op")?;
             let version = if op.version < 0 { None } else { Some(op.version) };
-            let txn = pb::Txn { kind: Some(Kind::Set(req.clone())) };
-            let stat =
-                with_session(&st, req.session_id, Some(txn), |t| t.set(req.session_id, &op.path, op.data, version))
-                    .await
-                    .map_err(err)?;
+            let txn = pb::Txn { kind: Some(Kind::Set(pb::SetRequest { secret: Bytes::new(), ..req.clone() })) };
+            let stat = with_session(&st, req.session_id, &req.secret, Some(txn), |t| {
+                t.set(req.session_id, &op.path, op.data, version)
+            })
+            .await
+            .map_err(err)?;
             Ok(pb::SetResponse { stat: Some(stat) })
         }
     });
@@ -469,8 +516,8 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
         async move {
             let op = required(req.op.clone(), "op")?;
             let version = if op.version < 0 { None } else { Some(op.version) };
-            let txn = pb::Txn { kind: Some(Kind::Delete(req.clone())) };
-            with_session(&st, req.session_id, Some(txn), |t| t.delete(req.session_id, &op.path, version))
+            let txn = pb::Txn { kind: Some(Kind::Delete(pb::DeleteRequest { secret: Bytes::new(), ..req.clone() })) };
+            with_session(&st, req.session_id, &req.secret, Some(txn), |t| t.delete(req.session_id, &op.path, version))
                 .await
                 .map_err(err)?;
             Ok(pb::DeleteResponse {})
@@ -480,10 +527,11 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
     let server = server.add(Get, move |req: pb::GetRequest| {
         let st = st.clone();
         async move {
-            let (data, stat) =
-                with_session(&st, req.session_id, None, |t| t.get(req.session_id, &req.path, req.watch_id))
-                    .await
-                    .map_err(err)?;
+            let (data, stat) = with_session(&st, req.session_id, &req.secret, None, |t| {
+                t.get(req.session_id, &req.path, req.watch_id)
+            })
+            .await
+            .map_err(err)?;
             Ok(pb::GetResponse { data, stat: Some(stat) })
         }
     });
@@ -491,9 +539,11 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
     let server = server.add(Exists, move |req: pb::ExistsRequest| {
         let st = st.clone();
         async move {
-            let stat = with_session(&st, req.session_id, None, |t| t.exists(req.session_id, &req.path, req.watch_id))
-                .await
-                .map_err(err)?;
+            let stat = with_session(&st, req.session_id, &req.secret, None, |t| {
+                t.exists(req.session_id, &req.path, req.watch_id)
+            })
+            .await
+            .map_err(err)?;
             Ok(pb::ExistsResponse { exists: stat.is_some(), stat })
         }
     });
@@ -501,10 +551,11 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
     let server = server.add(Children, move |req: pb::ChildrenRequest| {
         let st = st.clone();
         async move {
-            let (children, stat) =
-                with_session(&st, req.session_id, None, |t| t.children(req.session_id, &req.path, req.watch_id))
-                    .await
-                    .map_err(err)?;
+            let (children, stat) = with_session(&st, req.session_id, &req.secret, None, |t| {
+                t.children(req.session_id, &req.path, req.watch_id)
+            })
+            .await
+            .map_err(err)?;
             Ok(pb::ChildrenResponse { children, stat: Some(stat) })
         }
     });
@@ -514,8 +565,9 @@ fn register(server: RpcServer, state: &Arc<State>) -> RpcServer {
         async move {
             let ops = req.ops.iter().cloned().map(op_from_proto).collect::<Result<Vec<_>, _>>().map_err(err)?;
             let sid = req.session_id;
-            let txn = pb::Txn { kind: Some(Kind::Multi(req)) };
-            match with_session(&st, sid, Some(txn), |t| t.multi(sid, ops)).await {
+            let secret = req.secret.clone();
+            let txn = pb::Txn { kind: Some(Kind::Multi(pb::MultiRequest { secret: Bytes::new(), ..req })) };
+            match with_session(&st, sid, &secret, Some(txn), |t| t.multi(sid, ops)).await {
                 Ok(results) => Ok(pb::MultiResponse {
                     results: results.into_iter().map(op_result_to_proto).collect(),
                     ..Default::default()
@@ -552,6 +604,7 @@ async fn poll(st: &State, req: pb::PollRequest) -> Result<pb::PollResponse, Stat
                 drop(inner);
                 return Err(err(broken(st)));
             }
+            inner.tree.authenticate(req.session_id, &req.secret).map_err(err)?;
             inner.tree.touch(now, req.session_id).map_err(err)?;
             let events = inner.tree.pending_events(req.session_id, req.ack_seq).map_err(err)?;
             if events.is_empty() {

@@ -58,6 +58,10 @@ struct Node {
     data: Bytes,
     stat: Stat,
     children: BTreeSet<String>,
+    /// Who may read, change, and create or delete children of this node: `None` is anyone (ZooKeeper's
+    /// `world:anyone`); `Some(id)` is only sessions authenticated as `id` (ZooKeeper's creator-all ACL, which a
+    /// session that authenticated gets on every node it creates, as OpenMLDB asks with `--zk_cert`).
+    acl: Option<String>,
     /// Children ever created here: the next sequential suffix. As measured on ZooKeeper 3.8, deletions do not
     /// advance it.
     created_children: i32,
@@ -66,6 +70,11 @@ struct Node {
 #[derive(Debug)]
 struct Session {
     timeout: Duration,
+    /// The session's password, drawn by the server and known only to the session's client: every request on
+    /// the session must carry it (ids are visible to anyone as `ephemeral_owner`; the secret is not).
+    secret: Bytes,
+    /// The identity the session authenticated as, if any (see [`Node::acl`]).
+    identity: Option<String>,
     /// Expiry time, already rounded up to a tick boundary.
     deadline: Duration,
     events: VecDeque<QueuedEvent>,
@@ -106,7 +115,13 @@ impl Tree {
         let mut nodes = BTreeMap::new();
         nodes.insert(
             "/".to_string(),
-            Node { data: Bytes::new(), stat: Stat::default(), children: BTreeSet::new(), created_children: 0 },
+            Node {
+                data: Bytes::new(),
+                stat: Stat::default(),
+                children: BTreeSet::new(),
+                acl: None,
+                created_children: 0,
+            },
         );
         Self {
             config,
@@ -139,31 +154,43 @@ impl Tree {
         Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
     }
 
-    /// Opens a session and returns its id and negotiated timeout.
+    /// Opens an unauthenticated session with an empty secret and returns its id and negotiated timeout (for
+    /// tests of the tree; the server draws ids and secrets itself, with [`Tree::open_session_as`]).
     pub fn open_session(&mut self, now: Duration, requested: Duration) -> (SessionId, Duration) {
-        let timeout = self.negotiate(requested);
         let id = self.next_session;
         self.next_session += 1;
-        let deadline = self.deadline(now, timeout);
-        self.sessions.insert(id, Session { timeout, deadline, events: VecDeque::new(), next_seq: 1 });
+        let timeout = self.open_session_as(now, id, requested, Bytes::new(), None).expect("a fresh id is free");
         (id, timeout)
     }
 
-    /// Opens a session under an id the caller drew (the server draws them at random, so they cannot be guessed).
-    /// Fails if the id is taken or not positive.
+    /// Opens a session under an id and secret the caller drew (the server draws them at random, so they cannot be
+    /// guessed), authenticated as `identity` if given. Fails if the id is taken or not positive.
     pub fn open_session_as(
         &mut self,
         now: Duration,
         id: SessionId,
         requested: Duration,
+        secret: Bytes,
+        identity: Option<String>,
     ) -> Result<Duration, CoordError> {
         if id <= 0 || self.sessions.contains_key(&id) {
             return Err(CoordError::BadArguments(format!("session id {id} is taken or invalid")));
         }
         let timeout = self.negotiate(requested);
         let deadline = self.deadline(now, timeout);
-        self.sessions.insert(id, Session { timeout, deadline, events: VecDeque::new(), next_seq: 1 });
+        let session = Session { timeout, secret, identity, deadline, events: VecDeque::new(), next_seq: 1 };
+        self.sessions.insert(id, session);
         Ok(timeout)
+    }
+
+    /// Checks that a request on session `id` carries its secret. An unknown session is expired; a wrong secret
+    /// is refused without touching the session (a stranger can neither keep it alive nor end it).
+    pub fn authenticate(&self, id: SessionId, secret: &[u8]) -> Result<(), CoordError> {
+        let s = self.sessions.get(&id).ok_or(CoordError::SessionExpired)?;
+        if !same_secret(&s.secret, secret) {
+            return Err(CoordError::AuthFailed(format!("wrong secret for session {id:#x}")));
+        }
+        Ok(())
     }
 
     /// Sessions a change ended as a side effect since the last call (see [`Tree::fire`]).
@@ -256,6 +283,7 @@ impl Tree {
                     data: n.data.clone(),
                     stat: Some(n.stat),
                     created_children: n.created_children,
+                    acl: n.acl.clone(),
                 })
                 .collect(),
             sessions: self
@@ -264,6 +292,8 @@ impl Tree {
                 .map(|(id, s)| pb::SnapshotSession {
                     session_id: *id,
                     timeout_ms: u32::try_from(s.timeout.as_millis()).unwrap_or(u32::MAX),
+                    secret: s.secret.clone(),
+                    identity: s.identity.clone(),
                 })
                 .collect(),
         }
@@ -280,6 +310,7 @@ impl Tree {
                 data: n.data,
                 stat: n.stat.unwrap_or_default(),
                 children: BTreeSet::new(),
+                acl: n.acl,
                 created_children: n.created_children,
             };
             if n.path != "/" {
@@ -292,7 +323,7 @@ impl Tree {
             tree.nodes.insert(n.path, node);
         }
         for s in snap.sessions {
-            tree.open_session_as(now, s.session_id, Duration::from_millis(s.timeout_ms.into()))
+            tree.open_session_as(now, s.session_id, Duration::from_millis(s.timeout_ms.into()), s.secret, s.identity)
                 .map_err(|e| format!("snapshot session: {e}"))?;
         }
         Ok(tree)
@@ -306,9 +337,9 @@ impl Tree {
             super::server::op_from_proto(o.ok_or("empty op")?).map_err(|e| e.to_string())
         };
         let result = match txn.kind.ok_or("empty change")? {
-            Kind::OpenSession(o) => {
-                self.open_session_as(now, o.session_id, Duration::from_millis(o.timeout_ms.into())).map(|_| ())
-            }
+            Kind::OpenSession(o) => self
+                .open_session_as(now, o.session_id, Duration::from_millis(o.timeout_ms.into()), o.secret, o.identity)
+                .map(|_| ()),
             Kind::EndSession(id) => {
                 self.end_session(id);
                 Ok(())
@@ -397,6 +428,7 @@ impl Tree {
     pub fn get(&mut self, session: SessionId, path: &str, watch_id: u64) -> Result<(Bytes, Stat), CoordError> {
         validate_path(path, false)?;
         let node = self.nodes.get(path).ok_or_else(|| CoordError::NoNode(path.to_string()))?;
+        self.check_acl(session, node, path)?;
         let out = (node.data.clone(), Self::stat_of(node));
         self.add_watch(false, path, session, watch_id);
         Ok(out)
@@ -419,6 +451,7 @@ impl Tree {
     ) -> Result<(Vec<String>, Stat), CoordError> {
         validate_path(path, false)?;
         let node = self.nodes.get(path).ok_or_else(|| CoordError::NoNode(path.to_string()))?;
+        self.check_acl(session, node, path)?;
         let out = (node.children.iter().cloned().collect(), Self::stat_of(node));
         self.add_watch(true, path, session, watch_id);
         Ok(out)
@@ -520,6 +553,7 @@ impl Tree {
                 self.check_len(&data)?;
                 let zxid = self.zxid;
                 let node = self.nodes.get(&path).ok_or_else(|| CoordError::NoNode(path.clone()))?;
+                self.check_acl(session, node, &path)?;
                 check_version(&path, version, node.stat.version)?;
                 self.remember(undo, &path);
                 let node = self.nodes.get_mut(&path).expect("checked above");
@@ -531,15 +565,30 @@ impl Tree {
                 Ok(OpResult::Set { stat })
             }
             Op::Delete { path, version } => {
+                validate_path(&path, false)?;
+                if let Some(parent) = parent_of(&path).and_then(|p| self.nodes.get(p).map(|n| (p, n))) {
+                    self.check_acl(session, parent.1, parent.0)?;
+                }
                 self.delete_node(&path, version, undo, triggers)?;
                 Ok(OpResult::Deleted)
             }
             Op::Check { path, version } => {
                 validate_path(&path, false)?;
                 let node = self.nodes.get(&path).ok_or_else(|| CoordError::NoNode(path.clone()))?;
+                self.check_acl(session, node, &path)?;
                 check_version(&path, Some(version), node.stat.version)?;
                 Ok(OpResult::Checked)
             }
+        }
+    }
+
+    /// Refuses `session` access to `node` at `path` unless the node is open to anyone or the session is
+    /// authenticated as the node's creator.
+    fn check_acl(&self, session: SessionId, node: &Node, path: &str) -> Result<(), CoordError> {
+        let Some(acl) = &node.acl else { return Ok(()) };
+        match self.sessions.get(&session).and_then(|s| s.identity.as_ref()) {
+            Some(id) if id == acl => Ok(()),
+            _ => Err(CoordError::NoAuth(path.to_string())),
         }
     }
 
@@ -567,6 +616,7 @@ impl Tree {
         self.check_len(&data)?;
         let parent_path = parent_of(path).ok_or_else(|| CoordError::NodeExists("/".to_string()))?;
         let parent = self.nodes.get(parent_path).ok_or_else(|| CoordError::NoNode(parent_path.to_string()))?;
+        self.check_acl(session, parent, parent_path)?;
         if parent.stat.ephemeral_owner != 0 {
             return Err(CoordError::NoChildrenForEphemerals(parent_path.to_string()));
         }
@@ -593,7 +643,8 @@ impl Tree {
             ephemeral_owner: if mode.is_ephemeral() { session } else { 0 },
             ..Stat::default()
         };
-        let node = Node { data, stat, children: BTreeSet::new(), created_children: 0 };
+        let acl = self.sessions.get(&session).and_then(|s| s.identity.clone());
+        let node = Node { data, stat, children: BTreeSet::new(), acl, created_children: 0 };
         let out = Self::stat_of(&node);
         self.nodes.insert(path.clone(), node);
         triggers.push((path.clone(), Trigger::Data(WatchKind::NodeCreated)));
@@ -629,6 +680,26 @@ impl Tree {
         triggers.push((parent_path.to_string(), Trigger::Child(WatchKind::NodeChildrenChanged)));
         Ok(())
     }
+}
+
+/// The identity of a `digest` credential `user:password`, as ZooKeeper forms it: `user:base64(sha1(user:password))`.
+pub fn digest_identity(auth: &[u8]) -> Result<String, CoordError> {
+    use base64::Engine;
+    use sha1::Digest;
+    let text = std::str::from_utf8(auth).map_err(|_| CoordError::AuthFailed("credentials are not UTF-8".into()))?;
+    let Some((user, _)) = text.split_once(':') else {
+        return Err(CoordError::AuthFailed("a digest credential is user:password".into()));
+    };
+    if user.is_empty() {
+        return Err(CoordError::AuthFailed("a digest credential names a user".into()));
+    }
+    let digest = sha1::Sha1::digest(auth);
+    Ok(format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(digest)))
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn check_version(path: &str, expected: Option<i32>, actual: i32) -> Result<(), CoordError> {
@@ -875,16 +946,60 @@ mod tests {
     }
 
     #[test]
+    fn a_session_is_used_only_with_its_secret_and_nodes_only_by_their_creators_identity() {
+        let mut t = Tree::new(TreeConfig::default(), 1);
+        let me = digest_identity(b"alice:pw").unwrap();
+        // As ZooKeeper's DigestAuthenticationProvider: base64(sha1("alice:pw")).
+        assert_eq!(me, "alice:V55/p2T0OpjQ+low3NVAH4aLvm0=");
+        assert_ne!(me, digest_identity(b"alice:other").unwrap(), "the password is part of the identity");
+        assert!(digest_identity(b"nocolon").is_err() && digest_identity(b":pw").is_err());
+        t.open_session_as(S, 10, ms(2000), Bytes::from_static(b"k10"), Some(me.clone())).unwrap();
+        t.open_session_as(S, 11, ms(2000), Bytes::from_static(b"k11"), None).unwrap();
+        t.open_session_as(S, 12, ms(2000), Bytes::from_static(b"k12"), Some(me)).unwrap();
+        assert!(t.authenticate(10, b"k10").is_ok());
+        assert!(matches!(t.authenticate(10, b"k11"), Err(CoordError::AuthFailed(_))));
+        assert!(matches!(t.authenticate(10, b""), Err(CoordError::AuthFailed(_))));
+        assert_eq!(t.authenticate(99, b"k10"), Err(CoordError::SessionExpired));
+        t.create(10, "/c", Bytes::from_static(b"v"), CreateMode::Persistent).unwrap();
+        t.create(11, "/open", Bytes::new(), CreateMode::Persistent).unwrap();
+        // The stranger (11) may see that /c exists, nothing more.
+        assert!(t.exists(11, "/c", 0).unwrap().is_some());
+        let no = Err(CoordError::NoAuth("/c".into()));
+        assert_eq!(t.get(11, "/c", 0).map(|_| ()), no);
+        assert_eq!(t.children(11, "/c", 0).map(|_| ()), no);
+        assert_eq!(t.set(11, "/c", Bytes::new(), None).map(|_| ()), no);
+        assert_eq!(t.create(11, "/c/x", Bytes::new(), CreateMode::Persistent).map(|_| ()), no);
+        assert!(matches!(
+            t.multi(11, vec![Op::Check { path: "/c".into(), version: 0 }]),
+            Err(CoordError::Multi { .. })
+        ));
+        // Another session with the same credentials (12) may do everything; anyone may use /open.
+        t.create(12, "/c/x", Bytes::new(), CreateMode::Persistent).unwrap();
+        assert_eq!(t.delete(11, "/c/x", None), no);
+        t.delete(12, "/c/x", None).unwrap();
+        t.set(10, "/open", Bytes::from_static(b"w"), None).unwrap();
+        assert_eq!(t.get(11, "/open", 0).unwrap().0, Bytes::from_static(b"w"));
+    }
+
+    #[test]
     fn a_snapshot_restores_the_tree_and_replayed_changes_rebuild_it_exactly() {
         use pb::txn::Kind;
         let create = |sid, path: &str, mode: CreateMode| pb::Txn {
             kind: Some(Kind::Create(pb::CreateRequest {
                 session_id: sid,
                 op: Some(pb::CreateOp { path: path.into(), data: Bytes::from_static(b"d"), mode: mode.to_proto() }),
+                ..Default::default()
             })),
         };
         let txns = vec![
-            pb::Txn { kind: Some(Kind::OpenSession(pb::OpenSessionTxn { session_id: 77, timeout_ms: 1000 })) },
+            pb::Txn {
+                kind: Some(Kind::OpenSession(pb::OpenSessionTxn {
+                    session_id: 77,
+                    timeout_ms: 1000,
+                    secret: Bytes::from_static(b"s77"),
+                    identity: None,
+                })),
+            },
             create(77, "/a", CreateMode::Persistent),
             create(77, "/a/s-", CreateMode::PersistentSequential),
             create(77, "/a/e", CreateMode::Ephemeral),
@@ -892,10 +1007,27 @@ mod tests {
                 kind: Some(Kind::Set(pb::SetRequest {
                     session_id: 77,
                     op: Some(pb::SetOp { path: "/a".into(), data: Bytes::from_static(b"v2"), version: 0 }),
+                    ..Default::default()
                 })),
             },
-            pb::Txn { kind: Some(Kind::OpenSession(pb::OpenSessionTxn { session_id: 78, timeout_ms: 1000 })) },
+            pb::Txn {
+                kind: Some(Kind::OpenSession(pb::OpenSessionTxn {
+                    session_id: 78,
+                    timeout_ms: 1000,
+                    secret: Bytes::from_static(b"s78"),
+                    identity: None,
+                })),
+            },
             create(78, "/b", CreateMode::Ephemeral),
+            pb::Txn {
+                kind: Some(Kind::OpenSession(pb::OpenSessionTxn {
+                    session_id: 79,
+                    timeout_ms: 1000,
+                    secret: Bytes::from_static(b"s79"),
+                    identity: Some("u:x".into()),
+                })),
+            },
+            create(79, "/p", CreateMode::Persistent),
             pb::Txn { kind: Some(Kind::EndSession(78)) },
         ];
         let mut live = Tree::new(TreeConfig::default(), 1);
@@ -903,7 +1035,7 @@ mod tests {
             live.replay(S, t).unwrap();
         }
         let snap = live.snapshot(txns.len() as u64);
-        assert_eq!(snap.sessions.iter().map(|s| s.session_id).collect::<Vec<_>>(), vec![77]);
+        assert_eq!(snap.sessions.iter().map(|s| s.session_id).collect::<Vec<_>>(), vec![77, 79]);
         assert!(snap.nodes.iter().any(|n| n.path == "/a/s-0000000000"));
         assert!(!snap.nodes.iter().any(|n| n.path == "/b"), "an ended session's node is gone");
         // Restored, the tree answers as before and goes on numbering where it stopped.
@@ -913,9 +1045,14 @@ mod tests {
         assert_eq!(back.get(77, "/a/e", 0).unwrap().1.ephemeral_owner, 77);
         let (next, _) = back.create(77, "/a/s-", Bytes::new(), CreateMode::PersistentSequential).unwrap();
         assert_eq!(next, "/a/s-0000000002");
-        // The restored session has a whole timeout from the restore, then expires with its node.
+        // Secrets, identities and access lists come back: only 79's own credentials reach its node.
+        assert!(back.authenticate(77, b"s77").is_ok());
+        assert!(matches!(back.authenticate(77, b"s78"), Err(CoordError::AuthFailed(_))));
+        assert_eq!(back.get(77, "/p", 0), Err(CoordError::NoAuth("/p".into())));
+        assert!(back.get(79, "/p", 0).is_ok());
+        // The restored sessions have a whole timeout from the restore, then expire with their nodes.
         assert!(back.expire(ms(5900)).is_empty());
-        assert_eq!(back.expire(ms(6200)), vec![77]);
+        assert_eq!(back.expire(ms(6200)), vec![77, 79]);
         assert!(back.get(1, "/a/e", 0).is_err());
         // A change that cannot apply again is damage.
         let mut fresh = Tree::new(TreeConfig::default(), 1);

@@ -49,6 +49,9 @@ pub struct ZkCoordinator {
 
 struct Inner {
     connect_string: String,
+    /// Nodes get the creator-all ACL (the session authenticated, as OpenMLDB does with `--zk_cert`), else
+    /// `world:anyone`.
+    creator_acl: bool,
     session_id: i64,
     timeout: Duration,
     op_timeout: Duration,
@@ -111,7 +114,11 @@ impl ZkCoordinator {
     /// `[minSessionTimeout, maxSessionTimeout]` (by default 2 and 20 ticks); [`Coordinator::session_timeout`]
     /// tells the negotiated one.
     pub async fn connect(connect_string: &str, options: ClientOptions) -> Result<Self, CoordError> {
-        let client = zk::Client::connector()
+        let mut connector = zk::Client::connector();
+        if let Some(auth) = &options.auth {
+            connector = connector.with_auth(&auth.scheme, auth.cert.as_bytes());
+        }
+        let client = connector
             .with_session_timeout(options.session_timeout)
             .with_detached()
             .connect(connect_string)
@@ -121,6 +128,9 @@ impl ZkCoordinator {
                     "no ZooKeeper session with {connect_string} within {:?}",
                     options.session_timeout
                 )),
+                zk::Error::AuthFailed => {
+                    CoordError::AuthFailed(format!("ZooKeeper at {connect_string} refused the --zk_cert credentials"))
+                }
                 e => map_err(e, "", None),
             })?;
         let timeout = client.session_timeout();
@@ -130,6 +140,7 @@ impl ZkCoordinator {
         let (events, _) = broadcast::channel(64);
         let inner = Arc::new(Inner {
             connect_string: connect_string.to_string(),
+            creator_acl: options.auth.is_some(),
             session_id,
             timeout,
             op_timeout: options.op_timeout.unwrap_or(timeout),
@@ -179,7 +190,7 @@ fn map_state(s: zk::SessionState) -> SessionState {
         zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => SessionState::Connected,
         zk::SessionState::Disconnected => SessionState::Disconnected,
         zk::SessionState::Expired => SessionState::Expired,
-        // AuthFailed (terminal; we use no authentication) and Closed.
+        // AuthFailed (terminal: the session's credentials were refused) and Closed.
         _ => SessionState::Closed,
     }
 }
@@ -202,6 +213,8 @@ fn map_err(e: zk::Error, path: &str, version: Option<i32>) -> CoordError {
             CoordError::NoChildrenForEphemerals(parent.to_string())
         }
         zk::Error::SessionExpired | zk::Error::SessionMoved => CoordError::SessionExpired,
+        zk::Error::NoAuth => CoordError::NoAuth(path.to_string()),
+        zk::Error::AuthFailed => CoordError::AuthFailed("ZooKeeper refused the session's credentials".into()),
         zk::Error::ClientClosed => CoordError::Closed,
         zk::Error::ConnectionLoss
         | zk::Error::Timeout
@@ -216,14 +229,14 @@ fn map_err(e: zk::Error, path: &str, version: Option<i32>) -> CoordError {
     }
 }
 
-fn zk_mode(mode: CreateMode) -> zk::CreateOptions<'static> {
+fn zk_mode(mode: CreateMode, creator_acl: bool) -> zk::CreateOptions<'static> {
     let mode = match mode {
         CreateMode::Persistent => zk::CreateMode::Persistent,
         CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
         CreateMode::PersistentSequential => zk::CreateMode::PersistentSequential,
         CreateMode::EphemeralSequential => zk::CreateMode::EphemeralSequential,
     };
-    mode.with_acls(zk::Acls::anyone_all())
+    mode.with_acls(if creator_acl { zk::Acls::creator_all() } else { zk::Acls::anyone_all() })
 }
 
 fn stat(s: &zk::Stat) -> Stat {
@@ -269,7 +282,7 @@ impl Coordinator for ZkCoordinator {
         let c = self.inner.client()?;
         let (_, seq) = self
             .inner
-            .call(c.create(path, data, &zk_mode(mode)))
+            .call(c.create(path, data, &zk_mode(mode, self.inner.creator_acl)))
             .await
             .map_err(|e| self.inner.map_err(e, path, None))?;
         Ok(if mode.is_sequential() { format!("{path}{seq}") } else { path.to_string() })
@@ -348,7 +361,7 @@ impl Coordinator for ZkCoordinator {
         let mut w = c.new_multi_writer();
         for (i, op) in ops.iter().enumerate() {
             match op {
-                Op::Create { path, data, mode } => w.add_create(path, data, &zk_mode(*mode)),
+                Op::Create { path, data, mode } => w.add_create(path, data, &zk_mode(*mode, self.inner.creator_acl)),
                 Op::Set { path, data, version } => w.add_set_data(path, data, *version),
                 Op::Delete { path, version } => w.add_delete(path, *version),
                 Op::Check { path, version } => w.add_check_version(path, *version),

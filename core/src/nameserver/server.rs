@@ -106,7 +106,7 @@ impl Nameserver {
     /// watch; when it expires, a new one starts over.
     async fn session_loop(self: Arc<Self>) {
         loop {
-            let options = ClientOptions::new(self.config.zk_session_timeout);
+            let options = ClientOptions::new(self.config.zk_session_timeout).with_auth(self.config.zk_auth.clone());
             let coord = match crate::coord::connect(&self.config.zk_cluster, options).await {
                 Ok(c) => c,
                 Err(e) => {

@@ -34,6 +34,8 @@ pub struct NameserverConfig {
     pub zk_cluster: String,
     pub zk_root_path: String,
     pub zk_session_timeout: Duration,
+    /// `zk_auth_schema` and `zk_cert`: the coordination session's credentials, if any.
+    pub zk_auth: Option<crate::coord::Credentials>,
     /// `auto_failover`: the initial value of `/config/auto_failover` if it does not exist yet (DESIGN 5.4: true).
     pub auto_failover: bool,
     /// `partition_num`: the default for a new table.
@@ -69,6 +71,7 @@ impl NameserverConfig {
             zk_cluster: zk_cluster.into(),
             zk_root_path: crate::coord::layout::DEFAULT_ROOT.to_string(),
             zk_session_timeout: Duration::from_millis(2000),
+            zk_auth: None,
             auto_failover: true,
             partition_num: 8,
             get_table_status_interval: Duration::from_millis(500),

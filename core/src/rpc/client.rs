@@ -238,6 +238,7 @@ impl RpcClient {
 
     fn start_connection(&self, stream: TcpStream) -> Conn {
         let addr = self.inner.addr.clone();
+        super::no_delay(&stream, &addr);
         let max_frame = self.inner.config.max_frame;
         let (read_half, write_half) = tokio::io::split(stream);
         let shared = Arc::new(ConnShared {

@@ -182,6 +182,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stats: Arc<Serv
 }
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, stats: Arc<ServerStats>) {
+    super::no_delay(&stream, &peer);
     let (read_half, write_half) = tokio::io::split(stream);
     let mut reader = FramedRead::new(read_half, frame_codec(shared.config.max_frame));
     let mut writer = FramedWrite::new(write_half, frame_codec(shared.config.max_frame));

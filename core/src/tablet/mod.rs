@@ -34,6 +34,8 @@ pub struct TabletConfig {
     pub zk_root_path: String,
     /// `zk_session_timeout`.
     pub zk_session_timeout: Duration,
+    /// `zk_auth_schema` and `zk_cert`: the coordination session's credentials, if any.
+    pub zk_auth: Option<crate::coord::Credentials>,
     /// `binlog_sync_to_disk_interval`: the fsync period of every binlog.
     pub binlog_sync_to_disk_interval: Duration,
     /// `binlog_single_file_max_size`, in bytes here (OpenMLDB's flag is in MB).
@@ -48,12 +50,18 @@ pub struct TabletConfig {
 }
 
 impl TabletConfig {
+    /// How the tablet's coordination session is opened.
+    pub fn coord_options(&self) -> crate::coord::ClientOptions {
+        crate::coord::ClientOptions::new(self.zk_session_timeout).with_auth(self.zk_auth.clone())
+    }
+
     pub fn new(endpoint: impl Into<String>) -> Self {
         Self {
             endpoint: endpoint.into(),
             zk_cluster: String::new(),
             zk_root_path: crate::coord::layout::DEFAULT_ROOT.to_string(),
             zk_session_timeout: Duration::from_millis(2000),
+            zk_auth: None,
             binlog_sync_to_disk_interval: Duration::from_millis(5000),
             binlog_single_file_max_size: 64 << 20,
             gc_interval: Duration::from_secs(60),

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::Tablet;
-use crate::coord::{ClientOptions, CoordError, CreateMode, Layout, SessionState, create_all};
+use crate::coord::{CoordError, CreateMode, Layout, SessionState, create_all};
 
 pub async fn run(tablet: Arc<Tablet>) {
     let layout = Layout::new(&tablet.config.zk_root_path);
@@ -19,7 +19,7 @@ pub async fn run(tablet: Arc<Tablet>) {
     let timeout = tablet.config.zk_session_timeout;
     let mut first = true;
     loop {
-        let coord = match crate::coord::connect(&tablet.config.zk_cluster, ClientOptions::new(timeout)).await {
+        let coord = match crate::coord::connect(&tablet.config.zk_cluster, tablet.config.coord_options()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!(error = %e, "coordination service unreachable; retrying");

@@ -40,6 +40,8 @@ pub struct TaskManagerConfig {
     pub zk_root_path: String,
     /// OpenMLDB's `zookeeper.session_timeout` is 5 s; ours follows the other roles' 2 s default.
     pub zk_session_timeout: Duration,
+    /// `zk_auth_schema` and `zk_cert`: the coordination session's credentials, if any.
+    pub zk_auth: Option<crate::coord::Credentials>,
     /// Rows per import batch: the unit of checkpoints, and the most rows a takeover re-reads.
     pub import_batch_rows: u64,
     /// Import writes waiting for their answer at once.
@@ -61,6 +63,7 @@ impl TaskManagerConfig {
             zk_cluster: zk_cluster.into(),
             zk_root_path: crate::coord::layout::DEFAULT_ROOT.to_string(),
             zk_session_timeout: Duration::from_millis(2000),
+            zk_auth: None,
             import_batch_rows: 500,
             import_in_flight: 32,
             max_job_attempts: 5,
@@ -186,7 +189,7 @@ impl TaskManager {
 
     async fn session_loop(self: Arc<Self>) {
         loop {
-            let options = ClientOptions::new(self.config.zk_session_timeout);
+            let options = ClientOptions::new(self.config.zk_session_timeout).with_auth(self.config.zk_auth.clone());
             let coord = match crate::coord::connect(&self.config.zk_cluster, options).await {
                 Ok(c) => c,
                 Err(e) => {
