@@ -6,6 +6,7 @@
 #   scripts/zookeeper.sh install          install the package (and a JRE) unless java and the jar are there
 #   scripts/zookeeper.sh start [PORT]     start a server (default port 21810) in a fresh temp dir, wait until it
 #                                         serves, print `ZK_PID=… ZK_DIR=… ZK_ADDR=…`
+#   scripts/zookeeper.sh restart [PORT]   kill -9 that server and start it again on the same data dir and port
 #   scripts/zookeeper.sh stop [PORT]      stop that server by its PID, remove its dir
 #   scripts/zookeeper.sh status [PORT]    print its `srvr` answer; exit 1 if it does not serve
 #
@@ -19,7 +20,7 @@ SLF4J=/usr/share/java/slf4j-simple.jar
 STATE_DIR=${ZK_STATE_DIR:-${TMPDIR:-/tmp}}
 
 usage() {
-  echo "usage: $0 install | start [PORT] | stop [PORT] | status [PORT]" >&2
+  echo "usage: $0 install | start [PORT] | restart [PORT] | stop [PORT] | status [PORT]" >&2
   exit 2
 }
 
@@ -71,13 +72,20 @@ maxClientCnxns=0
 admin.enableServer=false
 4lw.commands.whitelist=
 CFG
+  launch "$dir" "$port"
+}
+
+# Starts java on $1/zoo.cfg in the background, records it, waits until it serves.
+launch() {
+  local dir=$1 port=$2 state
+  state=$(state_file "$port")
   local cp=$JAR
   [[ -f $SLF4J ]] && cp="$cp:$SLF4J"
   # java itself in the background (no wrapper subshell), so $! is the server's PID.
   java -Xms32m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
     -cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
-    >"$dir/zk.log" 2>&1 </dev/null &
+    >>"$dir/zk.log" 2>&1 </dev/null &
   local pid=$!
   echo "ZK_PID=$pid ZK_DIR=$dir ZK_ADDR=127.0.0.1:$port" >"$state"
   local out
@@ -98,6 +106,22 @@ CFG
   cat "$dir/zk.log" >&2
   cmd_stop "$port"
   exit 1
+}
+
+cmd_restart() {
+  local port=${1:-21810}
+  local state
+  state=$(state_file "$port")
+  [[ -f $state ]] || { echo "no server recorded for port $port ($state)" >&2; exit 1; }
+  local ZK_PID ZK_DIR
+  # shellcheck disable=SC1090
+  . "$state"
+  kill -9 "$ZK_PID" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$ZK_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  launch "$ZK_DIR" "$port"
 }
 
 cmd_stop() {
@@ -131,6 +155,7 @@ cmd_status() {
 case "${1:-}" in
 install) cmd_install ;;
 start) cmd_start "${2:-}" ;;
+restart) cmd_restart "${2:-}" ;;
 stop) cmd_stop "${2:-}" ;;
 status) cmd_status "${2:-}" ;;
 *) usage ;;

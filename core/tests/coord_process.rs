@@ -124,3 +124,66 @@ async fn a_real_coordination_process_expires_silent_sessions_and_keeps_its_tree_
     let name = log.file_name().unwrap().to_string_lossy().to_string();
     assert!(err.contains(&name) && err.contains("at byte"), "{err}");
 }
+
+/// An interactive ns_client outlives its coordination session (DESIGN 4.2): the coordination server is stopped
+/// (SIGSTOP) for longer than the session timeout, so the client's session ends; after SIGCONT the next command
+/// runs on a new session instead of failing with "session expired" for good.
+#[tokio::test]
+async fn an_interactive_ns_client_opens_a_new_session_after_its_session_expired() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = TempDir::new("mldb-repl-renew");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let coord = start_server(&addr, &dir.0.join("coord"));
+    let zk = format!("--zk_cluster=model://{addr}");
+    let ns_ep = format!("127.0.0.1:{}", free_port());
+    let _ns = common::spawn(&["--role=nameserver".into(), format!("--endpoint={ns_ep}"), zk.clone()]);
+    let mut repl = Kill(
+        Command::new(env!("CARGO_BIN_EXE_openmldb"))
+            .args(["--role=ns_client", &zk, "--zk_session_timeout=1000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = repl.0.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        Box::new(repl.0.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(repl.0.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    // Sends `showns` until a line names the nameserver as leader; returns everything read meanwhile.
+    let mut ask_until_leader = || {
+        let mut seen = String::new();
+        for _ in 0..100 {
+            writeln!(stdin, "showns").unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            while let Ok(line) = rx.try_recv() {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            if seen.lines().any(|l| l.contains(&ns_ep) && l.contains("leader")) {
+                return seen;
+            }
+            seen.clear();
+        }
+        panic!("the REPL never showed the leader; last output:\n{seen}");
+    };
+    ask_until_leader();
+    let pid = coord.0.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(3000));
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let after = ask_until_leader();
+    assert!(!after.contains("session expired"), "{after}");
+    assert!(repl.0.try_wait().unwrap().is_none(), "the REPL exited");
+    drop(stdin);
+}

@@ -125,6 +125,7 @@ async fn zookeeper(hosts: &str, options: ClientOptions) -> Result<super::ZkCoord
     let connect = super::ZkCoordinator::connect(hosts, options);
     tokio::pin!(connect);
     tokio::select! {
+        biased;
         r = &mut connect => return r,
         _ = tokio::time::sleep(probe::PATIENCE) => {}
     }
@@ -142,6 +143,7 @@ async fn zookeeper(hosts: &str, options: ClientOptions) -> Result<super::ZkCoord
     let mut asked_done = false;
     loop {
         tokio::select! {
+            biased;
             r = &mut connect => return r,
             found = &mut asked, if !asked_done => match found {
                 Some(h) => {
