@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Kill, TempDir, free_port, spawn};
+use common::{Kill, TempDir, free_port, replicas, spawn};
 
 const CERT: &str = "--zk_cert=openmldb:s3cret";
 
@@ -199,18 +199,8 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// (pid, endpoint, role, is_alive) of every replica of table `t` in a showtable output.
-fn replicas(showtable: &str) -> Vec<(String, String, String, String)> {
-    showtable
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|w| w.len() >= 7 && w[0] == "t")
-        .map(|w| (w[2].to_string(), w[3].to_string(), w[4].to_string(), w[6].to_string()))
-        .collect()
-}
-
 fn every_partition_led(showtable: &str, dead: Option<&str>) -> bool {
-    let r = replicas(showtable);
+    let r = replicas(showtable, "t");
     r.len() == 6
         && ["0", "1"].iter().all(|pid| r.iter().any(|x| x.0 == *pid && x.2 == "leader" && x.3 == "yes"))
         && dead.is_none_or(|ep| r.iter().filter(|x| x.1 == ep).all(|x| x.3 == "no"))
@@ -235,7 +225,7 @@ async fn the_script(mut c: Cluster, backend: &str) {
 
     // kill -9 the leader of partition 0: another replica leads, and the rows are all there.
     let table = c.until("showtable t", |o| every_partition_led(o, None)).await;
-    let leader = replicas(&table).into_iter().find(|r| r.0 == "0" && r.2 == "leader").unwrap().1;
+    let leader = replicas(&table, "t").into_iter().find(|r| r.0 == "0" && r.2 == "leader").unwrap().1;
     let victim = c.tablet_eps.iter().position(|e| *e == leader).unwrap();
     c.tablets[victim] = None;
     let t0 = std::time::Instant::now();

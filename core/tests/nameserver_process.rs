@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Kill, TempDir, free_port, ns_client, ns_until, spawn};
+use common::{Kill, TempDir, free_port, ns_client, ns_until, replicas, spawn};
 
 use std::process::Output;
 use std::time::Duration;
@@ -80,16 +80,6 @@ async fn real_nameservers_elect_create_a_table_and_hand_over_after_kill_9() {
     drop(tablets);
 }
 
-/// (pid, endpoint, role, is_alive) of every replica in a showtable output.
-fn replicas(showtable: &str) -> Vec<(String, String, String, String)> {
-    showtable
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|w| w.len() >= 7 && w[0] == "flow")
-        .map(|w| (w[2].to_string(), w[3].to_string(), w[4].to_string(), w[6].to_string()))
-        .collect()
-}
-
 #[tokio::test]
 async fn real_tablet_kill_9_fails_over_and_its_restart_is_recovered() {
     let dir = TempDir::new("mldb-failover-proc");
@@ -115,15 +105,15 @@ async fn real_tablet_kill_9_fails_over_and_its_restart_is_recovered() {
     ns_until(&zk, "showtablet", |o| o.matches("kTabletHealthy").count() == 3).await;
     let created = ns_client(&zk, "create flow 0 2 3 id:string:index ts:int64:ts v:string");
     assert_eq!(text(&created).trim(), "Create table ok", "{}", String::from_utf8_lossy(&created.stderr));
-    let table = ns_until(&zk, "showtable flow", |o| replicas(o).len() == 6).await;
-    let leader = replicas(&table).into_iter().find(|r| r.0 == "0" && r.2 == "leader").unwrap().1;
+    let table = ns_until(&zk, "showtable flow", |o| replicas(o, "flow").len() == 6).await;
+    let leader = replicas(&table, "flow").into_iter().find(|r| r.0 == "0" && r.2 == "leader").unwrap().1;
     let victim = endpoints.iter().position(|e| *e == leader).unwrap();
 
     // kill -9 the leader of pid 0: after the session timeout and tablet_heartbeat_timeout, a new leader.
     tablets[victim] = None;
     let ep = leader.clone();
     let failed_over = ns_until(&zk, "showtable flow", |o| {
-        let r = replicas(o);
+        let r = replicas(o, "flow");
         r.iter().filter(|x| x.1 == ep).all(|x| x.3 == "no")
             && ["0", "1"].iter().all(|pid| r.iter().any(|x| x.0 == *pid && x.2 == "leader" && x.3 == "yes"))
     })
@@ -132,7 +122,10 @@ async fn real_tablet_kill_9_fails_over_and_its_restart_is_recovered() {
 
     // Started again on the same data directory: recovered by the nameserver's ops.
     tablets[victim] = Some(spawn(&tablet_args(victim)));
-    ns_until(&zk, "showtable flow", |o| replicas(o).len() == 6 && replicas(o).iter().all(|r| r.3 == "yes")).await;
+    ns_until(&zk, "showtable flow", |o| {
+        replicas(o, "flow").len() == 6 && replicas(o, "flow").iter().all(|r| r.3 == "yes")
+    })
+    .await;
     let ops = ns_until(&zk, "showopstatus", |o| o.contains("kRecoverTableOP") && !o.contains("kDoing")).await;
     assert!(!ops.contains("kFailed") && !ops.contains("kInited"), "{ops}");
     assert!(ops.contains("kChangeLeaderOP"), "{ops}");

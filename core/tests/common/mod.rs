@@ -87,3 +87,13 @@ pub async fn ns_until(zk: &str, cmd: &str, pred: impl Fn(&str) -> bool) -> Strin
     }
     panic!("`{cmd}` never reached the expected output; last output:\n{last}");
 }
+
+/// (pid, endpoint, role, is_alive) of every replica of `table` in a showtable output.
+pub fn replicas(showtable: &str, table: &str) -> Vec<(String, String, String, String)> {
+    showtable
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| w.len() >= 7 && w[0] == table)
+        .map(|w| (w[2].to_string(), w[3].to_string(), w[4].to_string(), w[6].to_string()))
+        .collect()
+}
