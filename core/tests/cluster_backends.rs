@@ -12,97 +12,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Kill, TempDir, free_port, replicas, spawn};
+use common::{Backend, Coord, Kill, TempDir, free_port, replicas, serially, spawn};
 
 const CERT: &str = "--zk_cert=openmldb:s3cret";
-
-/// The coordination service of one run.
-enum Coord {
-    Model { addr: String, data: PathBuf, process: Option<Kill> },
-    ZooKeeper { port: u16, state: PathBuf },
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/zookeeper.sh")
-}
-
-impl Coord {
-    fn model(dir: &Path) -> Coord {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let data = dir.join("coord");
-        let process = Some(Self::spawn_model(&addr, &data));
-        Coord::Model { addr, data, process }
-    }
-
-    fn spawn_model(addr: &str, data: &Path) -> Kill {
-        spawn(&["--role=coord".into(), format!("--endpoint={addr}"), format!("--coord_data_dir={}", data.display())])
-    }
-
-    fn zookeeper(dir: &Path) -> Coord {
-        let port = free_port();
-        let state = dir.join("zk-state");
-        std::fs::create_dir_all(&state).unwrap();
-        let zk = Coord::ZooKeeper { port, state };
-        zk.script("start");
-        zk
-    }
-
-    fn script(&self, verb: &str) -> Output {
-        let Coord::ZooKeeper { port, state } = self else { unreachable!("only ZooKeeper has a script") };
-        let out = Command::new("bash")
-            .arg(script())
-            .args([verb, &port.to_string()])
-            .env("ZK_STATE_DIR", state)
-            .output()
-            .expect("bash");
-        assert!(out.status.success(), "zookeeper.sh {verb}: {}", String::from_utf8_lossy(&out.stderr));
-        out
-    }
-
-    /// `--zk_cluster` with the run's chroot.
-    fn spec(&self) -> String {
-        match self {
-            Coord::Model { addr, .. } => format!("model://{addr}/secured/cluster"),
-            Coord::ZooKeeper { port, .. } => format!("127.0.0.1:{port}/secured/cluster"),
-        }
-    }
-
-    /// `kill -9` of the coordination server, and a start on its data directory.
-    fn kill_and_restart(&mut self) {
-        match self {
-            Coord::Model { addr, data, process } => {
-                *process = None;
-                std::thread::sleep(Duration::from_millis(300));
-                *process = Some(Self::spawn_model(addr, data));
-            }
-            Coord::ZooKeeper { .. } => {
-                self.script("restart");
-            }
-        }
-    }
-}
-
-impl Drop for Coord {
-    fn drop(&mut self) {
-        if let Coord::ZooKeeper { .. } = self {
-            self.script("stop");
-        }
-    }
-}
-
-fn zookeeper_missing() -> Option<String> {
-    if !Path::new("/usr/share/java/zookeeper.jar").exists() {
-        return Some("/usr/share/java/zookeeper.jar not found (scripts/zookeeper.sh install)".into());
-    }
-    match Command::new("java").arg("-version").output() {
-        Ok(o) if o.status.success() => None,
-        _ => Some("no java".into()),
-    }
-}
 
 /// Dropped in field order: the processes, then the coordination server, then the directory.
 struct Cluster {
@@ -117,7 +32,7 @@ struct Cluster {
 
 impl Cluster {
     fn flags(&self) -> Vec<String> {
-        vec![format!("--zk_cluster={}", self.coord.spec()), "--zk_root_path=/openmldb".into(), CERT.into()]
+        vec![format!("--zk_cluster={}", chrooted(&self.coord)), "--zk_root_path=/openmldb".into(), CERT.into()]
     }
 
     fn start(dir: TempDir, coord: Coord) -> Cluster {
@@ -218,7 +133,7 @@ async fn the_script(mut c: Cluster, backend: &str) {
     assert_eq!(c.export(2).await, (ROWS, ROWS), "{backend}: rows after the import");
 
     // Without the credentials a client reaches the coordination service but none of the cluster's nodes.
-    let stranger = vec![format!("--zk_cluster={}", c.coord.spec()), "--zk_root_path=/openmldb".to_string()];
+    let stranger = vec![format!("--zk_cluster={}", chrooted(&c.coord)), "--zk_root_path=/openmldb".to_string()];
     let refused = c.ns_with(&stranger, "showtablet");
     assert_eq!(refused.status.code(), Some(1), "{backend}: {}", text(&refused));
     assert!(text(&refused).contains("not authorized"), "{backend}: {}", text(&refused));
@@ -252,25 +167,23 @@ async fn the_script(mut c: Cluster, backend: &str) {
     assert_eq!(c.export(5).await, (ROWS, ROWS), "{backend}: rows after the nameserver's kill -9");
 }
 
-#[tokio::test]
-async fn a_secured_cluster_on_the_embedded_coordinator_survives_kill_9_of_each_role() {
-    let dir = TempDir::new("mldb-cluster-model");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let coord = Coord::model(&dir.0);
-    the_script(Cluster::start(dir, coord), "model").await;
+/// The run's `--zk_cluster`: the service with a chroot.
+fn chrooted(coord: &Coord) -> String {
+    format!("{}/secured/cluster", coord.spec())
 }
 
-#[tokio::test]
-async fn a_secured_cluster_on_real_zookeeper_survives_kill_9_of_each_role() {
-    if let Some(why) = zookeeper_missing() {
-        if std::env::var("MLDB_REQUIRE_ZOOKEEPER").is_ok_and(|v| v == "1") {
-            panic!("MLDB_REQUIRE_ZOOKEEPER=1 but ZooKeeper cannot run here: {why}");
-        }
-        eprintln!("SKIPPED a_secured_cluster_on_real_zookeeper_survives_kill_9_of_each_role: {why}");
-        return;
-    }
-    let dir = TempDir::new("mldb-cluster-zk");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let coord = Coord::zookeeper(&dir.0);
-    the_script(Cluster::start(dir, coord), "zookeeper").await;
+async fn on(backend: Backend, test: &str) {
+    let dir = TempDir::new("mldb-cluster");
+    let Some(coord) = Coord::start(backend, &dir.0, test) else { return };
+    the_script(Cluster::start(dir, coord), &format!("{backend:?}")).await;
+}
+
+#[test]
+fn a_secured_cluster_on_the_embedded_coordinator_survives_kill_9_of_each_role() {
+    serially(on(Backend::Model, "a_secured_cluster_on_the_embedded_coordinator_survives_kill_9_of_each_role"));
+}
+
+#[test]
+fn a_secured_cluster_on_real_zookeeper_survives_kill_9_of_each_role() {
+    serially(on(Backend::ZooKeeper, "a_secured_cluster_on_real_zookeeper_survives_kill_9_of_each_role"));
 }

@@ -1,10 +1,14 @@
-//! Real processes: the daemon supervises a tablet; after `kill -9` of the tablet it starts it again, the tablet
-//! registers anew and the nameserver recovers its replicas; `--stop` stops the daemon and its tablet.
+//! Real processes, on each coordination backend: the daemon supervises a tablet; after `kill -9` of the tablet it
+//! starts it again, the tablet registers anew, the nameserver recovers its replicas and every row written through
+//! the routing client is there; `--stop` stops the daemon and its tablet.
 #![cfg(not(madsim))]
 
 mod common;
 
-use common::{TempDir, free_port, ns_client, ns_until as until, spawn};
+use common::{
+    Backend, Coord, TempDir, free_port, missing_rows, ns_client, ns_until as until, put_rows, replicated, routing,
+    serially, spawn,
+};
 
 use std::path::Path;
 use std::process::Command;
@@ -19,17 +23,25 @@ fn alive(pid: u32) -> bool {
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
 }
 
-#[tokio::test]
-async fn the_daemon_restarts_a_killed_tablet_which_registers_again() {
+const ROWS: usize = 300;
+
+#[test]
+fn the_daemon_restarts_a_killed_tablet_on_the_embedded_coordinator() {
+    serially(the_daemon_restarts_a_killed_tablet(Backend::Model));
+}
+
+#[test]
+fn the_daemon_restarts_a_killed_tablet_on_zookeeper() {
+    serially(the_daemon_restarts_a_killed_tablet(Backend::ZooKeeper));
+}
+
+async fn the_daemon_restarts_a_killed_tablet(backend: Backend) {
     let dir = TempDir::new("mldb-daemon-proc");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let zk = format!("127.0.0.1:{}", free_port());
-    let _coord = spawn(&[
-        "--role=coord".into(),
-        format!("--endpoint={zk}"),
-        format!("--coord_data_dir={}", dir.0.join("coord").display()),
-    ]);
-    let zk_flag = format!("--zk_cluster=model://{zk}");
+    let Some(coord) = Coord::start(backend, &dir.0, "the_daemon_restarts_a_killed_tablet_on_zookeeper") else {
+        return;
+    };
+    let zk = coord.spec();
+    let zk_flag = coord.flag();
     let eps: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let tablet_args = |i: usize| {
         vec![
@@ -55,6 +67,8 @@ async fn the_daemon_restarts_a_killed_tablet_which_registers_again() {
     let created = ns_client(&zk, "create flow 0 2 3 id:string:index ts:int64:ts v:string");
     assert!(String::from_utf8_lossy(&created.stdout).contains("Create table ok"));
     until(&zk, "showtable flow", |o| o.matches(" yes ").count() == 6).await;
+    put_rows(&routing(&zk).await, "flow", 0..ROWS).await;
+    until(&zk, "showtable flow", |o| replicated(o, "flow", 3, ROWS as u64)).await;
 
     // kill -9 the supervised tablet: the daemon starts a new one, which registers and is recovered.
     let child_file = dir.0.join("tablet-2.pid.child");
@@ -72,6 +86,7 @@ async fn the_daemon_restarts_a_killed_tablet_which_registers_again() {
     until(&zk, "showtable flow", |o| o.matches(" yes ").count() == 6 && !o.contains(" no ")).await;
     let ops = until(&zk, "showopstatus", |o| o.contains("kRecoverTableOP") && !o.contains("kDoing")).await;
     assert!(!ops.contains("kFailed"), "{ops}");
+    assert_eq!(missing_rows(&zk, "flow", 0..ROWS).await, Vec::<String>::new(), "{backend:?}: after the restart");
 
     // --stop: the daemon and its tablet go away, the pid files too.
     let out = Command::new(env!("CARGO_BIN_EXE_openmldb"))

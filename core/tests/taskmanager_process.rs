@@ -1,28 +1,39 @@
-//! Real processes on loopback: a coordination server, a nameserver, two tablets and two TaskManagers. An import
-//! from a CSV file on the shared data dir, an export, `kill -9` of the active TaskManager during a generated
-//! import, and the standby finishing it; the job commands' errors; a dropped table's running job stopped.
+//! Real processes on loopback, on each coordination backend: a nameserver, two tablets and two TaskManagers. An
+//! import from a CSV file on the shared data dir, an export, rows written through the routing client, `kill -9`
+//! of the active TaskManager during a generated import and the standby finishing it, `kill -9` of the
+//! coordination server with the job history kept; the job commands' errors; a dropped table's running job stopped.
 #![cfg(not(madsim))]
 
 mod common;
 
-use common::{Kill, TempDir, free_port, ns_client, ns_until, spawn};
+use common::{
+    Backend, Coord, Kill, TempDir, free_port, missing_rows, ns_client, ns_until, put_rows, routing, serially, spawn,
+};
 
 fn text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-#[tokio::test]
-async fn real_taskmanagers_import_export_and_hand_a_job_over_after_kill_9() {
+#[test]
+fn real_taskmanagers_hand_a_job_over_after_kill_9_on_the_embedded_coordinator() {
+    serially(real_taskmanagers(Backend::Model));
+}
+
+#[test]
+fn real_taskmanagers_hand_a_job_over_after_kill_9_on_zookeeper() {
+    serially(real_taskmanagers(Backend::ZooKeeper));
+}
+
+async fn real_taskmanagers(backend: Backend) {
     let dir = TempDir::new("mldb-tm-proc");
+    let Some(mut coord) = Coord::start(backend, &dir.0, "real_taskmanagers_hand_a_job_over_after_kill_9_on_zookeeper")
+    else {
+        return;
+    };
     let data = dir.0.join("shared");
     std::fs::create_dir_all(&data).unwrap();
-    let zk = format!("127.0.0.1:{}", free_port());
-    let _coord = spawn(&[
-        "--role=coord".into(),
-        format!("--endpoint={zk}"),
-        format!("--coord_data_dir={}", dir.0.join("coord").display()),
-    ]);
-    let zk_flag = format!("--zk_cluster=model://{zk}");
+    let zk = coord.spec();
+    let zk_flag = coord.flag();
     let mut procs = Vec::new();
     for i in 0..2 {
         procs.push(spawn(&[
@@ -64,6 +75,9 @@ async fn real_taskmanagers_import_export_and_hand_a_job_over_after_kill_9() {
     exported.sort();
     assert_eq!(exported, ["a,1,x", "b,2,y", "c,3,z", "id,ts,v"]);
 
+    // Rows an application writes through the routing client sit beside the imported ones (keys k0..k299).
+    put_rows(&routing(&zk).await, "t", 0..300).await;
+
     // A generated import; kill -9 the active TaskManager once it has made progress.
     ns_client(&zk, "submitjob import t gen:20000");
     let running = ns_until(&zk, "showjob 3", |o| o.contains("Running") && !o.contains(" 0/20000")).await;
@@ -73,13 +87,19 @@ async fn real_taskmanagers_import_export_and_hand_a_job_over_after_kill_9() {
     assert!(done.contains("Finished") && done.contains("20000/20000"), "{done}");
     assert!(done.contains(&tm_eps[1 - active]), "the standby finished it: {done}");
 
-    // Every row once: an export of the table has 3 + 20000 rows and a header, no key twice.
-    ns_client(&zk, "submitjob export t all.csv");
+    // kill -9 of the coordination server and a restart on its data: the job history is kept.
+    coord.kill_and_restart();
+    let history = ns_until(&zk, "showjobs", |o| o.contains("20000/20000")).await;
+    assert!(history.contains("3/3"), "{backend:?}: {history}");
+
+    // Every row once: an export of the table has 3 + 300 + 20000 rows and a header, no key twice.
+    ns_until(&zk, "submitjob export t all.csv", |o| o.contains("ExportOnlineData")).await;
     ns_until(&zk, "showjob 4", |o| o.contains("Finished")).await;
     let all = std::fs::read_to_string(data.join("all.csv")).unwrap();
     let keys: std::collections::BTreeSet<&str> = all.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
-    assert_eq!(all.lines().count(), 1 + 3 + 20_000);
-    assert_eq!(keys.len(), 3 + 20_000, "a key appears twice");
+    assert_eq!(all.lines().count(), 1 + 3 + 300 + 20_000);
+    assert_eq!(keys.len(), 3 + 300 + 20_000, "a key appears twice");
+    assert_eq!(missing_rows(&zk, "t", 0..300).await, Vec::<String>::new(), "{backend:?}");
 
     // Errors are clear and change nothing.
     let bad = ns_client(&zk, "submitjob import nosuch gen:1");
