@@ -434,6 +434,8 @@ async fn session_loop(shared: Arc<Shared>) {
         let silent = shared.since_contact();
         if silent >= expire_after {
             shared.transition(SessionState::Expired);
+            // Detached: the owner drops this client once it sees Expired, which ends this task.
+            tokio::spawn(end_given_up_session(shared.clone()));
             return;
         }
         if silent >= disconnect_after && shared.state() == SessionState::Connected {
@@ -483,6 +485,39 @@ async fn session_loop(shared: Arc<Shared>) {
                 disconnected(&shared).await;
                 tokio::time::sleep(backoff.min(budget)).await;
                 backoff = (backoff * 2).min(hold);
+            }
+        }
+    }
+}
+
+/// How long a client that gave up its session keeps trying to end it at the server (see
+/// [`end_given_up_session`]); a server down for longer than this restores it, and it lingers one timeout.
+const GIVE_UP_CLOSE_LIMIT: Duration = Duration::from_secs(600);
+
+/// Ends at the server a session this client gave up without word from it (silent for [`expire_after`]).
+///
+/// A server that was down all that time restores the session when it starts again, with a whole timeout, as
+/// ZooKeeper does (DESIGN 4.2): its ephemeral nodes would stand for one more timeout although their owner has
+/// moved to a new session, and a tablet could not register again nor a standby nameserver take the lock until
+/// then. So the client closes the session itself as soon as the server answers, with the session's secret (the
+/// server takes a Close from nobody else). The server answering that it no longer knows the session ends the task
+/// too; so does [`GIVE_UP_CLOSE_LIMIT`].
+async fn end_given_up_session(shared: Arc<Shared>) {
+    let start = Instant::now();
+    let interval = poll_hold(shared.timeout).max(Duration::from_millis(10));
+    let mut wait = Duration::from_millis(10);
+    while start.elapsed() < GIVE_UP_CLOSE_LIMIT {
+        let req = pb::CloseRequest { session_id: shared.session_id, secret: shared.secret.clone() };
+        match shared.rpc.call_timeout(srv::Close, req, shared.op_timeout).await {
+            Ok(_) => {
+                tracing::info!(session = shared.session_id, "a session given up is closed at the server");
+                return;
+            }
+            Err(RpcError::Status(_)) => return,
+            Err(_) => {
+                shared.rpc.reset().await;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(interval);
             }
         }
     }

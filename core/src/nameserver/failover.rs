@@ -13,9 +13,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::codes::Code;
-use super::decide::{OFFLINE_LEADER_ENDPOINT, TableView, followers_to_probe, may_mark_dead, reconcile_alive_marks};
+use super::decide::{
+    Busy, OFFLINE_LEADER_ENDPOINT, TableView, followers_to_probe, may_mark_dead, reconcile_alive_marks,
+};
 use super::ops::{OpType, alive_leader};
-use super::state::{Nameserver, NewOp, STATUS_POLL_TIMEOUT, TabletEntry, TabletEvent, TabletState};
+use super::state::{
+    Nameserver, NewOp, STATUS_POLL_TIMEOUT, TabletEntry, TabletEvent, TabletState, partition_key, tablet_key,
+};
 use crate::coord::Layout;
 use crate::proto::nameserver as pb;
 use crate::proto::nameserver::op_data;
@@ -73,12 +77,16 @@ impl Nameserver {
     /// Reference 5.1 `OnTabletOffline`: with auto_failover on, marks the tablet's replicas not alive (never a
     /// partition's last alive one) and fails its partitions over.
     pub(super) async fn on_tablet_offline(&self, endpoint: &str, startup: bool) {
-        let _serial = self.failover_lock.lock().await;
+        let _tablet = self.serial(tablet_key(endpoint)).await;
         self.on_tablet_offline_locked(endpoint, startup, &BTreeSet::new()).await;
     }
 
-    /// [`Self::on_tablet_offline`] under `failover_lock`: one failover decision at a time, so two of them (a grace
-    /// period ending as the tablet comes back restarted) never both see no op queued and both create one.
+    /// [`Self::on_tablet_offline`] under the tablet's failover lock, so two reactions to one tablet (a grace
+    /// period ending as it comes back restarted) take turns. The tablet's partitions are decided under their own
+    /// locks, so no other decision on them sees no op queued and creates one meanwhile; nothing else waits. Their
+    /// replicas are marked not alive in one metadata write per table, and their ops are created all at once: on
+    /// a lossy network one after another took seconds per partition, and the last partitions a crashed leader's
+    /// tablet led waited for the first ones' writes (fuzzer seed 50105 of campaign 77: 11 s without a leader).
     /// Partitions in `loaded` (by tid and pid) are left alone: see [`Self::on_tablet_online`].
     async fn on_tablet_offline_locked(&self, endpoint: &str, startup: bool, loaded: &BTreeSet<(u32, u32)>) {
         if !self.is_active() || !self.auto_failover() || self.config.planted.never_fail_over {
@@ -94,24 +102,31 @@ impl Nameserver {
             let tid = |name: &String| state.tables.get(name).map(|t| t.tid);
             partitions.retain(|(name, pid)| !tid(name).is_some_and(|tid| loaded.contains(&(tid, *pid))));
         }
+        let _partitions = self.serial_all(partitions.iter().map(|(name, pid)| partition_key(name, *pid))).await;
+        let mut by_table: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
         for (name, pid) in &partitions {
+            by_table.entry(name).or_default().insert(*pid);
+        }
+        for (name, pids) in by_table {
             let ep = endpoint.to_string();
             let result = self
-                .edit_partition(name, *pid, move |p| {
-                    if !may_mark_dead(p, &ep) {
-                        return Ok(false);
+                .edit_partitions(name, move |p| {
+                    if !pids.contains(&p.pid) || !may_mark_dead(p, &ep) {
+                        return false;
                     }
                     for m in p.partition_meta.iter_mut().filter(|m| m.endpoint == ep) {
                         m.is_alive = false;
                     }
-                    Ok(true)
+                    true
                 })
                 .await;
             if let Err(e) = result {
-                tracing::warn!(name, pid, endpoint, error = %e, "cannot mark the replica not alive");
+                tracing::warn!(name, endpoint, error = %e, "cannot mark the replicas not alive");
             }
         }
-        self.offline_partitions(endpoint, &partitions, self.config.name_server_task_concurrency).await;
+        let concurrency = self.config.name_server_task_concurrency;
+        let each: Vec<[(String, u32); 1]> = partitions.into_iter().map(|p| [p]).collect();
+        futures::future::join_all(each.iter().map(|one| self.offline_partitions(endpoint, one, concurrency))).await;
     }
 
     /// Reference 5.4 `OnTabletOnline`: a tablet that restarted (`startup_`) is failed over at once if it was not
@@ -131,7 +146,7 @@ impl Nameserver {
                 Ok(resp) => resp.all_table_status.iter().map(|s| (s.tid, s.pid)).collect(),
                 Err(_) => BTreeSet::new(),
             };
-        let serial = self.failover_lock.lock().await;
+        let tablet = self.serial(tablet_key(endpoint)).await;
         let Ok(coord) = self.require_active() else { return };
         let value = match coord.get(&self.layout.node(endpoint)).await {
             Ok((data, _)) => String::from_utf8_lossy(&data).to_string(),
@@ -145,7 +160,7 @@ impl Nameserver {
             tracing::info!(endpoint, "tablet is back within the grace period; nothing to recover");
             // Its leaders fenced themselves when their session expired: they still lead, say so (tablet calls:
             // not under the failover lock).
-            drop(serial);
+            drop(tablet);
             self.confirm_fenced_leaders(endpoint).await;
             return;
         }
@@ -153,15 +168,30 @@ impl Nameserver {
             self.on_tablet_offline_locked(endpoint, true, &loaded).await;
         }
         tracing::info!(endpoint, restarted, "recovering a returning tablet");
-        self.recover_endpoint_internal(endpoint, false, restarted, self.config.name_server_task_concurrency).await;
+        let concurrency = self.config.name_server_task_concurrency;
+        for partition in self.partitions_on(endpoint) {
+            let _partition = self.serial(partition_key(&partition.0, partition.1)).await;
+            self.recover_partitions(endpoint, &[partition], false, restarted, concurrency).await;
+        }
         if !restarted {
             // Back after the grace period, but its failover may never have run: failovers take turns under the
             // lock, and one that gets its turn after the tablet is back does nothing. Leaders the metadata still
             // names fenced themselves when their session expired; confirm them now, as within the grace period,
             // instead of leaving them refusing writes until a later pass (fuzzer seed 903094 of campaign 74:
             // four tablets cut at once over a slow network, 7 s without service).
-            drop(serial);
+            drop(tablet);
             self.confirm_fenced_leaders(endpoint).await;
+        }
+    }
+
+    /// Cancels the follower recoveries queued for a partition whose leader is lost, so its failover runs next
+    /// ([`super::opbook::OpBook::preempt_for_failover`]). The partition's recovery is queued again by the
+    /// dead-replica pass once it has a leader.
+    fn preempt_for_failover(&self, name: &str, pid: u32) {
+        let canceled = self.state.lock().expect("ns state").ops.preempt_for_failover(name, pid);
+        if !canceled.is_empty() {
+            tracing::info!(name, pid, ops = ?canceled, "follower recoveries yield to the failover of a lost leader");
+            self.op_signal.bump();
         }
     }
 
@@ -491,8 +521,21 @@ impl Nameserver {
                 .iter()
                 .map(|(name, t)| TableView { name, tid: t.tid, partitions: &t.table_partition })
                 .collect();
-            reconcile_alive_marks(&views, &held, |name, pid| state.ops.has_queued_for(name, pid))
+            let busy = |name: &str, pid| {
+                if !state.ops.has_queued_for(name, pid) {
+                    Busy::Idle
+                } else if state.ops.only_yielding_for(name, pid) {
+                    Busy::Yielding
+                } else {
+                    Busy::Busy
+                }
+            };
+            reconcile_alive_marks(&views, &held, busy)
         };
+        for (name, pid) in &found.preempt {
+            let _partition = self.serial(partition_key(name, *pid)).await;
+            self.preempt_for_failover(name, *pid);
+        }
         for s in &found.stranded {
             tracing::info!(
                 name = %s.name,
@@ -519,7 +562,7 @@ impl Nameserver {
             ) {
                 continue;
             }
-            let _serial = self.failover_lock.lock().await;
+            let _partition = self.serial(partition_key(&name, pid)).await;
             if !self.is_active() || !self.auto_failover() {
                 return;
             }
@@ -542,7 +585,7 @@ impl Nameserver {
                 last_alive = n.last_alive,
                 "a replica marked alive is not loaded on its tablet: its mark is corrected"
             );
-            let _serial = self.failover_lock.lock().await;
+            let _partition = self.serial(partition_key(&n.name, n.pid)).await;
             if !self.is_active() || !self.auto_failover() {
                 return;
             }
@@ -603,17 +646,26 @@ impl Nameserver {
         if !self.auto_failover() {
             return;
         }
-        let _serial = self.failover_lock.lock().await;
         let mut todo: Vec<(String, u32, String, bool)> = Vec::new();
+        let mut preempt: Vec<(String, u32)> = Vec::new();
         {
             let state = self.state.lock().expect("ns state");
             for (name, t) in &state.tables {
                 for p in &t.table_partition {
-                    if state.ops.has_queued_for(name, p.pid) {
-                        continue;
-                    }
                     let single = p.partition_meta.len() == 1;
                     let healthy = |ep: &str| state.tablets.get(ep).is_some_and(|e| e.state == TabletState::Healthy);
+                    // A leaderless partition whose only queued ops are follower recoveries fails over first
+                    // (they need a leader to finish: see `OpBook::preempt_for_failover`).
+                    let yielding = !single
+                        && alive_leader(p).is_none()
+                        && state.ops.only_yielding_for(name, p.pid)
+                        && followers_to_probe(&p.partition_meta, None).iter().any(|e| healthy(e));
+                    if state.ops.has_queued_for(name, p.pid) && !yielding {
+                        continue;
+                    }
+                    if yielding {
+                        preempt.push((name.clone(), p.pid));
+                    }
                     if !single && alive_leader(p).is_none() {
                         // Leaderless with an alive follower that is reachable again (every tablet went offline at
                         // once, so no failover could pick one then), or with its leader marked dead on a healthy
@@ -631,6 +683,13 @@ impl Nameserver {
                 }
             }
         }
+        for (name, pid) in &preempt {
+            let _partition = self.serial(partition_key(name, *pid)).await;
+            self.preempt_for_failover(name, *pid);
+        }
+        // The list was made without a lock: each partition is checked again under its own before an op is
+        // created, unless this pass queued the op it finds.
+        let mut created: BTreeSet<(String, u32)> = BTreeSet::new();
         let concurrency = self.config.name_server_task_concurrency;
         let now = Instant::now();
         backoff.retain(|k, _| todo.iter().any(|(n, p, e, _)| (n, p, e) == (&k.0, &k.1, &k.2)));
@@ -639,6 +698,15 @@ impl Nameserver {
             if !attempt_due(backoff, key, now, self.config.recover_dead_replica_interval) {
                 continue;
             }
+            let _partition = self.serial(partition_key(&name, pid)).await;
+            if !self.is_active() || !self.auto_failover() {
+                return;
+            }
+            let here = (name.clone(), pid);
+            if !created.contains(&here) && self.state.lock().expect("ns state").ops.has_queued_for(&name, pid) {
+                continue;
+            }
+            created.insert(here);
             if endpoint.is_empty() {
                 tracing::info!(name, pid, at_takeover, "a leaderless partition with an alive follower fails over");
                 if let Err(e) = self.create_change_leader_op(&name, pid, "", false, SPREAD_OVER_EVERY_QUEUE).await {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::ops::Task;
+use super::ops::{OpType, Task};
 use crate::proto::nameserver::OpInfo;
 use crate::proto::tablet::TaskStatus;
 
@@ -33,6 +33,24 @@ pub struct FinishedOp {
     pub info: OpInfo,
     /// The task it stopped at (failed or canceled), if any.
     pub cur_task: Option<&'static str>,
+}
+
+/// The ops that go out of the way of a failover of their partition's leader: the automatic recoveries of a
+/// follower (a re-add, a recovery decision, taking a replica out of replication), which all need the leader and
+/// cannot finish while it is lost. A leader change, a reload of a single replica, a snapshot, a migration and the
+/// other manual ops keep their place.
+pub fn yields_to_failover(op_type: u32) -> bool {
+    matches!(
+        OpType::from_u32(op_type),
+        Some(
+            OpType::ReAddReplica
+                | OpType::ReAddReplicaNoSend
+                | OpType::ReAddReplicaWithDrop
+                | OpType::ReAddReplicaSimplify
+                | OpType::RecoverTable
+                | OpType::OfflineReplica
+        )
+    )
 }
 
 #[derive(Debug)]
@@ -149,9 +167,39 @@ impl OpBook {
         self.ops.values().any(|o| o.info.name == name && o.info.pid == pid && o.info.op_type == op_type)
     }
 
-    /// Whether any op for partition `pid` of table `name` is queued or running.
+    /// Whether any op for partition `pid` of table `name` is queued or running (a canceled one is on its way
+    /// out: it runs no further task).
     pub fn has_queued_for(&self, name: &str, pid: u32) -> bool {
-        self.ops.values().any(|o| o.info.name == name && o.info.pid == pid)
+        self.live_for(name, pid).next().is_some()
+    }
+
+    fn live_for<'a>(&'a self, name: &'a str, pid: u32) -> impl Iterator<Item = &'a QueuedOp> + 'a {
+        self.ops
+            .values()
+            .filter(move |o| o.info.name == name && o.info.pid == pid && o.status() != TaskStatus::Canceled)
+    }
+
+    /// Whether ops are queued for the partition and every one of them [`yields_to_failover`].
+    pub fn only_yielding_for(&self, name: &str, pid: u32) -> bool {
+        let mut live = self.live_for(name, pid).peekable();
+        live.peek().is_some() && live.all(|o| yields_to_failover(o.info.op_type))
+    }
+
+    /// Cancels the ops of the partition that [`yield_to_failover`], so that a failover of its lost leader runs
+    /// next; returns their ids. The engine finishes each as canceled at its next look (a task waiting on a tablet
+    /// stops at its next poll).
+    pub fn preempt_for_failover(&mut self, name: &str, pid: u32) -> Vec<u64> {
+        let ids: Vec<u64> = self
+            .live_for(name, pid)
+            .filter(|o| {
+                yields_to_failover(o.info.op_type) && matches!(o.status(), TaskStatus::Inited | TaskStatus::Doing)
+            })
+            .map(|o| o.info.op_id)
+            .collect();
+        for id in &ids {
+            self.cancel(*id).expect("a live op can be canceled");
+        }
+        ids
     }
 
     /// Every queued op, by op id.
@@ -252,6 +300,31 @@ mod tests {
         o.info.name = name.into();
         o.info.pid = pid;
         o
+    }
+
+    #[test]
+    fn a_failover_preempts_only_the_follower_recoveries_of_its_partition() {
+        let mut b = OpBook::new(2, 10);
+        let typed = |id, pid, t: OpType| {
+            let mut o = op_of(id, 0, 0, "t", pid);
+            o.info.op_type = t as u32;
+            o
+        };
+        b.add(typed(1, 0, OpType::ReAddReplicaWithDrop));
+        b.add(typed(2, 0, OpType::RecoverTable));
+        b.add(typed(3, 1, OpType::ReAddReplica));
+        b.add(typed(4, 1, OpType::ChangeLeader));
+        b.add(typed(5, 2, OpType::MakeSnapshot));
+        assert!(b.only_yielding_for("t", 0));
+        assert!(!b.only_yielding_for("t", 1), "a leader change keeps its place");
+        assert!(!b.only_yielding_for("t", 2), "so does a manual snapshot");
+        assert!(!b.only_yielding_for("t", 3), "nothing queued");
+        assert_eq!(b.preempt_for_failover("t", 0), vec![1, 2]);
+        assert_eq!(b.get(1).unwrap().status(), TaskStatus::Canceled);
+        assert!(!b.has_queued_for("t", 0), "canceled ops are on their way out");
+        assert_eq!(b.preempt_for_failover("t", 0), Vec::<u64>::new());
+        assert_eq!(b.preempt_for_failover("t", 1), vec![3]);
+        assert_eq!(b.get(4).unwrap().status(), TaskStatus::Inited);
     }
 
     #[test]

@@ -149,9 +149,10 @@ pub struct Nameserver {
     clients: Mutex<BTreeMap<String, RpcClient>>,
     /// Serialises metadata changes (create, drop, and the op engine's edits).
     pub(super) meta_lock: tokio::sync::Mutex<()>,
-    /// Serialises the automatic failover and recovery decisions (tablet offline, tablet back, the dead-replica
-    /// pass): each checks for queued ops before creating its own.
-    pub(super) failover_lock: tokio::sync::Mutex<()>,
+    /// The failover locks ([`Nameserver::serial`]): one per tablet (its offline and back reactions take turns)
+    /// and one per partition (each decision checks for queued ops before creating its own). Nothing serialises
+    /// the decisions of different partitions.
+    failover_locks: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Bumped when an op is queued, canceled or finished: wakes the queue workers.
     pub(super) op_signal: Signal,
     /// Bumped when a status poll shows an alive-marked leader missing on its tablet (its binlog broke, it
@@ -210,7 +211,43 @@ pub(super) fn epoch_ms() -> u64 {
     crate::tablet::server::now_ms()
 }
 
+/// The key of a tablet's failover lock ([`Nameserver::serial`]).
+pub(super) fn tablet_key(endpoint: &str) -> String {
+    format!("tablet {endpoint}")
+}
+
+/// The key of a partition's failover lock ([`Nameserver::serial`]).
+pub(super) fn partition_key(name: &str, pid: u32) -> String {
+    format!("partition {name} {pid}")
+}
+
 impl Nameserver {
+    /// [`Self::serial`] for every key, taken in key order (so two holders of several never wait on each other).
+    pub(super) async fn serial_all(
+        &self,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let keys: std::collections::BTreeSet<String> = keys.into_iter().collect();
+        let mut guards = Vec::with_capacity(keys.len());
+        for key in keys {
+            guards.push(self.serial(key).await);
+        }
+        guards
+    }
+
+    /// Takes the failover lock of `key` ([`tablet_key`], [`partition_key`]), waiting for its holder. A tablet's
+    /// lock is taken before its partitions' locks, and several partitions' locks only in key order
+    /// ([`Self::serial_all`]), so they cannot deadlock. Locks nobody holds or waits for are dropped from the map
+    /// as others are taken.
+    pub(super) async fn serial(&self, key: String) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.failover_locks.lock().expect("failover locks");
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks.entry(key).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
     /// A nameserver with nothing loaded, not active: [`Nameserver::start`] serves it and runs its loops.
     pub(super) fn new(config: NameserverConfig) -> Self {
         Nameserver {
@@ -230,7 +267,7 @@ impl Nameserver {
             }),
             clients: Mutex::new(BTreeMap::new()),
             meta_lock: tokio::sync::Mutex::new(()),
-            failover_lock: tokio::sync::Mutex::new(()),
+            failover_locks: Mutex::new(BTreeMap::new()),
             op_signal: Signal::new(0),
             reconcile_now: Signal::new(0),
             tablet_passes: Signal::new(0),
@@ -343,6 +380,37 @@ impl Nameserver {
             replicas,
             replication: info.replication,
         }
+    }
+
+    /// [`Self::edit_partition`] for every partition of a table at once: `edit` runs on each and says whether it
+    /// changed it; one metadata write holds every change.
+    pub(super) async fn edit_partitions(
+        &self,
+        name: &str,
+        mut edit: impl FnMut(&mut pb::TablePartition) -> bool,
+    ) -> Result<(), String> {
+        let coord = self.require_active().map_err(|s| s.to_string())?;
+        let _guard = self.meta_lock.lock().await;
+        let mut table = self
+            .state
+            .lock()
+            .expect("ns state")
+            .tables
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("table {name} is gone"))?;
+        let mut changed = false;
+        for part in &mut table.table_partition {
+            changed |= edit(part);
+        }
+        if !changed {
+            return Ok(());
+        }
+        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
+        meta.write_table(&table).await.map_err(|e| format!("cannot persist table {name}: {e}"))?;
+        let _ = meta.bump_notify().await;
+        self.state.lock().expect("ns state").tables.insert(name.to_string(), table);
+        Ok(())
     }
 
     /// Edits one partition's metadata under the metadata lock, persists the table and bumps the notify counter

@@ -35,7 +35,7 @@ pub use placement::{
 };
 pub use queue::queue_index;
 pub use reach::{Reachability, StepDownFacts, StepDownReason, decide_step_down, step_down_window};
-pub use reconcile::{NotLoaded, Reconciliation, TableView, reconcile_alive_marks};
+pub use reconcile::{Busy, NotLoaded, Reconciliation, TableView, reconcile_alive_marks};
 pub use recover::{
     LeaderLog, OFFLINE_LEADER_ENDPOINT, ReAddOp, ReAddPlan, RecoverDecision, RecoverTableError, RecoverTarget,
     decide_recover_table, scan_recover_target,

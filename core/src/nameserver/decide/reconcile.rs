@@ -13,7 +13,12 @@
 //! - A replica the tablet holds is never failed over by this pass, whatever the marks say.
 //! - A tablet that did not answer says nothing: its marks stay until it answers (or leaves `/nodes` and fails
 //!   over the usual way).
-//! - Partitions with an op queued are left to the op, which changes the marks itself.
+//! - Partitions with an op queued are left to the op, which changes the marks itself, with one exception: a
+//!   leader marked alive that its tablet no longer holds (a broken binlog unloaded it) while the only ops queued
+//!   are follower recoveries ([`Busy::Yielding`]). Those need the leader and cannot finish without one; a
+//!   re-add stuck on a follower cut off kept its partition leaderless for 15 s (fuzzer seed 390458 of campaign
+//!   77). The leader is corrected, and the partition is listed in `preempt` for the caller to cancel those ops
+//!   first; its followers' marks wait for the next pass.
 //! - A missing follower that is its partition's last alive replica (its leader is dead) is not corrected here: a
 //!   failover can neither mark it dead nor re-add it without a leader (the fuzzer's seed 845042 kept a healthy
 //!   partition cycling), so it is reported apart for the caller to log.
@@ -50,6 +55,17 @@ pub struct NotLoaded {
     pub last_alive: bool,
 }
 
+/// What the op queues hold for one partition, as [`reconcile_alive_marks`] weighs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// No op queued.
+    Idle,
+    /// Only ops that yield to a failover of the partition's leader (follower recoveries).
+    Yielding,
+    /// Another op (a leader change, a reload, a manual op): left to it.
+    Busy,
+}
+
 /// What [`reconcile_alive_marks`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconciliation {
@@ -59,20 +75,39 @@ pub struct Reconciliation {
     pub stranded: Vec<NotLoaded>,
     /// Partitions no tablet holds, without an alive leader: (name, pid, the last leader to reload).
     pub reload: Vec<(String, u32, String)>,
+    /// Partitions whose yielding ops must be canceled before their lost leader in `not_loaded` is corrected.
+    pub preempt: Vec<(String, u32)>,
 }
 
 /// Compares every alive mark with the reports: `held` maps each tablet that answered to the (tid, pid) it holds
-/// loaded. `busy(name, pid)` is true for partitions with an op queued.
+/// loaded. `busy(name, pid)` says what the op queues hold for a partition.
 pub fn reconcile_alive_marks(
     tables: &[TableView<'_>],
     held: &BTreeMap<String, BTreeSet<(u32, u32)>>,
-    busy: impl Fn(&str, u32) -> bool,
+    busy: impl Fn(&str, u32) -> Busy,
 ) -> Reconciliation {
     let mut out = Reconciliation::default();
     for t in tables {
         for p in t.partitions {
-            if busy(t.name, p.pid) {
-                continue;
+            match busy(t.name, p.pid) {
+                Busy::Idle => {}
+                Busy::Busy => continue,
+                Busy::Yielding => {
+                    let lost = p.partition_meta.iter().find(|m| {
+                        m.is_leader && m.is_alive && held.get(&m.endpoint).is_some_and(|h| !h.contains(&(t.tid, p.pid)))
+                    });
+                    if let Some(m) = lost {
+                        out.preempt.push((t.name.to_string(), p.pid));
+                        out.not_loaded.push(NotLoaded {
+                            name: t.name.to_string(),
+                            pid: p.pid,
+                            endpoint: m.endpoint.clone(),
+                            is_leader: true,
+                            last_alive: !may_mark_dead(p, &m.endpoint),
+                        });
+                    }
+                    continue;
+                }
             }
             let answered = |e: &str| held.contains_key(e);
             let held_anywhere =
@@ -141,8 +176,8 @@ mod tests {
             [part(0, &[("a", true, true), ("b", false, true)]), part(1, &[("b", true, true), ("a", false, true)])];
         let tables = [TableView { name: "t", tid: 7, partitions: &parts }];
         let reports = held(&[("a", &[(7, 0), (7, 1)]), ("b", &[(7, 0)])]);
-        let got = reconcile_alive_marks(&tables, &reports, |_, _| false);
-        assert_eq!(got, Reconciliation { not_loaded: vec![nl(1, "b", true, false)], stranded: vec![], reload: vec![] });
+        let got = reconcile_alive_marks(&tables, &reports, |_, _| Busy::Idle);
+        assert_eq!(got, Reconciliation { not_loaded: vec![nl(1, "b", true, false)], ..Default::default() });
     }
 
     #[test]
@@ -151,7 +186,7 @@ mod tests {
         let tables = [TableView { name: "t", tid: 1, partitions: &parts }];
         // c is marked dead and holds nothing: not this pass's business (the dead-replica pass recovers it).
         let reports = held(&[("a", &[(1, 0)]), ("b", &[(1, 0)]), ("c", &[])]);
-        assert_eq!(reconcile_alive_marks(&tables, &reports, |_, _| false), Reconciliation::default());
+        assert_eq!(reconcile_alive_marks(&tables, &reports, |_, _| Busy::Idle), Reconciliation::default());
     }
 
     #[test]
@@ -160,7 +195,7 @@ mod tests {
             [part(0, &[("a", true, true), ("b", false, true)]), part(1, &[("a", true, true), ("b", false, true)])];
         let tables = [TableView { name: "t", tid: 1, partitions: &parts }];
         let reports = held(&[("a", &[])]);
-        let got = reconcile_alive_marks(&tables, &reports, |_, pid| pid == 1);
+        let got = reconcile_alive_marks(&tables, &reports, |_, pid| if pid == 1 { Busy::Busy } else { Busy::Idle });
         assert_eq!(got.not_loaded, vec![nl(0, "a", true, false)]);
     }
 
@@ -173,13 +208,13 @@ mod tests {
         ];
         let tables = [TableView { name: "t", tid: 1, partitions: &parts }];
         let reports = held(&[("a", &[]), ("b", &[])]);
-        let got = reconcile_alive_marks(&tables, &reports, |_, _| false);
+        let got = reconcile_alive_marks(&tables, &reports, |_, _| Busy::Idle);
         assert_eq!(got.not_loaded, vec![nl(0, "a", true, true), nl(2, "a", true, true)]);
         // pid 1: no tablet holds it and its last leader is dead: reloaded from the leader's disk instead.
         assert_eq!(got.stranded, vec![]);
         assert_eq!(got.reload, vec![("t".to_string(), 1, "a".to_string())]);
         // With its dead leader's tablet silent, nothing is known: the follower is only stranded.
-        let got = reconcile_alive_marks(&tables, &held(&[("b", &[])]), |_, _| false);
+        let got = reconcile_alive_marks(&tables, &held(&[("b", &[])]), |_, _| Busy::Idle);
         assert_eq!(got.stranded, vec![nl(1, "b", false, true)]);
         assert_eq!(got.reload, vec![]);
     }
@@ -195,7 +230,7 @@ mod tests {
         let tables = [TableView { name: "t", tid: 4, partitions: &parts }];
         // pid 1 is held by c: a leader change can elect it; only pid 0 is reloaded.
         let reports = held(&[("a", &[]), ("b", &[]), ("c", &[(4, 1)])]);
-        let got = reconcile_alive_marks(&tables, &reports, |_, _| false);
+        let got = reconcile_alive_marks(&tables, &reports, |_, _| Busy::Idle);
         assert_eq!(got.reload, vec![("t".to_string(), 0, "a".to_string())]);
         // pid 1's unloaded follower a is corrected as usual.
         assert_eq!(got.not_loaded, vec![nl(1, "a", false, false)]);
@@ -208,7 +243,26 @@ mod tests {
         let parts = [part(3, &[("a", true, true), ("b", false, true), ("c", false, true)])];
         let tables = [TableView { name: "t", tid: 2, partitions: &parts }];
         let reports = held(&[("a", &[(2, 3)]), ("b", &[]), ("c", &[(2, 3)])]);
-        let got = reconcile_alive_marks(&tables, &reports, |_, _| false);
+        let got = reconcile_alive_marks(&tables, &reports, |_, _| Busy::Idle);
         assert_eq!(got.not_loaded, vec![nl(3, "b", false, false)]);
+    }
+
+    #[test]
+    fn a_lost_leader_goes_before_follower_recoveries_but_nothing_else() {
+        // pid 0: the leader a lost the partition (a broken binlog) while a re-add of c, stuck on a cut, is queued.
+        // pid 1: the same, but with a leader change queued: left to it. pid 2: only a follower b is missing under
+        // a re-add: left to the re-add.
+        let parts = [
+            part(0, &[("a", true, true), ("b", false, true), ("c", false, false)]),
+            part(1, &[("a", true, true), ("b", false, true)]),
+            part(2, &[("a", true, true), ("b", false, true)]),
+        ];
+        let tables = [TableView { name: "t", tid: 3, partitions: &parts }];
+        let reports = held(&[("a", &[(3, 2)]), ("b", &[(3, 0), (3, 1)])]);
+        let busy = |_: &str, pid: u32| if pid == 1 { Busy::Busy } else { Busy::Yielding };
+        let got = reconcile_alive_marks(&tables, &reports, busy);
+        assert_eq!(got.not_loaded, vec![nl(0, "a", true, false)]);
+        assert_eq!(got.preempt, vec![("t".to_string(), 0)]);
+        assert_eq!((got.stranded, got.reload), (vec![], vec![]));
     }
 }
