@@ -256,3 +256,54 @@ fn same_seed_same_trace_hash_and_different_seeds_differ() {
     let c = run_seed(22, Some(Duration::from_secs(60)), determinism_scenario);
     assert_ne!(a.hash, c.hash, "different seeds should differ (session ids and timings are seeded)");
 }
+
+/// A client whose session ended without word from the server (the server was down for longer than 7/5 of the
+/// timeout) closes it at the restarted server, which restored it with a whole timeout: its ephemeral node goes at
+/// once instead of standing for another timeout and keeping its owner from registering again.
+#[test]
+fn a_session_given_up_while_the_server_was_down_is_closed_when_it_returns() {
+    for seed in mldb_tests::seeds(&[14]) {
+        run_seed(seed, Some(Duration::from_secs(60)), |trace| async move {
+            let (mut c, addr) = cluster(trace, &["owner", "watcher"]);
+            let (created_tx, created) = tokio::sync::oneshot::channel();
+            let a = addr.clone();
+            c.spawn_on("owner", async move {
+                let owner = ModelCoordinator::connect(&a, ClientOptions::new(TIMEOUT)).await.unwrap();
+                owner.create("/owned", b"", openmldb::coord::CreateMode::Ephemeral).await.unwrap();
+                let _ = created_tx.send(());
+                // Held, never closed: it ends by itself (Expired) while the server is down.
+                let _owner = owner;
+                std::future::pending::<()>().await;
+            })
+            .unwrap();
+            created.await.unwrap();
+            c.crash("coord").unwrap();
+            tokio::time::sleep(TIMEOUT * 2).await;
+            c.start("coord").unwrap();
+            let started = Instant::now();
+            let a = addr.clone();
+            let gone = c
+                .spawn_on("watcher", async move {
+                    let w = loop {
+                        if let Ok(w) = ModelCoordinator::connect(&a, ClientOptions::new(TIMEOUT)).await {
+                            break w;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    };
+                    while w.exists("/owned").await.unwrap().is_some() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Instant::now()
+                })
+                .unwrap()
+                .await
+                .unwrap();
+            // The server restored the session until `started + TIMEOUT`; its owner closed it long before.
+            assert!(
+                gone - started < TIMEOUT / 2,
+                "the given-up session's node stood {:?} after the restart",
+                gone - started
+            );
+        });
+    }
+}

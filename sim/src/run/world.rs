@@ -58,11 +58,6 @@ pub struct World {
     /// `(from, to)` intervals in which every failover was blocked: the coordination server stopped, or no
     /// nameserver running and in touch with it.
     pub blockers: Vec<(Duration, Option<Duration>)>,
-    /// When the coordination server went down (crash or power loss), while it is down.
-    coord_down_at: Option<Duration>,
-    /// The end of the restored sessions' last timeout after a restart of the coordination server that every
-    /// client outlived (see [`World::coord_started`]).
-    coord_linger_until: Option<Duration>,
     /// Numbered machines whose daemon is gone (after a machine restart, until started by hand).
     daemon_gone: BTreeSet<usize>,
     /// Processes the daemon will start, and when.
@@ -83,6 +78,15 @@ pub struct World {
 enum Resolved {
     Process(String),
     Machine(usize),
+}
+
+/// What an ns_client or recoverdata step answers while the scenario holds the coordination server paused or down:
+/// the step fails at once (as the real tools do on an unreachable service) instead of waiting for the service,
+/// which would hold up the step that resumes or starts it (steps run one after another: a recoverdata 0.1 s
+/// before a resume waited past the run's time limit, campaign 76's seed 999697). Its output is judged as any
+/// failed command's.
+fn unreachable_nameserver(why: &str) -> String {
+    format!("cannot find the nameserver: {why}")
 }
 
 impl World {
@@ -125,8 +129,6 @@ impl World {
             cuts: BTreeSet::new(),
             control: Vec::new(),
             blockers: Vec::new(),
-            coord_down_at: None,
-            coord_linger_until: None,
             daemon_gone: BTreeSet::new(),
             pending: Vec::new(),
             stop_writes: Arc::new(AtomicBool::new(false)),
@@ -196,17 +198,6 @@ impl World {
             Some("the coordination server is down")
         } else {
             None
-        }
-    }
-
-    /// Refuses a step that finds the nameserver through the coordination service while the scenario holds that
-    /// service paused or down. Steps run one after another, so waiting for it would hold up the step that resumes
-    /// or starts it (campaign 76, seed 999697: a recoverdata 0.1 s before a resume waited past the run's time
-    /// limit); the real tools give up on an unreachable service too.
-    fn coord_readable(&self, verb: &str) -> Result<(), String> {
-        match self.coord_unreadable() {
-            Some(why) => Err(format!("{verb} cannot find the nameserver: {why}")),
-            None => Ok(()),
         }
     }
 
@@ -375,26 +366,6 @@ impl World {
             .any(|n| up(&n) && !self.is_cut(&n, "coord"))
     }
 
-    /// The coordination server is down from now (a crash or a power loss of its machine).
-    fn coord_stopped(&mut self) {
-        self.coord_down_at.get_or_insert(self.now());
-    }
-
-    /// The coordination server runs again. Down for 7/5 of the session timeout or longer, every client has
-    /// declared its session expired and opened a new one, while the restarted server restored the old sessions
-    /// with a whole timeout each (ZooKeeper's behaviour, DESIGN 4.2): until they expire, their ephemeral nodes
-    /// stand and no tablet can register again. That timeout is part of the outage, so the blocker the restart
-    /// ends runs on to its end (named "restored sessions linger" in docs/oracle.md).
-    fn coord_started(&mut self) {
-        let now = self.now();
-        if let Some(down) = self.coord_down_at.take() {
-            let t = self.flags.zk_session_timeout;
-            if now - down >= t * 7 / 5 {
-                self.coord_linger_until = Some(now + t);
-            }
-        }
-    }
-
     /// Notes a change of the control plane, and opens or closes a blocker.
     fn control_changed(&mut self) {
         let now = self.now();
@@ -406,8 +377,7 @@ impl World {
         if blocked && !open {
             self.blockers.push((now, None));
         } else if !blocked && open {
-            let end = self.coord_linger_until.take().filter(|u| *u > now).unwrap_or(now);
-            self.blockers.last_mut().expect("open blocker").1 = Some(end);
+            self.blockers.last_mut().expect("open blocker").1 = Some(now);
         }
     }
 
@@ -489,9 +459,6 @@ impl World {
             Action::Crash(t) => {
                 let p = self.resolve(t).await?;
                 self.b.cluster.crash(&p).map_err(h)?;
-                if p == "coord" {
-                    self.coord_stopped();
-                }
                 self.fault(&p, FaultKind::Down, FaultCause::Crash);
                 self.daemon_watch(&p);
             }
@@ -507,9 +474,6 @@ impl World {
                     Resolved::Process(p) => self.machine_of_process(&p).ok_or("no machine")?,
                 };
                 self.b.cluster.machine_restart(self.b.machines[&m]).map_err(h)?;
-                if m == COORD_MACHINE {
-                    self.coord_stopped();
-                }
                 self.daemon_gone.insert(m);
                 for p in self.machine_processes(m) {
                     self.pending.retain(|(_, q)| *q != p);
@@ -532,9 +496,6 @@ impl World {
                 for p in procs {
                     if !self.b.cluster.is_running(&p) {
                         self.b.cluster.start(&p).map_err(h)?;
-                    }
-                    if p == "coord" {
-                        self.coord_started();
                     }
                     self.pending.retain(|(_, q)| *q != p);
                     self.fault(&p, FaultKind::Up, FaultCause::Crash);
@@ -648,7 +609,6 @@ impl World {
                 }
             }
             Action::NsClient { cmd, expect } => {
-                self.coord_readable("ns_client")?;
                 let line = self.render(cmd).await?;
                 let first = line.split_whitespace().next().unwrap_or_default();
                 if ["offlineendpoint", "recoverendpoint", "recovertable", "changeleader", "updatetablealive", "migrate"]
@@ -662,9 +622,14 @@ impl World {
                 {
                     self.ordered.push((table.to_string(), pid, self.now()));
                 }
-                let ns = self.ns_client();
-                let l = line.clone();
-                let out = self.on_client(async move { ns.execute(&l).await }).await;
+                let out = match self.coord_unreadable() {
+                    Some(why) => Err(unreachable_nameserver(why)),
+                    None => {
+                        let ns = self.ns_client();
+                        let l = line.clone();
+                        self.on_client(async move { ns.execute(&l).await }).await
+                    }
+                };
                 self.log(format_args!("ns_client `{line}`: {}", summary(&out)));
                 let expect = self.render_expect(expect).await?;
                 check_output(&line, &out, &expect)?;
@@ -685,15 +650,18 @@ impl World {
                 check_output(&line, &out, &expect)?;
             }
             Action::Recoverdata { expect } => {
-                self.coord_readable("recoverdata")?;
-                let ns = self.ns_client();
-                let limits = openmldb::cli::recoverdata::Limits {
-                    load: Duration::from_secs(60),
-                    ops: Duration::from_secs(120),
-                    poll: Duration::from_millis(200),
+                let out = match self.coord_unreadable() {
+                    Some(why) => Err(unreachable_nameserver(why)),
+                    None => {
+                        let ns = self.ns_client();
+                        let limits = openmldb::cli::recoverdata::Limits {
+                            load: Duration::from_secs(60),
+                            ops: Duration::from_secs(120),
+                            poll: Duration::from_millis(200),
+                        };
+                        self.on_client(async move { openmldb::cli::recoverdata::recoverdata(&ns, limits).await }).await
+                    }
                 };
-                let out =
-                    self.on_client(async move { openmldb::cli::recoverdata::recoverdata(&ns, limits).await }).await;
                 match &out {
                     Ok(report) | Err(report) => {
                         for line in report.lines() {
