@@ -8,6 +8,7 @@
 //! replica marked not alive was no candidate of a leader selection (OpenMLDB's selection asks the alive followers
 //! only; a mark left wrong is the convergence checker's business).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::input::{FaultCause, FaultEvent, FaultKind, LinkEvent, Pid, ReplicaEvents};
@@ -205,6 +206,41 @@ pub fn earliest_service(endpoint: &str, faults: &[FaultEvent], sent: Duration, a
     earliest
 }
 
+/// The intervals in which no two replicas of a semi-synchronous partition could exchange messages: every pair
+/// of them cut in at least one direction (a partition or a one-way clog between their tablets). A semisync write
+/// needs a follower's ack, a round trip between the leader and that follower (DESIGN 5.3): whichever replica
+/// leads, none can come, and no failover changes that. The availability windows wait through these like through a
+/// control-plane blocker (the named excuse *semisync replicas apart*), and only for semisync partitions (the
+/// caller's to decide); a partition with a pair of replicas still in touch gets no excuse, even when its leader is
+/// the one cut off (a failover would help there). `replicas` are the partition's endpoints.
+pub fn semisync_apart(replicas: &[String], links: &[LinkEvent]) -> Vec<(Duration, Option<Duration>)> {
+    if replicas.len() < 2 {
+        return Vec::new();
+    }
+    let mut cut: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut out: Vec<(Duration, Option<Duration>)> = Vec::new();
+    for e in links {
+        match e {
+            LinkEvent::Cut { from, to, .. } => {
+                cut.insert((from.as_str(), to.as_str()));
+            }
+            LinkEvent::Heal { .. } => cut.clear(),
+        }
+        let apart = replicas.iter().enumerate().all(|(i, a)| {
+            replicas[i + 1..]
+                .iter()
+                .all(|b| cut.contains(&(a.as_str(), b.as_str())) || cut.contains(&(b.as_str(), a.as_str())))
+        });
+        let open = out.last().is_some_and(|w| w.1.is_none());
+        if apart && !open {
+            out.push((e.at(), None));
+        } else if !apart && open {
+            out.last_mut().expect("open interval").1 = Some(e.at());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +354,25 @@ mod tests {
         assert_eq!(first_reached_by_active("t3", ev, ms(150)), ms(150), "another tablet");
         // No nameserver traced: nothing to wait for.
         assert_eq!(first_reached_by_active("t2", ReplicaEvents::default(), ms(150)), ms(150));
+    }
+
+    #[test]
+    fn semisync_replicas_apart_only_while_no_pair_can_exchange() {
+        let ms = Duration::from_millis;
+        let cut = |at, from: &str, to: &str| LinkEvent::Cut { at: ms(at), from: from.into(), to: to.into() };
+        let heal = |at| LinkEvent::Heal { at: ms(at) };
+        let two = ["a".to_string(), "b".to_string()];
+        // A one-way clog between the only two replicas, then a heal.
+        assert_eq!(semisync_apart(&two, &[cut(1000, "b", "a"), heal(5000)]), vec![(ms(1000), Some(ms(5000)))]);
+        // Cuts elsewhere do not count; one left open runs to the end.
+        assert_eq!(semisync_apart(&two, &[cut(1000, "a", "c")]), vec![]);
+        assert_eq!(semisync_apart(&two, &[cut(1000, "a", "c"), cut(2000, "a", "b")]), vec![(ms(2000), None)]);
+        // Three replicas: a leader cut from both followers leaves a pair in touch (a failover helps): no excuse.
+        let three = ["a".to_string(), "b".to_string(), "c".to_string()];
+        assert_eq!(semisync_apart(&three, &[cut(1000, "a", "b"), cut(1000, "a", "c")]), vec![]);
+        let all = [cut(1000, "a", "b"), cut(1000, "a", "c"), cut(3000, "c", "b"), heal(4000)];
+        assert_eq!(semisync_apart(&three, &all), vec![(ms(3000), Some(ms(4000)))]);
+        // A single replica is never apart.
+        assert_eq!(semisync_apart(&["a".to_string()], &[cut(1000, "a", "b")]), vec![]);
     }
 }

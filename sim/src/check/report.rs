@@ -203,6 +203,9 @@ impl TableReport {
                 opening.sort();
                 let mut blockers = run.blockers.clone();
                 blockers.extend(super::replicas::unseen_leader(layout.pid, &run.faults, events));
+                if t.semisync {
+                    blockers.extend(super::replicas::semisync_apart(&layout.replicas, &run.links));
+                }
                 let rules = WindowRules {
                     events: &opening,
                     blockers: &blockers,
