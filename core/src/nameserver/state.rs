@@ -389,28 +389,8 @@ impl Nameserver {
         name: &str,
         mut edit: impl FnMut(&mut pb::TablePartition) -> bool,
     ) -> Result<(), String> {
-        let coord = self.require_active().map_err(|s| s.to_string())?;
-        let _guard = self.meta_lock.lock().await;
-        let mut table = self
-            .state
-            .lock()
-            .expect("ns state")
-            .tables
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("table {name} is gone"))?;
-        let mut changed = false;
-        for part in &mut table.table_partition {
-            changed |= edit(part);
-        }
-        if !changed {
-            return Ok(());
-        }
-        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
-        meta.write_table(&table).await.map_err(|e| format!("cannot persist table {name}: {e}"))?;
-        let _ = meta.bump_notify().await;
-        self.state.lock().expect("ns state").tables.insert(name.to_string(), table);
-        Ok(())
+        self.edit_table(name, |table| Ok(table.table_partition.iter_mut().fold(false, |changed, p| edit(p) | changed)))
+            .await
     }
 
     /// Edits one partition's metadata under the metadata lock, persists the table and bumps the notify counter
@@ -420,6 +400,20 @@ impl Nameserver {
         name: &str,
         pid: u32,
         edit: impl FnOnce(&mut pb::TablePartition) -> Result<bool, String>,
+    ) -> Result<(), String> {
+        self.edit_table(name, |table| {
+            let part = table.table_partition.iter_mut().find(|p| p.pid == pid);
+            edit(part.ok_or_else(|| format!("pid {pid} is gone"))?)
+        })
+        .await
+    }
+
+    /// The read-modify-write both edits share: the table's metadata under the metadata lock; when `edit` reports
+    /// a change, the table persisted, the notify counter bumped and the table kept.
+    async fn edit_table(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut pb::TableInfo) -> Result<bool, String>,
     ) -> Result<(), String> {
         let coord = self.require_active().map_err(|s| s.to_string())?;
         let _guard = self.meta_lock.lock().await;
@@ -431,9 +425,7 @@ impl Nameserver {
             .get(name)
             .cloned()
             .ok_or_else(|| format!("table {name} is gone"))?;
-        let part =
-            table.table_partition.iter_mut().find(|p| p.pid == pid).ok_or_else(|| format!("pid {pid} is gone"))?;
-        if !edit(part)? {
+        if !edit(&mut table)? {
             return Ok(());
         }
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
