@@ -134,8 +134,23 @@ async fn tablet_kill_9_fails_over_and_recovers(backend: Backend) {
             && ["0", "1"].iter().all(|pid| r.iter().any(|x| x.0 == *pid && x.2 == "leader" && x.3 == "yes"))
     })
     .await;
-    assert!(ns_client(&zk, "showtablet").stdout.windows(14).any(|w| w == b"kTabletOffline"), "{failed_over}");
+    let tablets_shown = ns_client(&zk, "showtablet");
+    assert!(tablets_shown.stdout.windows(14).any(|w| w == b"kTabletOffline"), "{failed_over}");
+    assert!(
+        tablets_shown.stderr.is_empty(),
+        "an ns_client prints results, not logs: {}",
+        String::from_utf8_lossy(&tablets_shown.stderr)
+    );
     assert_eq!(missing_rows(&zk, "flow", 0..ROWS).await, Vec::<String>::new(), "{backend:?}: after the failover");
+    // The ns_client's data commands follow the new leaders too; a value of the wrong type is refused.
+    let put = ns_client(&zk, "put flow cli-1 1700000000000 hello");
+    assert_eq!(text(&put).trim(), "Put ok", "{put:?}");
+    let bad = ns_client(&zk, "put flow cli-2 soon hello");
+    assert!(!bad.status.success() && text(&bad).contains("column ts is int64"), "{bad:?}");
+    let got = text(&ns_client(&zk, "get flow cli-1"));
+    assert!(got.contains("1700000000000") && got.contains("hello"), "{got}");
+    assert_eq!(text(&ns_client(&zk, "count flow cli-1")).trim(), "count: 1");
+    assert_eq!(text(&ns_client(&zk, "count flow cli-2")).trim(), "count: 0", "the refused row was not written");
     put_rows(&routing(&zk).await, "flow", ROWS..2 * ROWS).await;
 
     // Started again on the same data directory: recovered by the nameserver's ops, caught up on what was

@@ -143,3 +143,30 @@ async fn the_tablet_client_drives_a_real_tablet_through_a_kill_and_a_reload() {
     assert_eq!(stdout(&client(&endpoint, "drop 1 0")).trim(), "DropTable ok");
     drop(tablet);
 }
+
+/// A server's log written to a file carries no terminal colour codes; a client role prints its result and no
+/// log lines.
+#[tokio::test]
+async fn logs_to_a_file_are_plain_and_clients_print_results_only() {
+    let dir = TempDir::new("mldb-plain-logs");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let log_path = dir.0.join("tablet.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let tablet = Kill(
+        Command::new(env!("CARGO_BIN_EXE_openmldb"))
+            .args(["--role=tablet", &format!("--endpoint={endpoint}"), &format!("--db_root_path={}", dir.0.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    until(&endpoint, "gettablestatus", "tid").await;
+    let out = client(&endpoint, "gettablestatus");
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "a client prints results, not logs: {:?}", String::from_utf8_lossy(&out.stderr));
+    drop(tablet);
+    let written = std::fs::read_to_string(&log_path).unwrap();
+    assert!(written.contains("INFO"), "the server logged nothing: {written:?}");
+    assert!(!written.contains('\u{1b}'), "colour codes in a log file: {written:?}");
+}

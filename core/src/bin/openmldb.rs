@@ -144,12 +144,15 @@ async fn main() -> std::process::ExitCode {
             return if e.use_stderr() { std::process::ExitCode::from(2) } else { std::process::ExitCode::SUCCESS };
         }
     };
-    // Servers log to stderr at info by default; the client stays quiet unless RUST_LOG asks.
-    let default_filter = if flags.role == "client" { "warn" } else { "info" };
+    // Servers log to stderr at info by default; the client roles print results and only warnings of their own
+    // unless RUST_LOG asks for more. Colour codes only when stderr is a terminal (not in a log file).
+    let client_role = matches!(flags.role.as_str(), "client" | "ns_client" | "recoverdata" | "ops");
+    let default_filter = if client_role { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match run(flags).await {

@@ -1,11 +1,13 @@
 //! The command-line clients: parsing, rendering in OpenMLDB's formats, and the REPL loop shared by the clients.
 //!
 //! - [`ns_client`]: `openmldb --role=ns_client`, through whichever nameserver is active.
+//! - [`data`]: the ns_client's data commands (put, get, scan, count, preview, delete) on the routing client.
 //! - [`recoverdata`]: the one-click recovery (`openmldb --role=recoverdata`, or `--role=ops --cmd=recoverdata`).
 //! - [`repl`]: the interactive loop.
 //! - [`table`]: column tables as OpenMLDB's CLI prints them.
 //! - [`tablet_client`]: `openmldb --role=client --endpoint=<tablet>`.
 
+pub mod data;
 pub mod ns_client;
 pub mod recoverdata;
 pub mod repl;

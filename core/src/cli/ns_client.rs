@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::data::{self, DataCommand};
 use super::tablet_client::human_bytes;
 use super::{CommandHelp, fail, help_text, table, words};
+use crate::client::{RoutingClient, RoutingConfig};
 use crate::coord::{Coordinator, Layout};
 use crate::nameserver::codes::Code;
 use crate::nameserver::rpc as m;
@@ -111,11 +113,42 @@ pub struct NsClient {
     layout: Layout,
     timeout: Duration,
     tm: TmClient,
+    /// The routing client of the data commands, made at the first one (it loads every table's metadata).
+    routing: tokio::sync::OnceCell<RoutingClient>,
 }
 
 impl NsClient {
     pub fn new(coord: Arc<dyn Coordinator>, root: &str, timeout: Duration) -> Self {
-        Self { tm: TmClient::new(coord.clone(), root, timeout), coord, layout: Layout::new(root), timeout }
+        Self {
+            tm: TmClient::new(coord.clone(), root, timeout),
+            coord,
+            layout: Layout::new(root),
+            timeout,
+            routing: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// A data command (`put`, `get`, `scan`, `count`, `preview`, `delete`; see [`data`]).
+    async fn data(&self, words: &[&str]) -> Result<String, String> {
+        let cmd = data::parse(words)?;
+        let root = self.layout.root().to_string();
+        let routing = self
+            .routing
+            .get_or_try_init(|| RoutingClient::connect(self.coord.clone(), &root, RoutingConfig::default()))
+            .await
+            .map_err(|e| format!("Fail to load the tables. error msg: {e}"))?;
+        // A table created since the last load (the notify watch may not have fired yet) is looked up afresh.
+        if let DataCommand::Put { table, .. }
+        | DataCommand::Get { table, .. }
+        | DataCommand::Scan { table, .. }
+        | DataCommand::Count { table, .. }
+        | DataCommand::Preview { table, .. }
+        | DataCommand::Delete { table, .. } = &cmd
+            && routing.table_info(table).is_err()
+        {
+            let _ = routing.refresh().await;
+        }
+        data::run(routing, cmd).await
     }
 
     /// The active nameserver: the value of the first `/leader/lock_request` node (reference 1.3).
@@ -166,8 +199,11 @@ impl NsClient {
         let w = words(line);
         let Some(&cmd) = w.first() else { return Ok(String::new()) };
         let args = &w[1..];
+        if data::is_data_command(cmd) {
+            return self.data(&w).await;
+        }
         match cmd {
-            "help" => Ok(help_text(COMMANDS)),
+            "help" => Ok(help_text(&[COMMANDS, data::COMMANDS].concat())),
             "showtable" => {
                 if args.len() > 1 {
                     return Err(usage(cmd));
@@ -601,6 +637,13 @@ pub fn parse_create(args: &[&str]) -> Result<pb::TableInfo, String> {
             Some(&"index") => keys.push(name.clone()),
             Some(&"ts") if ts.is_none() => ts = Some(name.clone()),
             Some(_) => return Err(bad("column", spec)),
+        }
+        if crate::client::values::ColumnType::parse(&data_type).is_none() {
+            return Err(format!(
+                "Invalid column type {data_type:?} of {name}: one of bool, smallint, int, bigint, float, double, \
+                 string, varchar, timestamp, date (or int16, int32, int64, uint16, uint32, uint64). {}",
+                usage("create")
+            ));
         }
         columns.push(tpb::ColumnDesc { name, data_type });
     }

@@ -6,10 +6,12 @@
 //! - [`partition`]: which partition a key belongs to ([`partition_of`], the one hash everyone uses) and which
 //!   replica serves it, as pure functions over a `TableInfo`.
 //! - [`policy`]: the retry policy as pure functions: retry after a refresh, fail, or report "outcome unknown".
+//! - [`values`]: column values checked against their declared types before a user's row is written.
 
 pub mod partition;
 pub mod policy;
 pub mod routing;
+pub mod values;
 
 pub use partition::{alive_leader, key_hash, partition_of, row_key};
 pub use policy::{Access, Decision, classify};

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::partition::{alive_leader, partition_count, partition_of, row_key};
 use super::policy::{Access, Decision, backoff, classify, may_retry};
-use crate::coord::{CoordError, Coordinator, Layout, Watch, WatchKind};
+use crate::coord::{CoordError, Coordinator, Layout, SessionState, Watch, WatchKind};
 use crate::proto::nameserver::TableInfo;
 use crate::proto::tablet as pb;
 use crate::rpc::{ClientConfig, RpcClient, RpcError, Status};
@@ -360,6 +360,27 @@ impl RoutingClient {
         Ok(rows)
     }
 
+    /// Up to `limit` rows of the table, partition after partition in pid order, each from its alive leader
+    /// (what `preview` shows; no order within a partition is promised).
+    pub async fn preview(&self, table: &str, limit: u32) -> Result<Vec<pb::Row>, ClientError> {
+        let info = self.shared.table(table).await?;
+        let mut rows: Vec<pb::Row> = Vec::new();
+        for pid in 0..partition_count(&info) {
+            let left = limit.saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
+            if left == 0 {
+                break;
+            }
+            let dump = |client: RpcClient, tid, pid| {
+                let req = pb::DumpRequest { tid, pid, limit: left };
+                async move { client.call(m::Dump, req).await.map(|r| r.rows) }
+            };
+            let mut got = self.shared.on_partition(table, Target::Pid(pid), Access::Read, dump).await?;
+            got.truncate(left as usize);
+            rows.extend(got);
+        }
+        Ok(rows)
+    }
+
     /// Deletes the rows of `key` in index `idx`: one partition for index 0, every partition (in pid order) for
     /// another index. Returns one ack per partition written. An error stops at the partition that failed; the
     /// partitions before it have applied the delete (repeating a delete is harmless).
@@ -624,8 +645,14 @@ impl Shared {
         let path = self.layout.notify();
         let mut failures = 0u32;
         loop {
-            if self.coord.state().is_terminal() {
-                tracing::warn!("coordination session ended; table metadata is no longer followed");
+            let state = self.coord.state();
+            if state.is_terminal() {
+                // Closed is the owner's own doing (a client exiting); only an expiry is worth a warning.
+                if state == SessionState::Expired {
+                    tracing::warn!("coordination session ended; table metadata is no longer followed");
+                } else {
+                    tracing::debug!("coordination session closed; table metadata is no longer followed");
+                }
                 return;
             }
             let step = async {

@@ -76,9 +76,40 @@ impl Nameserver {
 
     /// Reference 5.1 `OnTabletOffline`: with auto_failover on, marks the tablet's replicas not alive (never a
     /// partition's last alive one) and fails its partitions over.
+    ///
+    /// A tablet whose entry expired while another process of it already runs (a restart waits for the old
+    /// session to expire before it can register) is failed over as a restart: the partitions the new process
+    /// holds were loaded since by this nameserver's recoveries (the alive-mark reconciliation re-adds a restarted
+    /// tablet's replicas before its old session expires), and taking them offline again left a partition
+    /// without an alive follower when its leader failed next (fuzzer seed 157367 of campaign 80). Which process
+    /// owned the entry is the start time its status polls reported ([`super::state::State::incarnations`]).
+    ///
+    /// Only a poll that already saw another process makes it ask the tablet (a process that does not answer, a
+    /// paused one, would otherwise hold up every failover by the probe's deadline).
     pub(super) async fn on_tablet_offline(&self, endpoint: &str, startup: bool) {
+        let (owner, latest) = {
+            let state = self.state.lock().expect("ns state");
+            (state.incarnations.get(endpoint).copied(), state.latest_started.get(endpoint).copied())
+        };
+        let mut loaded = BTreeSet::new();
+        if !startup
+            && let (Some(owner), Some(latest)) = (owner, latest)
+            && latest != owner
+        {
+            let req = tpb::GetTableStatusRequest { tid: 0, pid: 0, all: true };
+            if let Ok(resp) = self.client(endpoint).call_timeout(t::GetTableStatus, req, STATUS_POLL_TIMEOUT).await
+                && resp.started_ms != 0
+                && resp.started_ms != owner
+            {
+                tracing::info!(
+                    endpoint,
+                    "the expired entry was a previous process's: the running one keeps its loaded partitions"
+                );
+                loaded = resp.all_table_status.iter().map(|s| (s.tid, s.pid)).collect();
+            }
+        }
         let _tablet = self.serial(tablet_key(endpoint)).await;
-        self.on_tablet_offline_locked(endpoint, startup, &BTreeSet::new()).await;
+        self.on_tablet_offline_locked(endpoint, startup, &loaded).await;
     }
 
     /// [`Self::on_tablet_offline`] under the tablet's failover lock, so two reactions to one tablet (a grace
@@ -107,7 +138,8 @@ impl Nameserver {
         for (name, pid) in &partitions {
             by_table.entry(name).or_default().insert(*pid);
         }
-        for (name, pids) in by_table {
+        // One write per table, the tables at once (each has its own metadata lock).
+        let marks = by_table.into_iter().map(|(name, pids)| async move {
             let ep = endpoint.to_string();
             let result = self
                 .edit_partitions(name, move |p| {
@@ -123,9 +155,18 @@ impl Nameserver {
             if let Err(e) = result {
                 tracing::warn!(name, endpoint, error = %e, "cannot mark the replicas not alive");
             }
-        }
+        });
+        futures::future::join_all(marks).await;
         let concurrency = self.config.name_server_task_concurrency;
-        let each: Vec<[(String, u32); 1]> = partitions.into_iter().map(|p| [p]).collect();
+        // The partitions the tablet led first: their leader changes end an outage, the others' ops only tidy up
+        // (the ops are created at once, but the first polled is the first to get its turn at anything shared).
+        let led = |(name, pid): &(String, u32)| {
+            self.partition_meta(name, *pid)
+                .is_some_and(|p| p.partition_meta.iter().any(|m| m.endpoint == endpoint && m.is_leader))
+        };
+        let (mut first, rest): (Vec<_>, Vec<_>) = partitions.into_iter().partition(led);
+        first.extend(rest);
+        let each: Vec<[(String, u32); 1]> = first.into_iter().map(|p| [p]).collect();
         futures::future::join_all(each.iter().map(|one| self.offline_partitions(endpoint, one, concurrency))).await;
     }
 
@@ -140,6 +181,9 @@ impl Nameserver {
         // was re-added after the restart (the alive-mark reconciliation can get there before the old session's
         // node expires and the restart is seen): failing it over now would mark a loaded, caught-up replica dead
         // and, with its leader gone too, leave the partition leaderless for good (seed 394377).
+        // Its node is back, so its process listens: a connect that failed while it was down must not keep the
+        // calls below failing fast through the rest of the backoff window.
+        self.client(endpoint).retry_now().await;
         let req = tpb::GetTableStatusRequest { tid: 0, pid: 0, all: true };
         let loaded: BTreeSet<(u32, u32)> =
             match self.client(endpoint).call_timeout(t::GetTableStatus, req, STATUS_POLL_TIMEOUT).await {
@@ -256,6 +300,14 @@ impl Nameserver {
                     } else {
                         Ok(())
                     }
+                } else if self.state.lock().expect("ns state").ops.has_queued_on(
+                    &name,
+                    pid,
+                    OpType::OfflineReplica as u32,
+                    endpoint,
+                ) {
+                    tracing::info!(name, pid, endpoint, "the replica's offline op is already queued");
+                    Ok(())
                 } else {
                     self.create_op(NewOp {
                         op_type: OpType::OfflineReplica,
@@ -275,8 +327,6 @@ impl Nameserver {
         }
     }
 
-    /// Reference 5.2 `CreateChangeLeaderOP`: needs an alive follower on a healthy tablet (none: no op, the
-    /// partition stays leaderless); a named candidate must be one of them, unless `need_restore`.
     /// Queues a kReLoadTableOP: `pid` of `name` loaded back on `endpoint` from its own disk (a failure is logged).
     async fn create_reload_op(&self, name: &str, pid: u32, endpoint: &str, concurrency: u32) {
         let reload = NewOp {
@@ -292,6 +342,8 @@ impl Nameserver {
         }
     }
 
+    /// Reference 5.2 `CreateChangeLeaderOP`: needs an alive follower on a healthy tablet (none: no op, the
+    /// partition stays leaderless); a named candidate must be one of them, unless `need_restore`.
     pub(super) async fn create_change_leader_op(
         &self,
         name: &str,
@@ -437,48 +489,6 @@ impl Nameserver {
         };
         for e in events {
             self.on_tablet_event(e);
-        }
-    }
-
-    /// At takeover with auto_failover on: a healthy tablet's replicas that are marked not alive, in partitions
-    /// with an alive leader (or of a single replica) and no op queued, are recovered. They are those of a tablet
-    /// that came back while no nameserver was active, or while the previous one was failing: OpenMLDB's new
-    /// leader only reacts to transitions it sees, so they would stay out of service until recovered by hand.
-    /// Confirms, with a ChangeRole to the role and term it already has, every partition the metadata says
-    /// `endpoint` leads (alive): a leader whose coordination session expired fences itself until then (DESIGN 5.1),
-    /// and when no failover replaced it (it came back within the grace period, or nothing could replace it) nothing
-    /// else would tell it.
-    pub(super) async fn confirm_fenced_leaders(&self, endpoint: &str) {
-        let led: Vec<(u32, u32, u64, Vec<String>)> = {
-            let state = self.state.lock().expect("ns state");
-            state
-                .tables
-                .values()
-                .flat_map(|t| t.table_partition.iter().map(move |p| (t.tid, p)))
-                .filter(|(_, p)| p.partition_meta.iter().any(|m| m.endpoint == endpoint && m.is_leader && m.is_alive))
-                .map(|(tid, p)| {
-                    let term = p.term_offset.iter().map(|t| t.term).max().unwrap_or(1);
-                    let followers =
-                        p.partition_meta.iter().filter(|m| !m.is_leader && m.is_alive).map(|m| m.endpoint.clone());
-                    (tid, p.pid, term, followers.collect())
-                })
-                .collect()
-        };
-        for (tid, pid, term, replicas) in led {
-            let status = tpb::GetTableStatusRequest { tid, pid, all: false };
-            let fenced = match self.client(endpoint).call(t::GetTableStatus, status).await {
-                Ok(r) => r.all_table_status.first().is_some_and(|s| s.fenced && s.term <= term),
-                Err(_) => false,
-            };
-            if !fenced {
-                continue;
-            }
-            let mode = tpb::TableMode::Leader as i32;
-            let req = tpb::ChangeRoleRequest { tid, pid, mode, term, replicas };
-            match self.client(endpoint).call(t::ChangeRole, req).await {
-                Ok(_) => tracing::info!(tid, pid, endpoint, term, "fenced leader confirmed"),
-                Err(e) => tracing::warn!(tid, pid, endpoint, error = %e, "cannot confirm the fenced leader"),
-            }
         }
     }
 
@@ -642,6 +652,10 @@ impl Nameserver {
         }
     }
 
+    /// At takeover with auto_failover on: a healthy tablet's replicas that are marked not alive, in partitions
+    /// with an alive leader (or of a single replica) and no op queued, are recovered. They are those of a tablet
+    /// that came back while no nameserver was active, or while the previous one was failing: OpenMLDB's new
+    /// leader only reacts to transitions it sees, so they would stay out of service until recovered by hand.
     async fn recover_dead_replicas(&self, backoff: &mut Backoff, at_takeover: bool) {
         if !self.auto_failover() {
             return;

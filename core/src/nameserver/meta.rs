@@ -109,9 +109,11 @@ impl MetaStore<'_> {
         self.bump(&self.layout.notify(), 1).await
     }
 
-    /// The next op id (reference 4.2: `/op/op_index`).
-    pub async fn bump_op_index(&self) -> Result<u64, CoordError> {
-        self.bump(&self.layout.op_index(), 1).await
+    /// Reserves the next `count` op ids (reference 4.2: `/op/op_index`, the last id handed out) and returns the
+    /// last of them.
+    pub async fn reserve_op_ids(&self, count: u64) -> Result<u64, CoordError> {
+        assert!(count > 0, "reserve at least one op id");
+        self.bump(&self.layout.op_index(), count).await
     }
 
     /// Takes the two terms of one leader change at once (reference 3.4: fence at global + 1, lead at global + 2)

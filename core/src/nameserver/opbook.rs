@@ -167,6 +167,19 @@ impl OpBook {
         self.ops.values().any(|o| o.info.name == name && o.info.pid == pid && o.info.op_type == op_type)
     }
 
+    /// Whether a live op of `op_type` for partition `pid` of table `name` names `endpoint` (its data is that
+    /// endpoint): a tablet seen offline twice (its grace period ended, then its restart showed) takes each of its
+    /// follower replicas offline once, not once per sighting.
+    pub fn has_queued_on(&self, name: &str, pid: u32, op_type: u32, endpoint: &str) -> bool {
+        self.live_for(name, pid).any(|o| {
+            o.info.op_type == op_type
+                && matches!(
+                    o.info.data.as_ref().and_then(|d| d.kind.as_ref()),
+                    Some(crate::proto::nameserver::op_data::Kind::Endpoint(e)) if e == endpoint
+                )
+        })
+    }
+
     /// Whether any op for partition `pid` of table `name` is queued or running (a canceled one is on its way
     /// out: it runs no further task).
     pub fn has_queued_for(&self, name: &str, pid: u32) -> bool {
@@ -325,6 +338,25 @@ mod tests {
         assert_eq!(b.preempt_for_failover("t", 0), Vec::<u64>::new());
         assert_eq!(b.preempt_for_failover("t", 1), vec![3]);
         assert_eq!(b.get(4).unwrap().status(), TaskStatus::Inited);
+    }
+
+    #[test]
+    fn an_offline_op_is_found_by_its_partition_type_and_endpoint() {
+        let mut b = OpBook::new(2, 10);
+        let offline = |id, pid, ep: &str| {
+            let mut o = op_of(id, 0, 0, "t", pid);
+            o.info.op_type = OpType::OfflineReplica as u32;
+            o.info.data = crate::nameserver::ops::data(crate::proto::nameserver::op_data::Kind::Endpoint(ep.into()));
+            o
+        };
+        b.add(offline(1, 0, "a"));
+        let ty = OpType::OfflineReplica as u32;
+        assert!(b.has_queued_on("t", 0, ty, "a"));
+        assert!(!b.has_queued_on("t", 0, ty, "b"), "another endpoint");
+        assert!(!b.has_queued_on("t", 1, ty, "a"), "another partition");
+        assert!(!b.has_queued_on("t", 0, OpType::ReAddReplica as u32, "a"), "another type");
+        b.cancel(1).expect("cancel");
+        assert!(!b.has_queued_on("t", 0, ty, "a"), "a canceled op is on its way out");
     }
 
     #[test]

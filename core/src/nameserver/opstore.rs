@@ -9,7 +9,6 @@ use prost::Message;
 
 use super::codes::Code;
 use super::decide::queue_index;
-use super::meta::MetaStore;
 use super::opbook::{OpBook, QueuedOp};
 use super::ops::{self, OpType, build_tasks};
 use super::state::{DELETE_OP_TASK_TIMEOUT, Nameserver, NewOp, coord_err, epoch_ms};
@@ -54,8 +53,7 @@ impl Nameserver {
                 return Err(Code::CreateOpFailed.with(format!("{task}: tablet {ep} is not healthy")));
             }
         }
-        let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
-        info.op_id = meta.bump_op_index().await.map_err(coord_err)?;
+        info.op_id = self.next_op_id(coord.as_ref()).await.map_err(coord_err)?;
         let queues = self.config.name_server_task_max_concurrency;
         info.vec_idx = match new.parent {
             Some((parent, vec_idx)) => {

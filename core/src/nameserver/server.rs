@@ -23,7 +23,7 @@ use super::meta::MetaStore;
 use super::ops::alive_leader;
 use super::rpc as m;
 use super::state::{
-    Nameserver, NameserverConfig, STATUS_POLL_TIMEOUT, TabletEntry, TabletEvent, TabletState, coord_err,
+    Nameserver, NameserverConfig, STATUS_POLL_TIMEOUT, TabletEntry, TabletEvent, TabletState, coord_err, table_key,
 };
 use crate::coord::{ClientOptions, CoordError, Coordinator, CreateMode, SessionState};
 use crate::proto::nameserver as pb;
@@ -414,19 +414,26 @@ impl Nameserver {
                 state.tablets.insert(ep.clone(), TabletEntry { state: TabletState::Healthy, since: now });
                 state.replica_status.retain(|(_, _, e), _| e != ep);
                 state.status_polled.remove(ep);
+                state.incarnations.remove(ep);
             }
         }
         let present: Vec<String> = present.iter().map(|(ep, _)| ep.clone()).collect();
         let present = &present;
         for ep in present {
+            let mut fresh = false;
             let entry = state.tablets.entry(ep.clone()).or_insert_with(|| {
                 tracing::info!(endpoint = %ep, "tablet joined");
+                fresh = true;
                 TabletEntry { state: TabletState::Healthy, since: now }
             });
             if entry.state == TabletState::Offline {
                 tracing::info!(endpoint = %ep, "tablet is back");
                 events.push(TabletEvent::Online { endpoint: ep.clone(), offline_since: entry.since });
                 *entry = TabletEntry { state: TabletState::Healthy, since: now };
+                fresh = true;
+            }
+            if fresh {
+                state.incarnations.remove(ep);
             }
         }
         for (ep, entry) in state.tablets.iter_mut() {
@@ -468,6 +475,10 @@ impl Nameserver {
                     let mut state = self.state.lock().expect("ns state");
                     state.replica_status.retain(|(_, _, e), _| e != &ep);
                     state.status_polled.insert(ep.clone());
+                    if resp.started_ms != 0 {
+                        state.incarnations.entry(ep.clone()).or_insert(resp.started_ms);
+                        state.latest_started.insert(ep.clone(), resp.started_ms);
+                    }
                     for s in resp.all_table_status {
                         state.replica_status.insert((s.tid, s.pid, ep.clone()), s);
                     }
@@ -521,7 +532,10 @@ impl Nameserver {
         let placement = place_partitions(&loads, info.partition_num, replica_num)
             .map_err(|e| Code::SetPartitionInfoFailed.with(e))?;
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
-        info.tid = meta.alloc_tid().await.map_err(coord_err)?;
+        info.tid = {
+            let _turn = self.counter_lock.lock().await;
+            meta.alloc_tid().await.map_err(coord_err)?
+        };
         let term = meta.counter(&self.layout.term()).await.map_err(coord_err)?;
         info.replica_num = placement.replica_num;
         info.table_partition.clear();
@@ -564,13 +578,13 @@ impl Nameserver {
             let _guard = self.meta_lock.lock().await;
             self.state.lock().expect("ns state").tables.insert(info.name.clone(), info);
         }
-        let _ = meta.bump_notify().await;
+        self.notify_table_change(coord.as_ref()).await;
         Ok(pb::GeneralResponse {})
     }
 
     async fn drop_table(&self, req: pb::DropTableRequest) -> Result<pb::GeneralResponse, Status> {
         let coord = self.require_active()?;
-        let _guard = self.meta_lock.lock().await;
+        let table_lock = self.serial(table_key(&req.name)).await;
         let info = self
             .state
             .lock()
@@ -582,8 +596,8 @@ impl Nameserver {
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
         meta.delete_table(info.tid).await.map_err(coord_err)?;
         self.state.lock().expect("ns state").tables.remove(&req.name);
-        drop(_guard);
-        let _ = meta.bump_notify().await;
+        drop(table_lock);
+        self.notify_table_change(coord.as_ref()).await;
         // The table is gone from the metadata: the replicas are dropped in the background, all at once, and
         // nothing waits for them (an unreachable tablet held the metadata lock through a request deadline per
         // replica, one after another, and every failover behind it). A replica a tablet keeps is not served

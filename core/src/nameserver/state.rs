@@ -128,6 +128,12 @@ pub(super) struct State {
     /// The tablets whose latest GetTableStatus answered: for them, `replica_status` lists every partition they
     /// hold, so one missing there is not on the tablet.
     pub(super) status_polled: std::collections::BTreeSet<String>,
+    /// Per tablet, the start time (`started_ms`) its first answered status poll reported since its current
+    /// `/nodes` entry appeared: the process that owns the entry. Kept when the entry goes, so the failover at
+    /// the grace period's end can tell whether the process that now answers is another one.
+    pub(super) incarnations: BTreeMap<String, u64>,
+    /// Per tablet, the start time its latest answered status poll reported (kept when its entry goes).
+    pub(super) latest_started: BTreeMap<String, u64>,
     pub(super) ops: OpBook,
     /// `/config/auto_failover`, read at takeover and changed by confset.
     pub(super) auto_failover: bool,
@@ -147,8 +153,23 @@ pub struct Nameserver {
     pub(super) epoch: AtomicU64,
     pub(super) state: Mutex<State>,
     clients: Mutex<BTreeMap<String, RpcClient>>,
-    /// Serialises metadata changes (create, drop, and the op engine's edits).
+    /// Serialises the local bookkeeping of table creation (the names being created); held across no network
+    /// call. Each table's read-modify-write of its metadata takes that table's [`table_key`] lock instead, so
+    /// edits of different tables (a tablet's failover marks every table it held) do not queue behind each other.
     pub(super) meta_lock: tokio::sync::Mutex<()>,
+    /// Op ids reserved from `/op/op_index` in blocks ([`OP_ID_BLOCK`]) and handed out locally: one coordination
+    /// write per block instead of a compare-and-set per op, which concurrent op creations (a tablet's failover
+    /// creates an op per partition at once) retried against each other round trip after round trip. A block is
+    /// good for the epoch that reserved it only; a takeover reserves a fresh one, so ids stay unique and
+    /// increasing across nameservers (with gaps).
+    op_ids: tokio::sync::Mutex<OpIdBlock>,
+    /// Takes turns at the shared counters the op engine bumps (the global term, the table ids): compare-and-set
+    /// rounds of concurrent leader changes retried against each other; in turn each succeeds at its first try.
+    pub(super) counter_lock: tokio::sync::Mutex<()>,
+    /// Notify-counter bumps requested (a table's metadata changed) and the request number the last completed bump
+    /// covered: concurrent edits share one bump ([`Nameserver::notify_table_change`]).
+    notify_requested: AtomicU64,
+    notify_done: tokio::sync::Mutex<u64>,
     /// The failover locks ([`Nameserver::serial`]): one per tablet (its offline and back reactions take turns)
     /// and one per partition (each decision checks for queued ops before creating its own). Nothing serialises
     /// the decisions of different partitions.
@@ -221,6 +242,23 @@ pub(super) fn partition_key(name: &str, pid: u32) -> String {
     format!("partition {name} {pid}")
 }
 
+/// The key of a table's metadata lock ([`Nameserver::serial`]): a leaf lock (nothing else is taken while it is
+/// held), so it may be taken under a tablet's or a partition's failover lock.
+pub(super) fn table_key(name: &str) -> String {
+    format!("table {name}")
+}
+
+/// How many op ids one reservation takes from `/op/op_index`.
+pub(super) const OP_ID_BLOCK: u64 = 32;
+
+/// A reserved range of op ids: `next..=last`, good while the nameserver leads in `epoch`.
+#[derive(Debug, Default)]
+pub(super) struct OpIdBlock {
+    epoch: u64,
+    next: u64,
+    last: u64,
+}
+
 impl Nameserver {
     /// [`Self::serial`] for every key, taken in key order (so two holders of several never wait on each other).
     pub(super) async fn serial_all(
@@ -260,6 +298,8 @@ impl Nameserver {
                 tablets: BTreeMap::new(),
                 replica_status: BTreeMap::new(),
                 status_polled: std::collections::BTreeSet::new(),
+                incarnations: BTreeMap::new(),
+                latest_started: BTreeMap::new(),
                 ops: OpBook::new(config.name_server_task_max_concurrency.max(1) as usize, config.max_op_num),
                 auto_failover: config.auto_failover,
                 node_ids: BTreeMap::new(),
@@ -267,6 +307,10 @@ impl Nameserver {
             }),
             clients: Mutex::new(BTreeMap::new()),
             meta_lock: tokio::sync::Mutex::new(()),
+            op_ids: tokio::sync::Mutex::new(OpIdBlock::default()),
+            counter_lock: tokio::sync::Mutex::new(()),
+            notify_requested: AtomicU64::new(0),
+            notify_done: tokio::sync::Mutex::new(0),
             failover_locks: Mutex::new(BTreeMap::new()),
             op_signal: Signal::new(0),
             reconcile_now: Signal::new(0),
@@ -393,7 +437,7 @@ impl Nameserver {
             .await
     }
 
-    /// Edits one partition's metadata under the metadata lock, persists the table and bumps the notify counter
+    /// Edits one partition's metadata under its table's lock, persists the table and bumps the notify counter
     /// when `edit` reports a change.
     pub(super) async fn edit_partition(
         &self,
@@ -408,7 +452,7 @@ impl Nameserver {
         .await
     }
 
-    /// The read-modify-write both edits share: the table's metadata under the metadata lock; when `edit` reports
+    /// The read-modify-write both edits share: the table's metadata under its [`table_key`] lock; when `edit` reports
     /// a change, the table persisted, the notify counter bumped and the table kept.
     async fn edit_table(
         &self,
@@ -416,7 +460,7 @@ impl Nameserver {
         edit: impl FnOnce(&mut pb::TableInfo) -> Result<bool, String>,
     ) -> Result<(), String> {
         let coord = self.require_active().map_err(|s| s.to_string())?;
-        let _guard = self.meta_lock.lock().await;
+        let table_lock = self.serial(table_key(name)).await;
         let mut table = self
             .state
             .lock()
@@ -430,8 +474,42 @@ impl Nameserver {
         }
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
         meta.write_table(&table).await.map_err(|e| format!("cannot persist table {name}: {e}"))?;
-        let _ = meta.bump_notify().await;
         self.state.lock().expect("ns state").tables.insert(name.to_string(), table);
+        drop(table_lock);
+        self.notify_table_change(coord.as_ref()).await;
         Ok(())
+    }
+
+    /// Bumps the notify counter (reference 4.2: clients and tablets reload the tables when it changes) for a
+    /// change already persisted. Bumps take turns; a caller whose request an in-turn bump started after already
+    /// covers returns without one of its own, so a burst of edits costs one or two bumps, not one each. A failed
+    /// bump is left for the next change (as before: watchers also poll).
+    pub(super) async fn notify_table_change(&self, coord: &dyn Coordinator) {
+        let mine = self.notify_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut done = self.notify_done.lock().await;
+        if *done >= mine {
+            return;
+        }
+        // Every request up to here was made before this bump starts: it covers them all.
+        let covers = self.notify_requested.load(Ordering::SeqCst);
+        let meta = MetaStore { coord, layout: &self.layout };
+        if meta.bump_notify().await.is_ok() {
+            *done = covers;
+        }
+    }
+
+    /// The next op id, from this epoch's reserved block or a new block ([`OP_ID_BLOCK`]).
+    pub(super) async fn next_op_id(&self, coord: &dyn Coordinator) -> Result<u64, CoordError> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let mut block = self.op_ids.lock().await;
+        if block.epoch != epoch || block.next == 0 || block.next > block.last {
+            let meta = MetaStore { coord, layout: &self.layout };
+            let last = meta.reserve_op_ids(OP_ID_BLOCK).await?;
+            *block = OpIdBlock { epoch, next: last + 1 - OP_ID_BLOCK, last };
+        }
+        let id = block.next;
+        block.next += 1;
+        assert!(id > 0 && id <= block.last, "an op id from the reserved block");
+        Ok(id)
     }
 }

@@ -89,7 +89,12 @@ impl Nameserver {
                     m.is_alive = is_alive;
                     Ok(changed)
                 })
-                .await
+                .await?;
+                // A leader marked alive again may have fenced itself when its session expired: tell it now.
+                if is_leader && is_alive {
+                    self.confirm_fenced(endpoint, Some((&op.info.name, op.info.pid))).await;
+                }
+                Ok(())
             }
             Task::SelectLeader => self.select_leader_task(op).await,
             Task::ChangeLeader => self.change_leader_task(op).await,
@@ -105,6 +110,54 @@ impl Nameserver {
     }
 
     // ---- RPC tasks ------------------------------------------------------------------------------------------
+
+    /// Confirms, with a ChangeRole to the role and term it already has, every partition the metadata says
+    /// `endpoint` leads (alive): a leader whose coordination session expired fences itself until then (DESIGN 5.1),
+    /// and when no failover replaced it (it came back within the grace period, or nothing could replace it) nothing
+    /// else would tell it.
+    pub(super) async fn confirm_fenced_leaders(&self, endpoint: &str) {
+        self.confirm_fenced(endpoint, None).await;
+    }
+
+    /// [`Self::confirm_fenced_leaders`] for one partition (`name`, `pid`) when `only` names one: a recovery that
+    /// marked a returning leader alive again (its RecoverTable decided the replica is current) confirms it at
+    /// once, instead of leaving it refusing writes until the next reconciliation pass finds it fenced (fuzzer
+    /// seed 798768: single-replica partitions 4 s without service after their mark).
+    pub(super) async fn confirm_fenced(&self, endpoint: &str, only: Option<(&str, u32)>) {
+        let led: Vec<(u32, u32, u64, Vec<String>)> = {
+            let state = self.state.lock().expect("ns state");
+            state
+                .tables
+                .iter()
+                .filter(|(name, _)| only.is_none_or(|(n, _)| n == name.as_str()))
+                .flat_map(|(_, t)| t.table_partition.iter().map(move |p| (t.tid, p)))
+                .filter(|(_, p)| only.is_none_or(|(_, pid)| pid == p.pid))
+                .filter(|(_, p)| p.partition_meta.iter().any(|m| m.endpoint == endpoint && m.is_leader && m.is_alive))
+                .map(|(tid, p)| {
+                    let term = p.term_offset.iter().map(|t| t.term).max().unwrap_or(1);
+                    let followers =
+                        p.partition_meta.iter().filter(|m| !m.is_leader && m.is_alive).map(|m| m.endpoint.clone());
+                    (tid, p.pid, term, followers.collect())
+                })
+                .collect()
+        };
+        for (tid, pid, term, replicas) in led {
+            let status = tpb::GetTableStatusRequest { tid, pid, all: false };
+            let fenced = match self.client(endpoint).call(t::GetTableStatus, status).await {
+                Ok(r) => r.all_table_status.first().is_some_and(|s| s.fenced && s.term <= term),
+                Err(_) => false,
+            };
+            if !fenced {
+                continue;
+            }
+            let mode = tpb::TableMode::Leader as i32;
+            let req = tpb::ChangeRoleRequest { tid, pid, mode, term, replicas };
+            match self.client(endpoint).call(t::ChangeRole, req).await {
+                Ok(_) => tracing::info!(tid, pid, endpoint, term, "fenced leader confirmed"),
+                Err(e) => tracing::warn!(tid, pid, endpoint, error = %e, "cannot confirm the fenced leader"),
+            }
+        }
+    }
 
     /// Before a replica is loaded back as its partition's leader from its own disk (kReLoadTableOP): no other
     /// replica on a healthy tablet may hold a longer log, and the reloaded leader writes in a new term. A power
@@ -388,7 +441,10 @@ impl Nameserver {
         super::decide::precheck_select_leader(&part.partition_meta, named.as_deref(), auto_failover)
             .map_err(|e| e.to_string())?;
         let meta = MetaStore { coord: coord.as_ref(), layout: &self.layout };
-        let global = meta.take_change_leader_terms().await.map_err(|e| format!("cannot take the new terms: {e}"))?;
+        let global = {
+            let _turn = self.counter_lock.lock().await;
+            meta.take_change_leader_terms().await.map_err(|e| format!("cannot take the new terms: {e}"))?
+        };
         let terms = super::decide::ChangeLeaderTerms::after(global);
         // Every follower at once, each with a short deadline: an unreachable one costs the selection one
         // FENCING_PROBE_TIMEOUT, not one request deadline per follower in turn.

@@ -193,6 +193,14 @@ impl RpcClient {
         }
     }
 
+    /// Ends the backoff after a failed connect: the caller knows the peer is back (a restarted tablet registered
+    /// again), so the next call connects at once instead of failing fast until the backoff window passes.
+    pub async fn retry_now(&self) {
+        let mut slot = self.inner.slot.lock().await;
+        slot.next_attempt = None;
+        slot.backoff = self.inner.config.min_backoff;
+    }
+
     /// The live connection, or one connect attempt if there is none and the backoff allows it.
     ///
     /// Calls fail fast while a peer is unreachable: one attempt per call at most, and none during the backoff

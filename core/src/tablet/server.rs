@@ -43,6 +43,8 @@ pub struct Tablet {
     session: Mutex<Option<Arc<dyn Coordinator>>>,
     /// Puts seen, for the planted bugs' "every n-th".
     planted_puts: AtomicU64,
+    /// When this process started ([`now_ms`]), reported with every GetTableStatus.
+    started_ms: u64,
 }
 
 /// A running tablet; dropping it stops the server and the background loops.
@@ -115,6 +117,7 @@ impl Tablet {
             session_ok: AtomicBool::new(standalone),
             session: Mutex::new(None),
             planted_puts: AtomicU64::new(0),
+            started_ms: now_ms(),
         });
         tablet.sync_left_behind().await;
         let rpc = tablet.clone().rpc_server().bind(&tablet.config.endpoint).await?;
@@ -661,7 +664,7 @@ impl Tablet {
         if !every && all.is_empty() {
             return Err(Code::TableIsNotExist.with(format!("tid {} pid {}", req.tid, req.pid)));
         }
-        Ok(pb::GetTableStatusResponse { all_table_status: all })
+        Ok(pb::GetTableStatusResponse { all_table_status: all, started_ms: self.started_ms })
     }
 
     /// ChangeRole: follower → leader in a new term with the given followers, or leader → follower.

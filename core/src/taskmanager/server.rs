@@ -407,6 +407,10 @@ impl TaskManager {
                 // Made in slices with a yield between them: two million rows take seconds, and a worker held
                 // that long starves the coordination session's heartbeat (the instance went Disconnected, stopped
                 // the job and took it over again until its attempts ran out).
+                // A column type the generator cannot fill (an unknown name) fails the job before any write.
+                let first = source::generated_row(info, &prefix, 0);
+                crate::client::values::check_row(&info.column_desc, &first)
+                    .map_err(|e| Stop::Failed(format!("cannot generate rows for table {}: {e}", info.name)))?;
                 let mut out = Vec::with_capacity(usize::try_from(rows).unwrap_or(0).min(1 << 20));
                 for i in 0..rows {
                     out.push(source::generated_row(info, &prefix, i));
@@ -421,8 +425,7 @@ impl TaskManager {
                     Stop::Failed(format!("cannot read {path:?} on taskmanager {}: {e}", self.config.endpoint))
                 })?;
                 let text = String::from_utf8(data).map_err(|_| Stop::Failed(format!("{path:?} is not UTF-8 text")))?;
-                let columns: Vec<String> = info.column_desc.iter().map(|c| c.name.clone()).collect();
-                source::parse_csv(&text, &columns).map_err(|e| Stop::Failed(format!("{path}: {e}")))
+                source::parse_csv(&text, &info.column_desc).map_err(|e| Stop::Failed(format!("{path}: {e}")))
             }
         }
     }

@@ -7,7 +7,9 @@
 //! - `gen:<rows>[:<prefix>]`: rows made up from their number, the same on every machine. The simulator has no
 //!   shared file system, so its import scenarios use these; the checkers regenerate the keys to verify them.
 
+use crate::client::values::{ColumnType, check_row};
 use crate::proto::nameserver::TableInfo;
+use crate::proto::tablet::ColumnDesc;
 
 /// The most rows one import may hold in memory.
 pub const MAX_IMPORT_ROWS: u64 = 10_000_000;
@@ -40,20 +42,14 @@ impl Source {
     }
 }
 
-fn is_numeric(data_type: &str) -> bool {
-    matches!(
-        data_type.to_ascii_lowercase().as_str(),
-        "int16" | "int32" | "int64" | "smallint" | "int" | "bigint" | "timestamp" | "uint64" | "uint32"
-    )
-}
-
 /// The key of generated row `i`: unique per prefix.
 pub fn generated_key(prefix: &str, i: u64) -> String {
     format!("{prefix}-{i:09}")
 }
 
-/// Generated row `i` for `info`'s columns: index 0's first key column holds [`generated_key`], numeric columns
-/// `1000 + i`, the others a short string.
+/// Generated row `i` for `info`'s columns: index 0's first key column holds [`generated_key`], every other column
+/// a value of its declared type (integers and timestamps `1000 + i`, floats `1000 + i` and a half, booleans
+/// alternating, dates within January 2024), strings and unknown types a short string.
 pub fn generated_row(info: &TableInfo, prefix: &str, i: u64) -> Vec<String> {
     let key_col = info.column_key.first().and_then(|k| k.col_name.first()).map(String::as_str);
     let key_col = key_col.or(info.column_desc.first().map(|c| c.name.as_str()));
@@ -61,19 +57,25 @@ pub fn generated_row(info: &TableInfo, prefix: &str, i: u64) -> Vec<String> {
         .iter()
         .map(|c| {
             if Some(c.name.as_str()) == key_col {
-                generated_key(prefix, i)
-            } else if is_numeric(&c.data_type) {
-                (1_000 + i).to_string()
-            } else {
-                format!("i{}", i % 7)
+                return generated_key(prefix, i);
+            }
+            match ColumnType::parse(&c.data_type) {
+                Some(ColumnType::Int16 | ColumnType::UInt16) => (1_000 + i % 30_000).to_string(),
+                Some(ColumnType::Int32 | ColumnType::UInt32) => (1_000 + i % 2_000_000_000).to_string(),
+                Some(ColumnType::Int64 | ColumnType::UInt64 | ColumnType::Timestamp) => (1_000 + i).to_string(),
+                Some(ColumnType::Float | ColumnType::Double) => format!("{}.5", 1_000 + i),
+                Some(ColumnType::Bool) => i.is_multiple_of(2).to_string(),
+                Some(ColumnType::Date) => format!("2024-01-{:02}", 1 + i % 28),
+                Some(ColumnType::String) | None => format!("i{}", i % 7),
             }
         })
         .collect()
 }
 
-/// The rows of a CSV text for a table with `columns`; an error names the line.
-pub fn parse_csv(text: &str, columns: &[String]) -> Result<Vec<Vec<String>>, String> {
-    let header = columns.join(",");
+/// The rows of a CSV text for a table with `columns`, every value checked against its column's type; an error
+/// names the line (and the import writes nothing).
+pub fn parse_csv(text: &str, columns: &[ColumnDesc]) -> Result<Vec<Vec<String>>, String> {
+    let header = columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",");
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -89,6 +91,7 @@ pub fn parse_csv(text: &str, columns: &[String]) -> Result<Vec<Vec<String>>, Str
                 columns.len()
             ));
         }
+        check_row(columns, &values).map_err(|e| format!("line {}: {e}", n + 1))?;
         if rows.len() as u64 >= MAX_IMPORT_ROWS {
             return Err(format!("more than {MAX_IMPORT_ROWS} rows; split the file"));
         }
@@ -144,10 +147,31 @@ mod tests {
     }
 
     #[test]
+    fn generated_rows_fit_every_declared_type() {
+        let col = |n: &str, t: &str| ColumnDesc { name: n.into(), data_type: t.into() };
+        let types = ["double", "float", "bool", "date", "smallint", "timestamp", "uint32", "varchar"];
+        let mut columns = vec![col("id", "string")];
+        columns.extend(types.iter().map(|t| col(&format!("c_{t}"), t)));
+        let info = TableInfo {
+            column_desc: columns.clone(),
+            column_key: vec![ColumnKey { col_name: vec!["id".into()], ..Default::default() }],
+            ..Default::default()
+        };
+        for i in [0, 1, 27, 28, 99_999] {
+            let row = generated_row(&info, "p", i);
+            assert_eq!(check_row(&columns, &row), Ok(()), "row {i}: {row:?}");
+        }
+    }
+
+    #[test]
     fn csv_round_trips_and_reports_bad_lines() {
-        let cols: Vec<String> = ["id", "ts", "v"].iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = ["id", "ts", "v"].iter().map(|s| s.to_string()).collect();
+        let cols: Vec<ColumnDesc> = [("id", "string"), ("ts", "int64"), ("v", "string")]
+            .iter()
+            .map(|(n, t)| ColumnDesc { name: n.to_string(), data_type: t.to_string() })
+            .collect();
         let rows = vec![vec!["a".to_string(), "1".into(), "x".into()], vec!["b".into(), "2".into(), "".into()]];
-        let text = render_csv(&cols, &rows).unwrap();
+        let text = render_csv(&names, &rows).unwrap();
         assert_eq!(text, "id,ts,v\na,1,x\nb,2,\n");
         assert_eq!(parse_csv(&text, &cols).unwrap(), rows);
         // No header is fine too, and CRLF line ends.
@@ -156,6 +180,10 @@ mod tests {
             parse_csv("a,1,x\nb,2\n", &cols).unwrap_err(),
             "line 2: 2 values, the table has 3 columns (id,ts,v)"
         );
-        assert!(render_csv(&cols, &[vec!["a,b".into(), "1".into(), "x".into()]]).unwrap_err().contains("row 0"));
+        assert_eq!(
+            parse_csv("a,1,x\nb,i3,y\n", &cols).unwrap_err(),
+            "line 2: column ts is int64: \"i3\" is not a int64 value"
+        );
+        assert!(render_csv(&names, &[vec!["a,b".into(), "1".into(), "x".into()]]).unwrap_err().contains("row 0"));
     }
 }

@@ -57,16 +57,19 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN);
 }
 
-/// Starts `openmldb` with `args`, output discarded; killed when dropped.
+/// Starts `openmldb` with `args`, output discarded (or, with `MLDB_TEST_LOG_DIR` set, appended to a file there
+/// named by the process's role and endpoint, for reading a failure); killed when dropped.
 pub fn spawn(args: &[String]) -> Kill {
-    Kill(
-        Command::new(env!("CARGO_BIN_EXE_openmldb"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    let log = std::env::var_os("MLDB_TEST_LOG_DIR").map(|dir| {
+        let flag = |name: &str| args.iter().find_map(|a| a.strip_prefix(name)).unwrap_or("none").replace(':', "_");
+        let path = Path::new(&dir).join(format!("{}-{}.log", flag("--role="), flag("--endpoint=")));
+        std::fs::OpenOptions::new().create(true).append(true).open(path).expect("the test log file")
+    });
+    let stderr = match log {
+        Some(file) => Stdio::from(file),
+        None => Stdio::null(),
+    };
+    Kill(Command::new(env!("CARGO_BIN_EXE_openmldb")).args(args).stdout(Stdio::null()).stderr(stderr).spawn().unwrap())
 }
 
 /// Runs one ns_client command against the coordination service `zk` (a `--zk_cluster` value; root `/openmldb`).

@@ -127,17 +127,84 @@ pub fn unseen_leader(pid: Pid, faults: &[FaultEvent], ev: ReplicaEvents<'_>) -> 
     out
 }
 
-/// The first moment at or after `from` at which the active nameserver could exchange messages with `endpoint`
-/// (by the runner's cuts and the nameservers' own trace lines): a replica's recovery cannot start before it.
-pub fn first_reached_by_active(endpoint: &str, ev: ReplicaEvents<'_>, from: Duration) -> Duration {
+/// When a restarted replica of `pid` on `endpoint` has had `allowance` of chances to be recovered, counted from
+/// `from`: time counts only while the active nameserver could exchange messages with it (a restart behind a cut
+/// from it cannot be recovered before the heal: fuzzer seed 737185) **and** another replica of the partition led
+/// it on a running process, by that replica's own positions (a follower is re-added from its leader: while the
+/// partition has none, or its leader crashed in the middle of the re-add, nothing can bring it back; fuzzer seed
+/// 954223, where a follower's re-add failed when its leader crashed and the partition's next leader lasted 2.8 s).
+/// `Duration::MAX` when the chances never add up to the allowance.
+pub fn recovery_deadline(
+    pid: Pid,
+    endpoint: &str,
+    replicas: &[String],
+    faults: &[FaultEvent],
+    ev: ReplicaEvents<'_>,
+    from: Duration,
+    allowance: Duration,
+) -> Duration {
+    let others: Vec<&str> = replicas.iter().map(String::as_str).filter(|e| *e != endpoint).collect();
+    // When each other replica started and stopped leading a loaded partition, by its own positions.
+    let mut leading = vec![false; others.len()];
+    let mut toggles: Vec<(Duration, usize, bool)> = Vec::new();
+    for p in ev.positions.iter().filter(|p| p.pid == pid) {
+        if let Some(i) = others.iter().position(|e| *e == p.endpoint) {
+            let leads = p.leader && p.held;
+            if leads != leading[i] {
+                leading[i] = leads;
+                toggles.push((p.at, i, leads));
+            }
+        }
+    }
+    let serves = |i: usize, at: Duration| {
+        let Some(&(since, _, true)) = toggles.iter().take_while(|t| t.0 <= at).filter(|t| t.1 == i).last() else {
+            return false;
+        };
+        let mut down: Vec<FaultCause> = Vec::new();
+        for f in faults.iter().filter(|f| f.endpoint == others[i] && f.at <= at && takes_offline(f.cause)) {
+            match f.kind {
+                // A crash or power loss since it took over ended its leadership, whatever its last position says.
+                FaultKind::Down
+                    if f.at >= since && matches!(f.cause, FaultCause::Crash | FaultCause::MachineRestart) =>
+                {
+                    return false;
+                }
+                FaultKind::Down if !down.contains(&f.cause) => down.push(f.cause),
+                FaultKind::Down => {}
+                FaultKind::Up => down.retain(|c| *c != f.cause),
+            }
+        }
+        down.is_empty()
+    };
     let reached = |at: Duration| match active_at(ev, at) {
         Some(active) => !cut_at(ev.links, active, endpoint, at) && !cut_at(ev.links, endpoint, active, at),
         None => false,
     };
-    let mut changes: Vec<Duration> =
-        ev.links.iter().map(LinkEvent::at).chain(ev.actives.iter().map(|(t, _)| *t)).filter(|t| *t > from).collect();
+    let chance = |at: Duration| reached(at) && (0..others.len()).any(|i| serves(i, at));
+    let mut changes: Vec<Duration> = ev
+        .links
+        .iter()
+        .map(LinkEvent::at)
+        .chain(ev.actives.iter().map(|(t, _)| *t))
+        .chain(toggles.iter().map(|t| t.0))
+        .chain(faults.iter().filter(|f| others.contains(&f.endpoint.as_str())).map(|f| f.at))
+        .filter(|t| *t > from)
+        .collect();
     changes.sort();
-    std::iter::once(from).chain(changes).find(|&t| reached(t)).unwrap_or(from)
+    changes.dedup();
+    let mut used = Duration::ZERO;
+    let mut at = from;
+    for next in changes.into_iter().chain(std::iter::once(Duration::MAX)) {
+        if chance(at) {
+            let left = allowance - used;
+            if next.saturating_sub(at) >= left {
+                return at + left;
+            }
+            used += next - at;
+        }
+        at = next;
+    }
+    Duration::MAX
 }
 
 /// The active nameserver's endpoint at `at`, as the nameservers' own trace lines say.
@@ -339,7 +406,10 @@ mod tests {
     }
 
     #[test]
-    fn a_replica_is_reached_by_the_active_nameserver_once_no_cut_separates_them() {
+    fn a_restarted_replica_has_its_chances_while_the_active_nameserver_reaches_it_and_another_replica_leads() {
+        use FaultCause::*;
+        use FaultKind::*;
+        let replicas = ["t1".to_string(), "t2".to_string(), "t3".to_string()];
         let actives = [(ms(0), Some("ns1".to_string())), (ms(500), Some("ns2".to_string()))];
         let links = [
             LinkEvent::Cut { at: ms(100), from: "ns1".into(), to: "t2".into() },
@@ -347,13 +417,29 @@ mod tests {
             LinkEvent::Heal { at: ms(300) },
             LinkEvent::Cut { at: ms(400), from: "t2".into(), to: "ns1".into() },
         ];
-        let ev = ReplicaEvents { actives: &actives, links: &links, ..Default::default() };
-        assert_eq!(first_reached_by_active("t2", ev, ms(50)), ms(50));
-        assert_eq!(first_reached_by_active("t2", ev, ms(150)), ms(300), "the heal");
-        assert_eq!(first_reached_by_active("t2", ev, ms(420)), ms(500), "a one-way cut until another takes office");
-        assert_eq!(first_reached_by_active("t3", ev, ms(150)), ms(150), "another tablet");
-        // No nameserver traced: nothing to wait for.
-        assert_eq!(first_reached_by_active("t2", ReplicaEvents::default(), ms(150)), ms(150));
+        // t1 leads from the start.
+        let positions = [pos("t1", 0, true, true, 1, 1, 0)];
+        let ev = ReplicaEvents { actives: &actives, links: &links, positions: &positions, ..Default::default() };
+        let deadline = |ep: &str, faults: &[FaultEvent], ev, from| {
+            recovery_deadline(0, ep, &replicas, faults, ev, ms(from), ms(1000))
+        };
+        assert_eq!(deadline("t2", &[], ev, 50), ms(1350), "the cuts' time does not count");
+        assert_eq!(deadline("t2", &[], ev, 150), ms(1400), "from the heal");
+        assert_eq!(deadline("t2", &[], ev, 350), ms(1450), "50 ms, then a one-way cut until another takes office");
+        assert_eq!(deadline("t3", &[], ev, 150), ms(1150), "another tablet");
+        // No nameserver active: no chance.
+        let alone = ReplicaEvents { positions: &positions, ..Default::default() };
+        assert_eq!(deadline("t3", &[], alone, 150), Duration::MAX);
+        // The leader crashes at 600 ms; t3 takes over (its own position) at 900 ms.
+        let f = |ep: &str, at, kind, cause| FaultEvent { at: ms(at), kind, endpoint: ep.into(), cause };
+        let crash = [f("t1", 600, Down, Crash), f("t1", 700, Up, Crash)];
+        assert_eq!(deadline("t2", &crash, ev, 500), Duration::MAX, "no leader after the crash");
+        let positions = [pos("t1", 0, true, true, 1, 1, 0), pos("t3", 900, true, true, 3, 1, 0)];
+        let ev = ReplicaEvents { actives: &actives, positions: &positions, ..Default::default() };
+        assert_eq!(deadline("t2", &crash, ev, 500), ms(1800), "100 ms under t1, the rest under t3");
+        // A leader paused is no leader to copy from while the pause lasts.
+        let pause = [f("t1", 600, Down, Pause), f("t1", 800, Up, Pause)];
+        assert_eq!(deadline("t2", &pause, ev, 500), ms(1700));
     }
 
     #[test]

@@ -342,10 +342,11 @@ pub fn exposure_with_events(
             let next_down =
                 first_fault(faults, ep, f.cause, FaultKind::Down, (Bound::Excluded(f.at), Bound::Unbounded))
                     .unwrap_or(Duration::MAX);
-            // The allowance runs from when the active nameserver could reach the replica again (a restart behind
-            // a cut from it cannot be recovered before the heal: fuzzer seed 737185).
-            let reachable = super::replicas::first_reached_by_active(ep, ev, f.at);
-            FaultEvent { at: back.min(reachable + RELOAD_ALLOWANCE).min(next_down).max(f.at), ..f.clone() }
+            // The allowance counts only the time the system had a chance to recover the replica: the active
+            // nameserver reaching it, another replica leading the partition.
+            let deadline =
+                super::replicas::recovery_deadline(pid, ep, &layout.replicas, faults, ev, f.at, RELOAD_ALLOWANCE);
+            FaultEvent { at: back.min(deadline).min(next_down).max(f.at), ..f.clone() }
         })
         .collect();
     exposure(layout, &adjusted, leaders)
@@ -911,6 +912,21 @@ mod tests {
         assert!(!expected_row(2, 2, true, false).for_semisync().semisync_alone);
     }
 
+    /// An active nameserver from the start, and t2 leading pid 0 from the start by its own position.
+    fn led_by_t2() -> (Vec<(Duration, Option<String>)>, Vec<crate::check::input::Position>) {
+        let leads = crate::check::input::Position {
+            pid: 0,
+            endpoint: "t2".into(),
+            at: ms(0),
+            held: true,
+            leader: true,
+            term: 1,
+            log_term: 1,
+            offset: 0,
+        };
+        (vec![(ms(0), Some("ns".to_string()))], vec![leads])
+    }
+
     #[test]
     fn a_restarted_replica_is_offline_until_it_is_loaded_again() {
         let ev =
@@ -935,10 +951,12 @@ mod tests {
         let late =
             vec![ev("t1", FaultKind::Down, 1000), ev("t1", FaultKind::Up, 1000), ev("t2", FaultKind::Down, 12_000)];
         let loads = vec![(1, "t1".to_string(), ms(1500))];
-        assert_eq!(
-            exposure_with_events(&two, &late, &[], ReplicaEvents { loads: &loads, ..Default::default() }).offline_max,
-            1
-        );
+        let (actives, positions) = led_by_t2();
+        let led = ReplicaEvents { loads: &loads, actives: &actives, positions: &positions, ..Default::default() };
+        assert_eq!(exposure_with_events(&two, &late, &[], led).offline_max, 1);
+        // Without a leader to be re-added from, the allowance never runs out.
+        let unled = ReplicaEvents { loads: &loads, actives: &actives, ..Default::default() };
+        assert_eq!(exposure_with_events(&two, &late, &[], unled).offline_max, 2);
         // A second crash before the load keeps it down until its own start.
         let again = vec![
             ev("t1", FaultKind::Down, 1000),
@@ -975,7 +993,8 @@ mod tests {
             ev("t1", FaultKind::Up, FaultCause::DiskError, 3000),
             ev("t2", FaultKind::Down, FaultCause::Crash, 14_000),
         ];
-        let ev = ReplicaEvents { unloads: &unloaded, ..Default::default() };
+        let (actives, positions) = led_by_t2();
+        let ev = ReplicaEvents { unloads: &unloaded, actives: &actives, positions: &positions, ..Default::default() };
         assert_eq!(exposure_with_events(&two, &late, &[], ev).offline_max, 1);
     }
 
