@@ -44,6 +44,20 @@ pub enum DataCommand {
     Delete { table: String, key: String, index: Option<String> },
 }
 
+impl DataCommand {
+    /// The table the command is about.
+    pub fn table(&self) -> &str {
+        match self {
+            DataCommand::Put { table, .. }
+            | DataCommand::Get { table, .. }
+            | DataCommand::Scan { table, .. }
+            | DataCommand::Count { table, .. }
+            | DataCommand::Preview { table, .. }
+            | DataCommand::Delete { table, .. } => table,
+        }
+    }
+}
+
 /// Whether `name` is one of these commands.
 pub fn is_data_command(name: &str) -> bool {
     COMMANDS.iter().any(|c| c.name == name)

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::data::{self, DataCommand};
+use super::data;
 use super::tablet_client::human_bytes;
 use super::{CommandHelp, fail, help_text, table, words};
 use crate::client::{RoutingClient, RoutingConfig};
@@ -138,14 +138,7 @@ impl NsClient {
             .await
             .map_err(|e| format!("Fail to load the tables. error msg: {e}"))?;
         // A table created since the last load (the notify watch may not have fired yet) is looked up afresh.
-        if let DataCommand::Put { table, .. }
-        | DataCommand::Get { table, .. }
-        | DataCommand::Scan { table, .. }
-        | DataCommand::Count { table, .. }
-        | DataCommand::Preview { table, .. }
-        | DataCommand::Delete { table, .. } = &cmd
-            && routing.table_info(table).is_err()
-        {
+        if routing.table_info(cmd.table()).is_err() {
             let _ = routing.refresh().await;
         }
         data::run(routing, cmd).await
